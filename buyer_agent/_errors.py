@@ -1,0 +1,230 @@
+"""One error tree for the whole framework.
+
+::
+
+    BuyerAgentError
+    ├── OrchestrationError                 the market client (names kept from peaq's SDK)
+    │   ├── OrchestrationApiError          the server answered with an error (code, status_code, details)
+    │   ├── OrchestrationNetworkError      no answer; the request never reached the server   (retryable)
+    │   │   └── OrchestrationOutcomeUnknown the request may have reached the server: reconcile
+    │   ├── OrchestrationConfigError       bad URL / missing configuration
+    │   └── OrchestrationValidationError   a request the client refuses to send (field, constraint)
+    ├── RailError                          a payment rail or chain failed
+    │   ├── UnsupportedRailError           no rail can pay this intent (before money moves)
+    │   ├── TransactionRevertedError       mined, but reverted (reason)
+    │   ├── PaymentOutcomeUnknown          sent, outcome not known yet: reconcile, never re-sign
+    │   └── PaymentMismatchError           what the chain shows differs from what was agreed
+    ├── PolicyError                        our own guards; never retried
+    │   └── BudgetExceeded
+    ├── StateError                         a step out of order (state, allowed)
+    ├── TaskFileError                      a bad task file (field, line)
+    └── JournalError
+        └── JournalIntegrityError          a journal that fails its hash chain or the machine (seq)
+
+Every error holds its data as attributes and says whether repeating the same call may succeed
+(``retryable``). Messages never contain secrets: details are redacted before they are attached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buyer_agent._redact import redact
+
+__all__ = [
+    "BudgetExceeded",
+    "BuyerAgentError",
+    "JournalError",
+    "JournalIntegrityError",
+    "OrchestrationApiError",
+    "OrchestrationConfigError",
+    "OrchestrationError",
+    "OrchestrationNetworkError",
+    "OrchestrationOutcomeUnknown",
+    "OrchestrationValidationError",
+    "PaymentMismatchError",
+    "PaymentOutcomeUnknown",
+    "PolicyError",
+    "RailError",
+    "StateError",
+    "TaskFileError",
+    "TransactionRevertedError",
+    "UnsupportedRailError",
+]
+
+
+class BuyerAgentError(Exception):
+    """Base of every error the framework raises."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- market client -----------------------------------------------------------------------------
+
+
+class OrchestrationError(BuyerAgentError):
+    """Any failure talking to the Machine Markets API."""
+
+
+class OrchestrationApiError(OrchestrationError):
+    """The server answered with an error envelope (or a body the client could not use).
+
+    ``status_code`` is 0 for errors the client synthesises before or after the wire
+    (``INVALID_RESPONSE_SHAPE``). ``details`` is redacted of secrets.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int,
+        details: Any = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        retryable = status_code == 429 or status_code >= 500
+        super().__init__(f"{code}: {message}" if message else code, retryable=retryable)
+        self.code = code
+        self.status_code = status_code
+        self.details = redact(details)
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"OrchestrationApiError(code={self.code!r}, status_code={self.status_code}, "
+            f"message={self.message!r})"
+        )
+
+
+class OrchestrationNetworkError(OrchestrationError):
+    """The request did not reach the server (connect error, DNS, refused). Safe to repeat."""
+
+    retryable = True
+
+
+class OrchestrationOutcomeUnknown(OrchestrationNetworkError):
+    """The request may have reached the server but no answer came back (read timeout, reset).
+
+    A write in this state may or may not have happened: reconcile by reading, do not guess.
+    """
+
+
+class OrchestrationConfigError(OrchestrationError):
+    """The client is misconfigured (missing or invalid URL, unusable settings)."""
+
+
+class OrchestrationValidationError(OrchestrationError, ValueError):
+    """The client refuses to send a request: ``field`` breaks ``constraint``."""
+
+    def __init__(self, field: str, constraint: str, message: str | None = None) -> None:
+        super().__init__(message or f"{field}: {constraint}")
+        self.field = field
+        self.constraint = constraint
+
+
+# --- rails -------------------------------------------------------------------------------------
+
+
+class RailError(BuyerAgentError):
+    """A payment rail or its chain failed."""
+
+
+class UnsupportedRailError(RailError):
+    """No registered rail can pay this payment intent. Raised before any money moves."""
+
+    def __init__(self, rail_type: str, chain: str | None, available: list[str]) -> None:
+        super().__init__(
+            f"no rail for type {rail_type!r} on chain {chain!r}; available: {', '.join(available)}"
+        )
+        self.rail_type = rail_type
+        self.chain = chain
+        self.available = available
+
+
+class TransactionRevertedError(RailError):
+    """The transaction was mined and reverted; ``reason`` is the decoded revert reason if any."""
+
+    def __init__(self, tx_id: str, reason: str | None) -> None:
+        super().__init__(f"transaction {tx_id} reverted: {reason or 'no reason given'}")
+        self.tx_id = tx_id
+        self.reason = reason
+
+
+class PaymentOutcomeUnknown(RailError):
+    """A transaction was sent but its outcome is not known yet. Reconcile by id; never re-sign."""
+
+    retryable = True
+
+    def __init__(self, tx_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"outcome of {tx_id} is not known yet")
+        self.tx_id = tx_id
+
+
+class PaymentMismatchError(RailError):
+    """What the chain or the market shows differs from what was agreed (amount, payee, token)."""
+
+    def __init__(self, field: str, expected: object, actual: object) -> None:
+        super().__init__(f"{field} mismatch: expected {expected!r}, got {actual!r}")
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+
+
+# --- guards, state, input ----------------------------------------------------------------------
+
+
+class PolicyError(BuyerAgentError):
+    """The framework's own budget or delegation-policy guard refused. Never retried."""
+
+    def __init__(self, message: str, *, rule: str = "policy") -> None:
+        super().__init__(message, retryable=False)
+        self.rule = rule
+
+
+class BudgetExceeded(PolicyError):
+    """An amount would exceed the order budget, the per-transaction or the daily limit."""
+
+    def __init__(self, message: str, *, rule: str = "budget") -> None:
+        super().__init__(message, rule=rule)
+
+
+class StateError(BuyerAgentError):
+    """A step was asked for that the order's current state does not allow."""
+
+    def __init__(self, message: str, *, state: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.state = state
+        self.allowed = allowed
+
+
+class TaskFileError(BuyerAgentError, ValueError):
+    """A task file is malformed: ``field`` (a dotted path) at ``line`` is wrong."""
+
+    def __init__(self, field: str, message: str, *, line: int | None = None) -> None:
+        where = f" (line {line})" if line is not None else ""
+        super().__init__(f"{field}{where}: {message}")
+        self.field = field
+        self.line = line
+
+
+class JournalError(BuyerAgentError):
+    """The journal cannot be read or written."""
+
+
+class JournalIntegrityError(JournalError):
+    """A journal fails verification at event ``seq`` (hash chain broken or an illegal transition)."""
+
+    def __init__(self, seq: int, message: str) -> None:
+        super().__init__(f"event {seq}: {message}")
+        self.seq = seq

@@ -1,0 +1,3 @@
+"""buyer_agent.journal."""
+
+__all__: list[str] = []

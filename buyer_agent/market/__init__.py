@@ -1,0 +1,3 @@
+"""buyer_agent.market."""
+
+__all__: list[str] = []

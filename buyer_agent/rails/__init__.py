@@ -1,0 +1,3 @@
+"""buyer_agent.rails."""
+
+__all__: list[str] = []

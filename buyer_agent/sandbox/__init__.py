@@ -1,0 +1,3 @@
+"""buyer_agent.sandbox."""
+
+__all__: list[str] = []

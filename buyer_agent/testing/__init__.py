@@ -1,0 +1,3 @@
+"""buyer_agent.testing."""
+
+__all__: list[str] = []

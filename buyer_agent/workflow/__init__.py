@@ -1,0 +1,3 @@
+"""buyer_agent.workflow."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Pluggable, explainable quote-selection strategies for buyer_agent."""
+
+__all__: list[str] = []

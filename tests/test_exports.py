@@ -1,0 +1,24 @@
+"""The public surface of each package is explicit: ``__all__`` is sorted and complete."""
+
+import importlib
+
+import pytest
+
+PACKAGES = ["buyer_agent"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted_and_matches_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    assert exported == sorted(exported)
+    public = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_")
+        and getattr(v, "__module__", "").startswith(name)
+        and not isinstance(v, type(importlib))
+    }
+    assert public <= set(exported) | {"__version__"}
+    for n in exported:
+        assert hasattr(module, n), n
