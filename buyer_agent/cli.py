@@ -1,24 +1,51 @@
-"""The command line: ``python -m buyer_agent`` / ``buyer-agent``. Each command calls library code."""
+"""The command line: ``python -m buyer_agent`` / ``buyer-agent``.
+
+Each sub-command lives in ``buyer_agent/commands/<name>.py`` with two functions,
+``register(subparsers)`` and ``run(args) -> int``; this module only wires them together and turns
+framework errors into clean exit codes (2 for bad usage or input, 1 otherwise), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
+from buyer_agent._errors import BuyerAgentError, TaskFileError
 from buyer_agent._version import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Sub-command modules under ``buyer_agent.commands``, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = ()
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"buyer_agent.commands.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
         prog="buyer-agent",
-        description="Autonomous buyer agent for peaqOS Machine Markets.",
+        description=(
+            "Autonomous buyer agent for peaqOS Machine Markets: pair, search, choose a quote, "
+            "order, pay on-chain, confirm or dispute, exactly once. With no market configured, "
+            "commands use an embedded local sandbox market with real local chains."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"buyer-agent {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        _load(name).register(subparsers)
     return parser
 
 
@@ -26,7 +53,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 2
+        return EXIT_USAGE
+    try:
+        code: int = _load(args.command).run(args)
+    except TaskFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BuyerAgentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
