@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["buyer_agent"]
+PACKAGES = ["buyer_agent", "buyer_agent.journal", "buyer_agent.workflow"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -1,3 +1,29 @@
-"""buyer_agent.workflow."""
+"""buyer_agent.workflow: the order state machine (data), its spec and summary, the runner."""
 
-__all__: list[str] = []
+from buyer_agent.workflow._machine import (
+    TRANSITIONS,
+    Transition,
+    build_machine,
+    is_legal,
+    mermaid_diagram,
+    next_triggers,
+)
+from buyer_agent.workflow._spec import Acceptance, Deadlines, OrderSpec
+from buyer_agent.workflow._states import TERMINAL, OrderState
+from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
+
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
+    "Acceptance",
+    "Deadlines",
+    "OrderSpec",
+    "OrderState",
+    "OrderSummary",
+    "ProgressEvent",
+    "TERMINAL",
+    "TRANSITIONS",
+    "Transition",
+    "build_machine",
+    "is_legal",
+    "mermaid_diagram",
+    "next_triggers",
+]

@@ -1,0 +1,100 @@
+"""Canonical JSON and the event hash chain the journal and replay share."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from buyer_agent._money import Money
+
+__all__ = ["GENESIS_HASH", "dumps", "event_hash", "format_at", "jsonable", "loads"]
+
+#: ``prev_hash`` of an order's first event.
+GENESIS_HASH = "0" * 64
+
+
+def jsonable(value: Any) -> Any:
+    """Turn ``value`` into plain JSON types, exactly: Decimal and Money never become floats.
+
+    Floats are refused, because a float cannot hold money exactly and its text form is not a
+    stable part of a hash.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        raise TypeError("refusing a float in the journal; use Decimal, int or str")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Money):
+        return value.to_json()
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, datetime):
+        return format_at(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [jsonable(v) for v in items]
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return jsonable(to_json())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    """Parse journal JSON (numbers with a fraction become Decimal, never float)."""
+    if text is None or text == "":
+        return None
+    return json.loads(text, parse_float=Decimal)
+
+
+def format_at(at: datetime) -> str:
+    """ISO-8601 UTC with microseconds and a ``Z``: ``2026-01-02T03:04:05.000006Z``."""
+    if at.tzinfo is None:
+        raise ValueError("journal times must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    prev_hash: str,
+    *,
+    order_id: str,
+    seq: int,
+    at: str,
+    trigger: str,
+    src: str,
+    dst: str,
+    payload: Mapping[str, Any],
+) -> str:
+    """``sha256_hex(prev_hash + canonical)`` over the event's fields (the replay contract)."""
+    canonical = json.dumps(
+        {
+            "order_id": order_id,
+            "seq": seq,
+            "at": at,
+            "trigger": trigger,
+            "src": src,
+            "dst": dst,
+            "payload": jsonable(payload),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()

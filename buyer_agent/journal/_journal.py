@@ -1,0 +1,484 @@
+"""The SQLite journal: orders, append-only hash-chained events, the budget ledger, nonces, meta."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from buyer_agent._errors import JournalError, JournalIntegrityError
+from buyer_agent._money import Money
+from buyer_agent._redact import is_sensitive_key
+from buyer_agent.journal._canonical import GENESIS_HASH, dumps, event_hash, format_at, jsonable, loads
+from buyer_agent.journal._paths import DB_NAME
+from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
+from buyer_agent.journal._schema import migrate
+
+__all__ = ["Journal", "lease_owner_id", "utc_now"]
+
+_DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Journal:
+    """The order journal in one SQLite file (WAL), or in memory when ``path`` is None.
+
+    Every event is appended together with the order row it changes (and any ledger change) in one
+    ``db.atomic()`` transaction, so a crash leaves either both or neither. Nothing secret is ever
+    written: payloads hold ids, amounts, addresses and signed bytes, never keys or tokens.
+
+    Args:
+        path: The database file; None for an in-memory journal (tests).
+        durability: ``"normal"`` (``synchronous=NORMAL``: survives a process crash) or ``"full"``
+            (``synchronous=FULL``: also survives a power cut, slower).
+        clock: Where event times come from (injected so tests and replays are deterministic).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        durability: str = "normal",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if durability not in _DURABILITY:
+            raise ValueError(f"durability must be one of {sorted(_DURABILITY)}, not {durability!r}")
+        self.path: Path | None = Path(path) if path is not None else None
+        self.durability = durability
+        self._clock = clock
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: db.atomic() is the only place a transaction begins, so nothing is
+            # left half-open by the sqlite3 module's implicit transactions.
+            conn = sqlite3.connect(
+                str(self.path) if self.path is not None else ":memory:",
+                isolation_level=None,
+                timeout=30.0,
+                check_same_thread=False,
+            )
+            self.db = Database(conn)
+            if self.path is not None:
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={_DURABILITY[durability]}")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            migrate(self.db)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal at {self.path}: {exc}") from exc
+
+    @classmethod
+    def open_dir(cls, state_dir: str | Path, *, durability: str = "normal") -> Journal:
+        """Open (creating if needed) ``<state_dir>/buyer_agent.db``."""
+        return cls(Path(state_dir) / DB_NAME, durability=durability)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Journal(path={str(self.path) if self.path else ':memory:'!r}, durability={self.durability!r})"
+        )
+
+    def now(self) -> datetime:
+        """The journal's clock."""
+        return self._clock()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[Database]:
+        try:
+            with self.db.atomic() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+
+    # --- orders and events -----------------------------------------------------------------
+
+    def create_order(
+        self,
+        order_id: str,
+        spec: Mapping[str, Any],
+        *,
+        state: str = "created",
+        context: Mapping[str, Any] | None = None,
+        trigger: str = "submit",
+        payload: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Insert a new order row and its first event (``trigger``, ``state → state``)."""
+        at = format_at(self._clock())
+        first_payload = dict(payload) if payload is not None else {"spec": spec}
+        with self._atomic() as db:
+            if db.execute("SELECT 1 FROM orders WHERE order_id = ?", [order_id]).fetchone():
+                raise JournalError(f"order {order_id} already exists")
+            db.execute(
+                "INSERT INTO orders (order_id, state, context, spec, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [order_id, state, dumps(context or {}), dumps(spec), at, at],
+            )
+            return self._append(db, order_id, 1, GENESIS_HASH, at, trigger, state, state, first_payload)
+
+    def record(
+        self,
+        order_id: str,
+        trigger: str,
+        src: str,
+        dst: str,
+        payload: Mapping[str, Any] | None = None,
+        context_patch: Mapping[str, Any] | None = None,
+        *,
+        ledger: LedgerChange | None = None,
+        pairing_id: str | None = None,
+        market_order_id: str | None = None,
+    ) -> Event:
+        """Append an event and update the order row (state, context) in ONE transaction.
+
+        Args:
+            order_id: The order.
+            trigger: The machine trigger, or ``intent:<effect>`` / ``result:<effect>`` (src == dst).
+            src: The state the order must be in now (a stale writer is refused).
+            dst: The state after the event.
+            payload: What happened (JSON-able; never a secret).
+            context_patch: Top-level keys to set in the order's context (a None value removes the key).
+            ledger: A ledger change applied in the same transaction.
+            pairing_id: Set the order's pairing id.
+            market_order_id: Set the order's market order id.
+
+        Returns:
+            The stored event.
+
+        Raises:
+            JournalError: The order does not exist or is not in ``src``.
+        """
+        at_dt = self._clock()
+        at = format_at(at_dt)
+        payload = dict(payload or {})
+        with self._atomic() as db:
+            # Write first: it takes the database's write lock before anything is read, so two
+            # writers never read the same last event and the transaction never needs an upgrade.
+            cur = db.execute("UPDATE orders SET updated_at = ? WHERE order_id = ?", [at, order_id])
+            if cur.rowcount != 1:
+                raise JournalError(f"no order {order_id} in the journal")
+            row = db.execute("SELECT state, context FROM orders WHERE order_id = ?", [order_id]).fetchone()
+            if row[0] != src:
+                raise JournalError(f"order {order_id} is {row[0]}, not {src}: refusing event {trigger}")
+            last = db.execute(
+                "SELECT seq, hash FROM events WHERE order_id = ? ORDER BY seq DESC LIMIT 1", [order_id]
+            ).fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            context = dict(loads(row[1]) or {})
+            for key, value in (context_patch or {}).items():
+                if value is None:
+                    context.pop(key, None)
+                else:
+                    context[key] = value
+            sets = ["state = ?", "context = ?"]
+            args: list[Any] = [dst, dumps(context)]
+            if pairing_id is not None:
+                sets.append("pairing_id = ?")
+                args.append(pairing_id)
+            if market_order_id is not None:
+                sets.append("market_order_id = ?")
+                args.append(market_order_id)
+            db.execute(f"UPDATE orders SET {', '.join(sets)} WHERE order_id = ?", [*args, order_id])
+            event = self._append(db, order_id, seq, prev, at, trigger, src, dst, payload)
+            if ledger is not None:
+                self._apply_ledger(db, order_id, ledger, at_dt)
+            return event
+
+    def _append(
+        self,
+        db: Database,
+        order_id: str,
+        seq: int,
+        prev: str,
+        at: str,
+        trigger: str,
+        src: str,
+        dst: str,
+        payload: Mapping[str, Any],
+    ) -> Event:
+        clean = jsonable(payload)
+        digest = event_hash(
+            prev, order_id=order_id, seq=seq, at=at, trigger=trigger, src=src, dst=dst, payload=clean
+        )
+        db.execute(
+            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [order_id, seq, at, trigger, src, dst, dumps(clean), prev, digest],
+        )
+        return Event(order_id, seq, at, trigger, src, dst, loads(dumps(clean)), prev, digest)
+
+    def order(self, order_id: str) -> OrderRecord:
+        """The order's current row.
+
+        Raises:
+            JournalError: No such order.
+        """
+        row = self.db.execute(
+            "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
+            "lease_owner, lease_until FROM orders WHERE order_id = ?",
+            [order_id],
+        ).fetchone()
+        if row is None:
+            raise JournalError(f"no order {order_id} in the journal")
+        return _order(row)
+
+    def has_order(self, order_id: str) -> bool:
+        """True when the journal knows ``order_id``."""
+        return self.db.execute("SELECT 1 FROM orders WHERE order_id = ?", [order_id]).fetchone() is not None
+
+    def orders(self, states: Iterable[str] | None = None) -> list[OrderRecord]:
+        """Every order (optionally only those in ``states``), oldest first."""
+        sql = (
+            "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
+            "lease_owner, lease_until FROM orders"
+        )
+        args: list[Any] = []
+        if states is not None:
+            wanted = list(states)
+            sql += f" WHERE state IN ({', '.join('?' for _ in wanted)})"
+            args = wanted
+        sql += " ORDER BY created_at, order_id"
+        return [_order(row) for row in self.db.execute(sql, args).fetchall()]
+
+    def events(self, order_id: str) -> list[Event]:
+        """The order's events in sequence order."""
+        rows = self.db.execute(
+            "SELECT order_id, seq, at, trigger, src, dst, payload, prev_hash, hash FROM events "
+            "WHERE order_id = ? ORDER BY seq",
+            [order_id],
+        ).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]) or {}, r[7], r[8]) for r in rows]
+
+    def verify(self, order_id: str) -> int:
+        """Check the order's hash chain; return the number of events.
+
+        Raises:
+            JournalIntegrityError: at the first event whose sequence, link or hash is wrong.
+        """
+        prev = GENESIS_HASH
+        events = self.events(order_id)
+        for expected_seq, ev in enumerate(events, start=1):
+            if ev.seq != expected_seq:
+                raise JournalIntegrityError(ev.seq, f"expected sequence {expected_seq}")
+            if ev.prev_hash != prev:
+                raise JournalIntegrityError(ev.seq, "prev_hash does not link to the previous event")
+            digest = event_hash(
+                prev,
+                order_id=ev.order_id,
+                seq=ev.seq,
+                at=ev.at,
+                trigger=ev.trigger,
+                src=ev.src,
+                dst=ev.dst,
+                payload=ev.payload,
+            )
+            if digest != ev.hash:
+                raise JournalIntegrityError(ev.seq, "hash does not match the event's content")
+            prev = ev.hash
+        return len(events)
+
+    # --- leases: one driver per order across processes --------------------------------------
+
+    def acquire_lease(self, order_id: str, owner: str, ttl_s: float) -> bool:
+        """Take (or renew) the right to drive ``order_id`` for ``ttl_s`` seconds.
+
+        Succeeds when the order is unleased, already ours, expired, or held by a process on this
+        host that no longer exists (a crashed run).
+        """
+        now = self._clock()
+        until = format_at(now + timedelta(seconds=ttl_s))
+        with self._atomic() as db:
+            row = db.execute(
+                "SELECT lease_owner, lease_until FROM orders WHERE order_id = ?", [order_id]
+            ).fetchone()
+            if row is None:
+                raise JournalError(f"no order {order_id} in the journal")
+            holder, holder_until = row
+            free = (
+                holder is None
+                or holder == owner
+                or holder_until is None
+                or holder_until <= format_at(now)
+                or _owner_is_dead(holder)
+            )
+            if not free:
+                return False
+            db.execute(
+                "UPDATE orders SET lease_owner = ?, lease_until = ? WHERE order_id = ?",
+                [owner, until, order_id],
+            )
+            return True
+
+    def release_lease(self, order_id: str, owner: str) -> None:
+        """Give the order's lease back (only if ``owner`` holds it)."""
+        with self._atomic() as db:
+            db.execute(
+                "UPDATE orders SET lease_owner = NULL, lease_until = NULL "
+                "WHERE order_id = ? AND lease_owner = ?",
+                [order_id, owner],
+            )
+
+    # --- the budget ledger -------------------------------------------------------------------
+
+    def _apply_ledger(self, db: Database, order_id: str, change: LedgerChange, at: datetime) -> None:
+        stamp = format_at(at)
+        if change.status is LedgerStatus.COMMITTED:
+            if change.pairing_id is None or change.amount is None:
+                raise JournalError("a ledger commitment needs a pairing id and an amount")
+            money = change.amount
+            db.execute(
+                "INSERT INTO ledger "
+                "(order_id, pairing_id, day, amount, currency, decimals, status, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'committed', ?) "
+                "ON CONFLICT(order_id) DO UPDATE SET amount = excluded.amount, currency = excluded.currency, "
+                "decimals = excluded.decimals, status = 'committed', updated_at = excluded.updated_at",
+                [
+                    order_id,
+                    change.pairing_id,
+                    at.astimezone(UTC).date().isoformat(),
+                    str(money.amount),
+                    money.currency,
+                    money.decimals,
+                    stamp,
+                ],
+            )
+            return
+        cur = db.execute(
+            "UPDATE ledger SET status = ?, updated_at = ? WHERE order_id = ?",
+            [change.status.value, stamp, order_id],
+        )
+        if cur.rowcount == 0 and change.status is LedgerStatus.SPENT:
+            raise JournalError(f"order {order_id} has no ledger commitment to spend")
+
+    def ledger_entry(self, order_id: str) -> LedgerEntry | None:
+        """The order's ledger row, if it has one."""
+        row = self.db.execute(
+            "SELECT pairing_id, day, order_id, amount, currency, decimals, status FROM ledger "
+            "WHERE order_id = ?",
+            [order_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return LedgerEntry(row[0], row[1], row[2], Money(int(row[3]), row[5], row[4]), LedgerStatus(row[6]))
+
+    def ledger_entries(self, pairing_id: str | None = None) -> list[LedgerEntry]:
+        """Every ledger row (optionally of one pairing)."""
+        sql = "SELECT pairing_id, day, order_id, amount, currency, decimals, status FROM ledger"
+        args: list[Any] = []
+        if pairing_id is not None:
+            sql += " WHERE pairing_id = ?"
+            args.append(pairing_id)
+        rows = self.db.execute(sql + " ORDER BY day, order_id", args).fetchall()
+        return [LedgerEntry(r[0], r[1], r[2], Money(int(r[3]), r[5], r[4]), LedgerStatus(r[6])) for r in rows]
+
+    def spent_today(
+        self, pairing_id: str, currency: str, decimals: int, *, day: datetime | None = None
+    ) -> Money:
+        """What ``pairing_id`` has committed plus spent in ``currency`` on the UTC day of ``day``.
+
+        Released reservations do not count. ``day`` defaults to the journal clock's today.
+        """
+        when = (day or self._clock()).astimezone(UTC).date().isoformat()
+        rows = self.db.execute(
+            "SELECT amount FROM ledger WHERE pairing_id = ? AND day = ? AND currency = ? AND decimals = ? "
+            "AND status IN ('committed', 'spent')",
+            [pairing_id, when, currency, decimals],
+        ).fetchall()
+        return Money(sum(int(r[0]) for r in rows), decimals, currency)
+
+    # --- nonces (the rails' NonceStore) ------------------------------------------------------
+
+    def reserve(self, chain: str, address: str, chain_next: int, count: int) -> int:
+        """Reserve ``count`` consecutive nonces for ``address`` on ``chain``; return the first.
+
+        The first is ``max(chain_next, last reserved + 1)``; the reservation is committed before
+        this returns, so concurrent orders and restarts never reuse a nonce.
+        """
+        if count < 1:
+            raise ValueError("reserve at least one nonce")
+        addr = address.lower()
+        with self._atomic() as db:
+            db.execute(
+                "INSERT INTO nonces (chain, address, next) VALUES (?, ?, ?) "
+                "ON CONFLICT(chain, address) DO UPDATE SET next = next",
+                [chain, addr, chain_next],
+            )
+            stored = db.execute(
+                "SELECT next FROM nonces WHERE chain = ? AND address = ?", [chain, addr]
+            ).fetchone()[0]
+            first = max(chain_next, int(stored))
+            db.execute(
+                "UPDATE nonces SET next = ? WHERE chain = ? AND address = ?", [first + count, chain, addr]
+            )
+            return first
+
+    # --- meta -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored value (e.g. the pairing id of a machine), or None."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store (or, with None, delete) a value. Keys that name a secret are refused."""
+        if is_sensitive_key(key.replace(":", "_").replace(".", "_")):
+            raise JournalError(f"refusing to store {key!r}: the journal never holds secrets")
+        with self._atomic() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", [key])
+            else:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, value],
+                )
+
+
+def _order(row: Any) -> OrderRecord:
+    return OrderRecord(
+        order_id=row[0],
+        state=row[1],
+        context=loads(row[2]) or {},
+        spec=loads(row[3]) or {},
+        pairing_id=row[4],
+        market_order_id=row[5],
+        created_at=row[6],
+        updated_at=row[7],
+        lease_owner=row[8],
+        lease_until=row[9],
+    )
+
+
+def lease_owner_id(tag: str) -> str:
+    """A lease owner id for this process: ``host:pid:tag``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{tag}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
