@@ -8,6 +8,7 @@ from buyer_agent.workflow._machine import (
     mermaid_diagram,
     next_triggers,
 )
+from buyer_agent.workflow._pairing import DelegationPolicyLimits, PairingSession
 from buyer_agent.workflow._spec import Acceptance, Deadlines, OrderSpec
 from buyer_agent.workflow._states import TERMINAL, OrderState
 from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
@@ -15,9 +16,11 @@ from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Acceptance",
     "Deadlines",
+    "DelegationPolicyLimits",
     "OrderSpec",
     "OrderState",
     "OrderSummary",
+    "PairingSession",
     "ProgressEvent",
     "TERMINAL",
     "TRANSITIONS",

@@ -1,0 +1,54 @@
+"""The evidence bundle attached to a dispute, bound to the journal by event hashes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from buyer_agent.journal import Event
+
+__all__ = ["dispute_evidence"]
+
+# Which journal events prove what (the last one of each trigger counts).
+_BOUND = {
+    "quote": "choose",
+    "order": "order",
+    "payment": "paid",
+    "escrow": "lock_escrow",
+    "outcome": "execute",
+}
+
+
+def dispute_evidence(events: Sequence[Event], context: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The dispute's evidence: quote, policy decision, payment tx and proof, outcome, the failure.
+
+    Args:
+        events: The order's journal events so far.
+        context: The order's context (what the runner recorded).
+        reason: Why delivery is refused.
+
+    Returns:
+        A JSON-able dict; ``journal`` maps each fact to ``{seq, hash}`` of the event that recorded it.
+    """
+    last: dict[str, Event] = {}
+    for ev in events:
+        last[ev.trigger] = ev
+    bound = {name: {"seq": last[t].seq, "hash": last[t].hash} for name, t in _BOUND.items() if t in last}
+    return {
+        "reason": reason,
+        "acceptance_failure": reason,
+        "quote": context.get("choice"),
+        "policy_decision": {
+            "reason": context.get("decision_reason"),
+            "candidates": context.get("candidates"),
+            "limits": context.get("limits"),
+        },
+        "payment": {
+            "tx": context.get("paid_tx"),
+            "txs": [t.get("tx_id") for t in context.get("txs") or []],
+            "proof": context.get("proof"),
+        },
+        "outcome": context.get("outcome"),
+        "market_order_id": context.get("market_order_id"),
+        "journal": bound,
+    }

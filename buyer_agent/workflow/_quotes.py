@@ -1,0 +1,98 @@
+"""Market quotes as journal facts and as the strategies' frozen ``QuoteView`` snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from buyer_agent._money import CURRENCY_DECIMALS, Money
+
+__all__ = ["facts_price", "field_of", "money_text", "parse_time", "quote_facts"]
+
+
+def field_of(obj: Any, *names: str) -> Any:
+    """The first present field among ``names`` of an object or mapping (snake_case or camelCase)."""
+    if obj is None:
+        return None
+    for name in names:
+        for key in (name, _camel(name)):
+            if isinstance(obj, Mapping):
+                if obj.get(key) is not None:
+                    return obj[key]
+            else:
+                value = getattr(obj, key, None)
+                if value is not None:
+                    return value
+    return None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def parse_time(value: Any) -> datetime:
+    """An aware UTC datetime from an ISO-8601 string (``Z`` accepted) or a datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def money_text(money: Money) -> str:
+    """``"0.80"``: the human amount with at least two places, as the summaries show it."""
+    return str(money).rsplit(" ", 1)[0]
+
+
+def _decimals(payment: Any, currency: str) -> int:
+    meta = field_of(payment, "metadata") or {}
+    value = field_of(meta, "token_decimals")
+    if value is not None:
+        return int(value)
+    return CURRENCY_DECIMALS.get(currency.upper(), 6)
+
+
+def quote_facts(quote: Any) -> dict[str, Any]:
+    """What the workflow keeps of a market quote: JSON-able facts, exact money, no floats.
+
+    ``price`` is None when the quote has no fixed amount (it can then never be eligible).
+    """
+    pricing = field_of(quote, "pricing")
+    payment = field_of(quote, "payment")
+    currency = str(field_of(pricing, "currency") or field_of(payment, "token") or "USDC").upper()
+    amount = field_of(pricing, "amount")
+    price: Money | None = None
+    if amount is not None:
+        price = Money.of(Decimal(str(amount)), currency, _decimals(payment, currency))
+    meta = field_of(quote, "metadata") or field_of(quote, "extra") or {}
+    latency = field_of(quote, "latency_ms") or field_of(meta, "latency_ms")
+    reputation = field_of(quote, "reputation") or field_of(meta, "reputation")
+    score = field_of(quote, "score")
+    return {
+        "quote_id": str(field_of(quote, "id", "quote_id")),
+        "service_id": str(field_of(quote, "service_id")),
+        "provider_key": str(field_of(quote, "provider_key") or ""),
+        "skill_key": str(field_of(quote, "skill_key") or ""),
+        "price": price.to_json() if price is not None else None,
+        "score": format(Decimal(str(score)), "f") if score is not None else "0",
+        "execution_mode": str(field_of(quote, "execution_mode") or "native"),
+        "rail": str(field_of(payment, "default_rail") or ""),
+        "supported_rails": [str(r) for r in (field_of(payment, "supported_rails") or ())],
+        "chain": field_of(payment, "chain"),
+        "token": field_of(payment, "token"),
+        "token_address": field_of(payment, "token_address"),
+        "token_mint": field_of(payment, "token_mint"),
+        "payee": field_of(payment, "payee_address", "wallet_address"),
+        "expires_at": str(field_of(quote, "expires_at")),
+        "latency_ms": int(latency) if latency is not None else None,
+        "reputation": format(Decimal(str(reputation)), "f") if reputation is not None else None,
+        "reasons": [str(r) for r in (field_of(quote, "reasons") or ())],
+    }
+
+
+def facts_price(facts: Mapping[str, Any]) -> Money | None:
+    """The price of quote facts, or None."""
+    price = facts.get("price")
+    return Money.from_json(dict(price)) if price else None
