@@ -1,5 +1,6 @@
 """buyer_agent.workflow: the order state machine (data), its spec and summary, the runner."""
 
+from buyer_agent.workflow._crashpoint import CRASH_ENV, Crash, crash_after
 from buyer_agent.workflow._machine import (
     TRANSITIONS,
     Transition,
@@ -9,12 +10,15 @@ from buyer_agent.workflow._machine import (
     next_triggers,
 )
 from buyer_agent.workflow._pairing import DelegationPolicyLimits, PairingSession
+from buyer_agent.workflow._runner import Runner, new_id
 from buyer_agent.workflow._spec import Acceptance, Deadlines, OrderSpec
 from buyer_agent.workflow._states import TERMINAL, OrderState
 from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Acceptance",
+    "CRASH_ENV",
+    "Crash",
     "Deadlines",
     "DelegationPolicyLimits",
     "OrderSpec",
@@ -22,11 +26,14 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "OrderSummary",
     "PairingSession",
     "ProgressEvent",
+    "Runner",
     "TERMINAL",
     "TRANSITIONS",
     "Transition",
     "build_machine",
+    "crash_after",
     "is_legal",
     "mermaid_diagram",
+    "new_id",
     "next_triggers",
 ]
