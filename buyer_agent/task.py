@@ -1,0 +1,535 @@
+"""Task files: the YAML schema of one order and its connection settings, parsed with exact errors.
+
+The file is read with PyYAML's node API (``yaml.compose`` with the safe loader) rather than
+``safe_load`` so every error can name the field as a dotted path *and* the line it is on. Unknown
+keys and wrong types are refused. String values may hold ``${VAR}`` / ``${VAR:-default}``
+references to the environment; the keys section holds nothing else, so a task file never carries a
+literal secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from buyer_agent._errors import TaskFileError
+from buyer_agent._money import Money
+from buyer_agent._redact import Secret
+from buyer_agent.workflow import Acceptance, Deadlines, OrderSpec
+
+__all__ = ["SANDBOX", "Task", "load_task", "parse_task"]
+
+#: The ``market`` value meaning the embedded sandbox (also the default).
+SANDBOX = "sandbox"
+
+_TAG = "tag:yaml.org,2002:"
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_WHOLE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-)?\}$")
+_CAIP2 = re.compile(r"^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$")
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_MAX_DEPTH = 64
+_MAX_NODES = 100_000
+_RAILS = ("wallet", "onchain-escrow")
+_POLICY_MONEY = ("per_transaction_limit", "daily_spend_limit")
+_POLICY_LISTS = ("allowed_service_ids", "denied_service_ids", "allowed_skill_keys", "denied_skill_keys")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A parsed task file: the order to place and how to reach the market.
+
+    ``market`` is None for the embedded sandbox, else the market's URL. Keys are :class:`Secret`
+    (None when the file leaves them unset: the sandbox supplies demo keys, an external market
+    falls back to the environment). ``policy`` is the delegation policy to request when pairing
+    (snake_case keys, amounts as Decimal with a ``currency``).
+    """
+
+    spec: OrderSpec
+    market: str | None = None
+    machine_id: str | None = None
+    api_key: Secret | None = None
+    evm_key: Secret | None = None
+    solana_key: Secret | None = None
+    evm_rpc: str | None = None
+    solana_rpc: str | None = None
+    policy: Mapping[str, Any] | None = None
+    source: str | None = field(default=None, compare=False)
+
+    def with_market(self, market: str | None) -> Task:
+        """The same task against another market (``--market``); ``"sandbox"`` or None = the embedded one."""
+        return replace(self, market=None if market in (None, "", SANDBOX) else market)
+
+    def with_strategy(self, strategy: str | Mapping[str, Any]) -> Task:
+        """The same task with another quote-selection strategy (``--strategy``)."""
+        return replace(self, spec=replace(self.spec, strategy=strategy))
+
+
+def load_task(path: str | Path, *, env: Mapping[str, str] | None = None) -> Task:
+    """Read and validate a task file.
+
+    Args:
+        path: The YAML file.
+        env: The variables ``${VAR}`` references read; defaults to ``os.environ``.
+
+    Raises:
+        TaskFileError: The file cannot be read, is not YAML, or breaks the schema (field and line named).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError("<file>", f"{path} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise TaskFileError("<file>", f"cannot read {path}: {exc.strerror or exc}") from exc
+    return parse_task(text, source=str(path), env=env)
+
+
+def parse_task(text: str, *, source: str | None = None, env: Mapping[str, str] | None = None) -> Task:
+    """Validate task-file text (see :func:`load_task`)."""
+    root = _compose(text)
+    if root is None:
+        raise TaskFileError("<document>", "the task file is empty", line=1)
+    parser = _Parser(os.environ if env is None else env)
+    task = parser.task(root)
+    return replace(task, source=source)
+
+
+def _compose(text: str) -> Node | None:
+    try:
+        node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise TaskFileError("<document>", f"not valid YAML: {exc.problem or exc.context}", line=line) from exc
+    except yaml.YAMLError as exc:
+        raise TaskFileError("<document>", f"not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise TaskFileError("<document>", "nested too deeply") from exc
+    return node
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+_KIND = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "null": "null",
+    "seq": "a list",
+    "map": "a mapping",
+    "timestamp": "a string",
+}
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "map"
+    if isinstance(node, SequenceNode):
+        return "seq"
+    tag = str(node.tag)
+    return tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+class _Parser:
+    """Walks the node tree of one task file."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self._nodes = 0
+
+    # --- primitives ---------------------------------------------------------------------------
+
+    def _fail(self, path: str, message: str, node: Node) -> TaskFileError:
+        return TaskFileError(path or "<document>", message, line=_line(node))
+
+    def _mapping(self, node: Node, path: str, allowed: tuple[str, ...]) -> dict[str, Node]:
+        """The mapping's value nodes by key; unknown or repeated keys are refused."""
+        if not isinstance(node, MappingNode):
+            raise self._fail(path, f"must be a mapping, not {_KIND.get(_kind(node), _kind(node))}", node)
+        out: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value == "<<":
+                raise self._fail(_join(path, "<<"), "YAML merge keys are not supported", key_node)
+            if not isinstance(key_node, ScalarNode) or _kind(key_node) not in ("str", "int", "bool", "null"):
+                raise self._fail(path, "keys must be plain names", key_node)
+            key = str(key_node.value)
+            where = _join(path, key)
+            if key not in allowed:
+                raise self._fail(where, f"unknown key (allowed: {', '.join(allowed)})", key_node)
+            if key in out:
+                raise self._fail(where, "given twice", key_node)
+            out[key] = value_node
+        return out
+
+    def _interpolate(self, raw: str, path: str, node: Node) -> str:
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = self._env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    raise self._fail(path, f"environment variable {name} is not set", node)
+                return default
+            return value
+
+        out = _REF.sub(sub, raw)
+        if "${" in _REF.sub("", raw):
+            raise self._fail(path, "malformed ${VAR} reference (write ${NAME} or ${NAME:-default})", node)
+        return out
+
+    def _scalar_text(self, node: Node, path: str) -> tuple[str, bool]:
+        """A string scalar after interpolation, and whether it held a reference."""
+        if not isinstance(node, ScalarNode) or _kind(node) not in ("str", "timestamp"):
+            raise self._fail(path, f"must be a string, not {_KIND.get(_kind(node), _kind(node))}", node)
+        raw = str(node.value)
+        return self._interpolate(raw, path, node), "${" in raw
+
+    def string(self, node: Node, path: str, *, empty_is_none: bool = True) -> str | None:
+        """An optional string (null or, after interpolation, empty → None)."""
+        if _kind(node) == "null":
+            return None
+        text, _ = self._scalar_text(node, path)
+        if text == "" and empty_is_none:
+            return None
+        return text
+
+    def required_string(self, node: Node, path: str) -> str:
+        """A non-empty string."""
+        text = self.string(node, path)
+        if text is None:
+            raise self._fail(path, "must be a non-empty string", node)
+        return text
+
+    def boolean(self, node: Node, path: str) -> bool:
+        """A boolean (``true`` / ``false``)."""
+        if _kind(node) == "bool":
+            return bool(SafeConstructor.bool_values[str(node.value).lower()])
+        if _kind(node) == "str" and "${" in str(node.value):
+            text = self._interpolate(str(node.value), path, node).strip().lower()
+            if text in ("true", "false"):
+                return text == "true"
+        raise self._fail(path, f"must be true or false, not {_KIND.get(_kind(node), _kind(node))}", node)
+
+    def number(self, node: Node, path: str, *, positive: bool = True) -> Decimal:
+        """A finite number (a ``${VAR}`` holding one is accepted), exact as a Decimal."""
+        kind = _kind(node)
+        text: str | None = None
+        if kind in ("int", "float"):
+            text = str(node.value).replace("_", "")
+        elif kind == "str" and "${" in str(node.value):
+            text = self._interpolate(str(node.value), path, node).strip()
+        if text is None:
+            raise self._fail(path, f"must be a number, not {_KIND.get(kind, kind)}", node)
+        try:
+            value = Decimal(int(text, 0)) if kind == "int" else Decimal(text)
+        except (InvalidOperation, ValueError):
+            raise self._fail(path, f"must be a number, not {text!r}", node) from None
+        if not value.is_finite():
+            raise self._fail(path, "must be a finite number", node)
+        if positive and value <= 0:
+            raise self._fail(path, "must be above zero", node)
+        return value
+
+    def money(self, node: Node, path: str) -> Money:
+        """An amount like ``"2.50 USDC"``."""
+        if _kind(node) in ("int", "float"):
+            raise self._fail(path, 'must be an amount with its currency, like "2.50 USDC"', node)
+        text, _ = self._scalar_text(node, path)
+        try:
+            return Money.parse(text.strip())
+        except (ValueError, TypeError) as exc:
+            raise self._fail(path, f'{exc} (write it like "2.50 USDC")', node) from None
+
+    def strings(self, node: Node, path: str) -> tuple[str, ...]:
+        """A list of strings."""
+        if _kind(node) == "null":
+            return ()
+        if not isinstance(node, SequenceNode):
+            raise self._fail(path, f"must be a list, not {_KIND.get(_kind(node), _kind(node))}", node)
+        return tuple(self.required_string(item, _join(path, i)) for i, item in enumerate(node.value))
+
+    def data(self, node: Node, path: str, depth: int = 0) -> Any:
+        """Free-form data (``input``, JSON schema, policy extras): JSON types, numbers exact."""
+        self._nodes += 1
+        if depth > _MAX_DEPTH:
+            raise self._fail(path, "nested too deeply", node)
+        if self._nodes > _MAX_NODES:
+            raise self._fail(path, "too large", node)
+        if isinstance(node, MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode) or _kind(key_node) not in ("str", "int", "bool"):
+                    raise self._fail(path, "keys must be strings", key_node)
+                key = str(key_node.value)
+                if key == "<<":
+                    raise self._fail(_join(path, key), "YAML merge keys are not supported", key_node)
+                if key in out:
+                    raise self._fail(_join(path, key), "given twice", key_node)
+                out[key] = self.data(value_node, _join(path, key), depth + 1)
+            return out
+        if isinstance(node, SequenceNode):
+            return [self.data(item, _join(path, i), depth + 1) for i, item in enumerate(node.value)]
+        kind = _kind(node)
+        if kind == "null":
+            return None
+        if kind == "bool":
+            return self.boolean(node, path)
+        if kind in ("int", "float"):
+            value = self.number(node, path, positive=False)
+            return int(value) if kind == "int" else value
+        if kind in ("str", "timestamp"):
+            return self._scalar_text(node, path)[0]
+        raise self._fail(path, f"unsupported YAML tag {node.tag}", node)
+
+    # --- sections -----------------------------------------------------------------------------
+
+    def task(self, root: Node) -> Task:
+        """The whole document."""
+        top = self._mapping(
+            root,
+            "",
+            (
+                "market",
+                "machine_id",
+                "keys",
+                "rpc",
+                "task",
+                "budget",
+                "strategy",
+                "payment",
+                "acceptance",
+                "approval_threshold",
+                "deadlines",
+                "policy",
+            ),
+        )
+        if "task" not in top:
+            raise self._fail("task", "is required (the service to buy)", root)
+        if "budget" not in top:
+            raise self._fail("budget", 'is required (like "2.50 USDC")', root)
+        market = self.market(top["market"]) if "market" in top else None
+        machine_id = self.string(top["machine_id"], "machine_id") if "machine_id" in top else None
+        keys = self.keys(top["keys"]) if "keys" in top else {}
+        rpc = self.rpc(top["rpc"]) if "rpc" in top else {}
+        spec_kw = self.order(top["task"])
+        spec_kw["budget"] = self.money(top["budget"], "budget")
+        if "strategy" in top:
+            spec_kw["strategy"] = self.strategy(top["strategy"])
+        if "payment" in top:
+            spec_kw.update(self.payment(top["payment"]))
+        if "acceptance" in top:
+            spec_kw["acceptance"] = self.acceptance(top["acceptance"])
+        if "approval_threshold" in top:
+            threshold = self.money(top["approval_threshold"], "approval_threshold")
+            if threshold.currency != spec_kw["budget"].currency:
+                raise self._fail(
+                    "approval_threshold", "must be in the budget's currency", top["approval_threshold"]
+                )
+            spec_kw["approval_threshold"] = threshold
+        if "deadlines" in top:
+            spec_kw["deadlines"] = self.deadlines(top["deadlines"])
+        policy = self.policy(top["policy"]) if "policy" in top else None
+        try:
+            spec = OrderSpec(**spec_kw)
+        except (TypeError, ValueError) as exc:
+            raise self._fail("budget" if "budget" in str(exc) else "task", str(exc), root) from None
+        return Task(
+            spec=spec,
+            market=market,
+            machine_id=machine_id,
+            api_key=keys.get("api_key"),
+            evm_key=keys.get("evm"),
+            solana_key=keys.get("solana"),
+            evm_rpc=rpc.get("evm"),
+            solana_rpc=rpc.get("solana"),
+            policy=policy,
+        )
+
+    def market(self, node: Node) -> str | None:
+        """``sandbox`` (None) or an http(s) URL."""
+        text = self.string(node, "market")
+        if text is None or text == SANDBOX:
+            return None
+        if not _URL.match(text):
+            raise self._fail("market", f"must be 'sandbox' or an http(s) URL, not {text!r}", node)
+        return text.rstrip("/")
+
+    def keys(self, node: Node) -> dict[str, Secret]:
+        """Only ``${VAR}`` references: a task file never holds a literal key."""
+        found = self._mapping(node, "keys", ("api_key", "evm", "solana"))
+        out: dict[str, Secret] = {}
+        for name, value_node in found.items():
+            path = f"keys.{name}"
+            if _kind(value_node) == "null":
+                continue
+            if _kind(value_node) != "str" or not _WHOLE_REF.match(str(value_node.value).strip()):
+                raise self._fail(
+                    path, "must be a ${VAR} reference to the environment, never a literal key", value_node
+                )
+            text = self.string(value_node, path)
+            if text is not None:
+                out[name] = Secret(text.strip())
+        return out
+
+    def rpc(self, node: Node) -> dict[str, str]:
+        """Chain RPC URLs."""
+        found = self._mapping(node, "rpc", ("evm", "solana"))
+        out: dict[str, str] = {}
+        for name, value_node in found.items():
+            text = self.string(value_node, f"rpc.{name}")
+            if text is not None:
+                if not _URL.match(text):
+                    raise self._fail(f"rpc.{name}", f"must be an http(s) URL, not {text!r}", value_node)
+                out[name] = text
+        return out
+
+    def order(self, node: Node) -> dict[str, Any]:
+        """The ``task`` section: what to buy."""
+        found = self._mapping(
+            node,
+            "task",
+            (
+                "service_type",
+                "task_type",
+                "operation",
+                "input",
+                "region",
+                "capabilities",
+                "allow_handoff",
+            ),
+        )
+        if "service_type" not in found:
+            raise self._fail("task.service_type", "is required", node)
+        out: dict[str, Any] = {
+            "service_type": self.required_string(found["service_type"], "task.service_type")
+        }
+        for name in ("task_type", "operation", "region"):
+            if name in found:
+                out[name] = self.string(found[name], f"task.{name}")
+        if "input" in found:
+            value = self.data(found["input"], "task.input")
+            if value is not None and not isinstance(value, dict):
+                raise self._fail("task.input", "must be a mapping", found["input"])
+            out["input"] = value or {}
+        if "capabilities" in found:
+            out["capabilities"] = self.strings(found["capabilities"], "task.capabilities")
+        if "allow_handoff" in found:
+            out["allow_handoff"] = self.boolean(found["allow_handoff"], "task.allow_handoff")
+        return out
+
+    def strategy(self, node: Node) -> str | dict[str, Any]:
+        """A strategy name, or ``{name, params}``."""
+        if isinstance(node, MappingNode):
+            found = self._mapping(node, "strategy", ("name", "params"))
+            if "name" not in found:
+                raise self._fail("strategy.name", "is required", node)
+            name = self.required_string(found["name"], "strategy.name")
+            params: Any = {}
+            if "params" in found:
+                params = self.data(found["params"], "strategy.params")
+                if params is not None and not isinstance(params, dict):
+                    raise self._fail("strategy.params", "must be a mapping", found["params"])
+            return {"name": name, "params": params or {}}
+        return self.required_string(node, "strategy")
+
+    def payment(self, node: Node) -> dict[str, Any]:
+        """The rail, the chain and the EVM fee cap."""
+        found = self._mapping(node, "payment", ("rail", "chain", "max_fee_per_gas_gwei"))
+        out: dict[str, Any] = {}
+        if "rail" in found:
+            rail = self.string(found["rail"], "payment.rail")
+            if rail is not None and rail not in _RAILS:
+                raise self._fail(
+                    "payment.rail", f"must be one of {', '.join(_RAILS)}, not {rail!r}", found["rail"]
+                )
+            out["rail"] = rail
+        if "chain" in found:
+            chain = self.string(found["chain"], "payment.chain")
+            if chain is not None and chain not in ("evm", "solana") and not _CAIP2.match(chain):
+                raise self._fail(
+                    "payment.chain", f"must be evm, solana or a CAIP-2 id, not {chain!r}", found["chain"]
+                )
+            out["chain"] = chain
+        if "max_fee_per_gas_gwei" in found:
+            gwei = self.number(found["max_fee_per_gas_gwei"], "payment.max_fee_per_gas_gwei")
+            wei = gwei.scaleb(9)
+            if wei != wei.to_integral_value():
+                raise self._fail(
+                    "payment.max_fee_per_gas_gwei",
+                    "has more than 9 decimal places",
+                    found["max_fee_per_gas_gwei"],
+                )
+            out["fee_cap_wei"] = int(wei)
+        return out
+
+    def acceptance(self, node: Node) -> Acceptance:
+        """The outcome status, a JSON schema for the result, a ``module:function`` callable."""
+        found = self._mapping(node, "acceptance", ("outcome", "schema", "callable"))
+        outcome = "completed"
+        if "outcome" in found:
+            outcome = self.required_string(found["outcome"], "acceptance.outcome")
+        schema: dict[str, Any] | None = None
+        if "schema" in found:
+            value = self.data(found["schema"], "acceptance.schema")
+            if not isinstance(value, dict):
+                raise self._fail("acceptance.schema", "must be a mapping (a JSON schema)", found["schema"])
+            try:
+                jsonschema.validators.validator_for(value).check_schema(value)
+            except jsonschema.SchemaError as exc:
+                raise self._fail(
+                    "acceptance.schema", f"not a valid JSON schema: {exc.message}", found["schema"]
+                ) from None
+            schema = value
+        callable_path = None
+        if "callable" in found:
+            callable_path = self.string(found["callable"], "acceptance.callable")
+            if callable_path is not None and not _CALLABLE.match(callable_path):
+                raise self._fail(
+                    "acceptance.callable",
+                    f"must be 'module:function', not {callable_path!r}",
+                    found["callable"],
+                )
+        return Acceptance(outcome=outcome, json_schema=schema, callable_path=callable_path)
+
+    def deadlines(self, node: Node) -> Deadlines:
+        """Seconds per phase."""
+        names = ("quote", "order", "payment", "execution", "refund")
+        found = self._mapping(node, "deadlines", names)
+        values = {name: float(self.number(found[name], f"deadlines.{name}")) for name in found}
+        return Deadlines(**values)
+
+    def policy(self, node: Node) -> dict[str, Any]:
+        """The delegation policy to request when pairing (amounts in one currency)."""
+        found = self._mapping(node, "policy", (*_POLICY_MONEY, *_POLICY_LISTS))
+        out: dict[str, Any] = {}
+        currency: str | None = None
+        for name in _POLICY_MONEY:
+            if name in found:
+                amount = self.money(found[name], f"policy.{name}")
+                if currency is not None and amount.currency != currency:
+                    raise self._fail(f"policy.{name}", "both limits must be in one currency", found[name])
+                currency = amount.currency
+                out[name] = amount.to_decimal()
+        for name in _POLICY_LISTS:
+            out[name] = list(self.strings(found[name], f"policy.{name}")) if name in found else []
+        if currency is not None:
+            out["currency"] = currency
+        return out
