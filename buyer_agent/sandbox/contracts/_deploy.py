@@ -1,0 +1,121 @@
+"""Deploying the test token and the escrow, and minting test USDC, on an EVM node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import TxParams, TxReceipt
+
+from buyer_agent._errors import RailError, TransactionRevertedError
+from buyer_agent._redact import Secret
+from buyer_agent.sandbox.contracts._artifacts import load_artifact
+
+__all__ = ["Deployed", "connect", "deploy_contracts", "mint", "send_transaction"]
+
+_RECEIPT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """Checksummed addresses of the sandbox's contracts on one chain."""
+
+    token_address: str
+    escrow_address: str
+
+
+def connect(w3_or_rpc_url: Web3 | str) -> Web3:
+    """A :class:`Web3` for an RPC URL (or the one given)."""
+    if isinstance(w3_or_rpc_url, Web3):
+        return w3_or_rpc_url
+    return Web3(Web3.HTTPProvider(w3_or_rpc_url, request_kwargs={"timeout": 30}))
+
+
+@contextmanager
+def _chain_errors(what: str) -> Iterator[None]:
+    """Translate web3 / transport failures into :class:`RailError` at this boundary."""
+    try:
+        yield
+    except RailError:
+        raise
+    except Exception as exc:
+        raise RailError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _account(key: str | Secret) -> LocalAccount:
+    raw = key.reveal() if isinstance(key, Secret) else key
+    account: LocalAccount = Account.from_key(raw)
+    return account
+
+
+def send_transaction(w3: Web3, key: str | Secret, tx: TxParams) -> TxReceipt:
+    """Fill nonce, chain id, gas and fees; sign with ``key``; send; wait for the receipt.
+
+    Raises:
+        TransactionRevertedError: the transaction was mined with status 0.
+        RailError: the node refused it or did not answer.
+    """
+    account = _account(key)
+    with _chain_errors("sending a transaction"):
+        filled: dict[str, Any] = dict(tx)
+        filled.setdefault("from", account.address)
+        filled.setdefault("chainId", w3.eth.chain_id)
+        filled.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
+        if "gasPrice" not in filled and "maxFeePerGas" not in filled:
+            base = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+            filled["maxPriorityFeePerGas"] = 1
+            filled["maxFeePerGas"] = 2 * int(base) + 1
+        filled.setdefault("gas", w3.eth.estimate_gas(cast(TxParams, filled)))
+        signed = account.sign_transaction(filled)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.01)
+    if receipt["status"] != 1:
+        raise TransactionRevertedError(tx_hash.to_0x_hex(), None)
+    return receipt
+
+
+def deploy_contracts(
+    w3_or_rpc_url: Web3 | str, deployer_key: str | Secret, *, arbiter: str | None = None
+) -> Deployed:
+    """Deploy ``TestToken`` (owned by the deployer) and ``Escrow`` (arbiter: ``arbiter`` or the deployer).
+
+    Raises:
+        RailError: a deployment failed.
+    """
+    w3 = connect(w3_or_rpc_url)
+    deployer = _account(deployer_key)
+    addresses: list[str] = []
+    for name, args in (
+        ("TestToken", ()),
+        ("Escrow", (Web3.to_checksum_address(arbiter or deployer.address),)),
+    ):
+        abi, bytecode = load_artifact(name)
+        with _chain_errors(f"building the {name} deployment"):
+            data = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).data_in_transaction
+        receipt = send_transaction(w3, deployer_key, {"data": data})
+        address = receipt.get("contractAddress")
+        if not address:
+            raise RailError(f"deploying {name} gave no contract address")
+        addresses.append(Web3.to_checksum_address(address))
+    return Deployed(token_address=addresses[0], escrow_address=addresses[1])
+
+
+def mint(w3_or_rpc_url: Web3 | str, token_address: str, owner_key: str | Secret, to: str, amount: int) -> str:
+    """Mint ``amount`` base units of the test token to ``to``; returns the ``0x`` transaction hash.
+
+    Raises:
+        TransactionRevertedError: ``owner_key`` is not the token's owner.
+        RailError: the node refused the transaction.
+    """
+    w3 = connect(w3_or_rpc_url)
+    abi, _ = load_artifact("TestToken")
+    with _chain_errors("building a mint"):
+        token = w3.eth.contract(address=Web3.to_checksum_address(token_address), abi=abi)
+        data = token.encode_abi("mint", args=[Web3.to_checksum_address(to), int(amount)])
+    receipt = send_transaction(w3, owner_key, {"to": token.address, "data": data})
+    return receipt["transactionHash"].to_0x_hex()

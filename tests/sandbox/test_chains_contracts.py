@@ -1,0 +1,159 @@
+"""The committed contract artifacts match their sources, and the contracts behave as the market expects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
+
+from buyer_agent._errors import RailError
+from buyer_agent.sandbox.chains import AnvilNode, EscrowDeposit, EvmChain, EvmWallet, anvil_available
+from buyer_agent.sandbox.contracts import artifacts, load_artifact, order_key, source_sha256
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACTS = REPO / "buyer_agent" / "sandbox" / "contracts"
+
+needs_anvil = pytest.mark.skipif(not anvil_available(), reason="anvil not installed (scripts/setup)")
+
+
+def test_recorded_source_hashes_match_the_sources() -> None:
+    for name in ("TestToken", "Escrow"):
+        entry = artifacts()[name]
+        data = (CONTRACTS / entry["source"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() == source_sha256(entry["source"])
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (REPO / "node_modules" / "solc").is_dir(),
+    reason="solc-js not installed (scripts/setup)",
+)
+def test_artifacts_rebuild_identically_with_solc_js() -> None:
+    rebuilt = subprocess.run(
+        [str(REPO / "scripts" / "build-contracts"), "--stdout"], capture_output=True, check=True, timeout=120
+    ).stdout.decode()
+    committed = (CONTRACTS / "artifacts.json").read_text()
+    assert json.loads(rebuilt) == json.loads(committed)
+    assert rebuilt == committed
+
+
+def test_load_artifact_and_order_key() -> None:
+    abi, bytecode = load_artifact("Escrow")
+    assert bytecode.startswith("0x60")
+    names = {item.get("name") for item in abi}
+    assert {"deposit", "release", "refund", "deposits", "Deposited", "Released", "Refunded"} <= names
+    with pytest.raises(KeyError):
+        load_artifact("Nope")
+    assert order_key("ord_1") == bytes(Web3.keccak(text="ord_1"))
+    assert len(order_key("ord_1")) == 32
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[AnvilNode]:
+    if not anvil_available():
+        pytest.skip("anvil not installed (scripts/setup)")
+    with AnvilNode(accounts=3) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def chain(node: AnvilNode) -> EvmChain:
+    return EvmChain.setup(node)
+
+
+@needs_anvil
+def test_token_metadata_mint_and_transfer(chain: EvmChain) -> None:
+    token = chain.token.functions
+    assert (token.name().call(), token.symbol().call(), token.decimals().call()) == (
+        "Sandbox USD Coin",
+        "USDC",
+        6,
+    )
+    alice = chain.new_wallet(usdc=5_000_000)
+    bob = EvmWallet.create()
+    tx = chain.transfer_usdc(alice, bob.address, 1_250_000)
+    assert (chain.usdc_balance(alice.address), chain.usdc_balance(bob.address)) == (3_750_000, 1_250_000)
+    receipt = chain.w3.eth.get_transaction_receipt(tx)
+    (log,) = chain.token.events.Transfer().process_receipt(receipt)
+    assert (log.args["from"], log.args["to"], log.args["value"]) == (alice.address, bob.address, 1_250_000)
+
+    with pytest.raises(ContractLogicError, match="ERC20: insufficient balance"):
+        token.transfer(alice.address, 1_250_001).call({"from": bob.address})
+    with pytest.raises(ContractLogicError, match="TestToken: caller is not the owner"):
+        token.mint(alice.address, 1).call({"from": alice.address})
+    with pytest.raises(ContractLogicError, match="ERC20: insufficient allowance"):
+        token.transferFrom(alice.address, bob.address, 1).call({"from": bob.address})
+
+
+@needs_anvil
+def test_escrow_deposit_then_release_pays_the_payee(chain: EvmChain) -> None:
+    buyer = chain.new_wallet(usdc=2_000_000)
+    payee = EvmWallet.create()
+    tx = chain.deposit(buyer, "ord_release", payee.address, 1_500_000)
+    assert chain.escrow_deposit("ord_release") == EscrowDeposit(
+        buyer=buyer.address, payee=payee.address, token=chain.token_address, amount=1_500_000, state=1
+    )
+    (event,) = chain.escrow.events.Deposited().process_receipt(
+        chain.w3.eth.get_transaction_receipt(tx), errors=DISCARD
+    )
+    assert event.args["orderKey"] == order_key("ord_release")
+    assert (event.args["buyer"], event.args["payee"], event.args["amount"]) == (
+        buyer.address,
+        payee.address,
+        1_500_000,
+    )
+    assert chain.usdc_balance(chain.escrow_address) >= 1_500_000
+
+    # A second deposit for the same order is refused.
+    with pytest.raises(ContractLogicError, match="Escrow: order already has a deposit"):
+        chain.escrow.functions.deposit(order_key("ord_release"), payee.address, chain.token_address, 1).call(
+            {"from": buyer.address}
+        )
+    # The payee cannot release to itself; the buyer can.
+    with pytest.raises(ContractLogicError, match="Escrow: caller may not release"):
+        chain.escrow.functions.release(order_key("ord_release")).call({"from": payee.address})
+    tx = chain.release("ord_release", by=buyer)
+    (released,) = chain.escrow.events.Released().process_receipt(
+        chain.w3.eth.get_transaction_receipt(tx), errors=DISCARD
+    )
+    assert (released.args["payee"], released.args["amount"]) == (payee.address, 1_500_000)
+    assert chain.usdc_balance(payee.address) == 1_500_000
+    assert chain.escrow_deposit("ord_release").state == EscrowDeposit.RELEASED
+    with pytest.raises(ContractLogicError, match="Escrow: deposit is not held"):
+        chain.escrow.functions.refund(order_key("ord_release")).call({"from": chain.owner.address})
+
+
+@needs_anvil
+def test_escrow_refund_by_the_arbiter_restores_the_buyer(chain: EvmChain) -> None:
+    buyer = chain.new_wallet(usdc=1_000_000)
+    payee = EvmWallet.create()
+    chain.deposit(buyer, "ord_refund", payee.address, 400_000)
+    assert chain.usdc_balance(buyer.address) == 600_000
+    with pytest.raises(ContractLogicError, match="Escrow: caller may not refund"):
+        chain.escrow.functions.refund(order_key("ord_refund")).call({"from": buyer.address})
+    tx = chain.refund("ord_refund")
+    (refunded,) = chain.escrow.events.Refunded().process_receipt(
+        chain.w3.eth.get_transaction_receipt(tx), errors=DISCARD
+    )
+    assert (refunded.args["buyer"], refunded.args["amount"]) == (buyer.address, 400_000)
+    assert chain.usdc_balance(buyer.address) == 1_000_000
+    assert chain.escrow_deposit("ord_refund").state == EscrowDeposit.REFUNDED
+    assert chain.escrow_deposit("never").state == EscrowDeposit.NONE
+    with pytest.raises(RailError, match="Escrow: deposit is not held"):
+        chain.release("ord_refund")
+
+
+@needs_anvil
+def test_escrow_deposit_without_allowance_reverts_with_the_token_reason(chain: EvmChain) -> None:
+    buyer = chain.new_wallet(usdc=10)
+    with pytest.raises(ContractLogicError, match="ERC20: insufficient allowance"):
+        chain.escrow.functions.deposit(order_key("ord_x"), buyer.address, chain.token_address, 10).call(
+            {"from": buyer.address}
+        )
