@@ -23,9 +23,12 @@ from buyer_agent._errors import (
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
 from buyer_agent._version import __version__
+from buyer_agent.agent import BuyerAgent, SyncBuyerAgent
+from buyer_agent.task import Task, load_task
 
 __all__ = [
     "BudgetExceeded",
+    "BuyerAgent",
     "BuyerAgentError",
     "JournalError",
     "JournalIntegrityError",
@@ -42,8 +45,11 @@ __all__ = [
     "RailError",
     "Secret",
     "StateError",
+    "SyncBuyerAgent",
+    "Task",
     "TaskFileError",
     "TransactionRevertedError",
     "UnsupportedRailError",
     "__version__",
+    "load_task",
 ]

@@ -20,7 +20,7 @@ from buyer_agent._version import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Sub-command modules under ``buyer_agent.commands``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("run", "resume", "orders", "show", "diagram")
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,0 +1,115 @@
+"""``run TASK.yaml``: one order end to end, progress on stderr, the summary (or JSON) on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from buyer_agent._progress import progress_printer
+from buyer_agent.agent import BuyerAgent
+from buyer_agent.commands._common import EXIT_CODES_HELP, add_state_dir, exit_code, guarded, print_json
+from buyer_agent.task import load_task
+from buyer_agent.workflow import OrderState, OrderSummary
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run`` to the command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="run one order from a task file, end to end",
+        description=(
+            "Run the order a task file describes: pair, search, choose a quote, order, pay on-chain, "
+            "execute, then confirm or dispute. With no market configured it starts the embedded "
+            "sandbox (a local market with real local chains and funded demo keys). Progress goes to "
+            "stderr, one line per state with its timing."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    parser.add_argument("task", metavar="TASK.yaml", help="the task file (see the README's 'Task file')")
+    add_state_dir(parser)
+    parser.add_argument(
+        "--market",
+        metavar="URL",
+        default=None,
+        help=(
+            "the market's URL (overrides $PEAQOS_ORCHESTRATION_URL and the task's market); keys then come "
+            "from the task's ${VAR}s or the environment; 'sandbox' = the embedded sandbox"
+        ),
+    )
+    parser.add_argument(
+        "--strategy",
+        metavar="NAME",
+        default=None,
+        help="the quote-selection strategy (overrides the task's, e.g. cheapest)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout: order_id, state, quote, candidates, payment, journal, …",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit code."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    task = load_task(args.task)
+    if args.strategy:
+        task = task.with_strategy(args.strategy)
+    agent = BuyerAgent.from_task(
+        task, market=args.market, state_dir=args.state_dir, on_progress=progress_printer()
+    )
+
+    async def go() -> OrderSummary:
+        async with agent:
+            return await agent.buy()
+
+    summary = asyncio.run(go())
+    if args.json:
+        print_json(summary.to_json())
+    else:
+        print(human(summary))
+    code = exit_code(summary)
+    if code != 0:
+        print(f"error: order {summary.order_id} ended {describe(summary)}", file=sys.stderr)
+    return code
+
+
+def describe(summary: OrderSummary) -> str:
+    """``failed: NO_ELIGIBLE_QUOTE: …`` — the state and, when there is one, the error."""
+    text = summary.state.value
+    if summary.state is OrderState.AWAITING_APPROVAL:
+        text += " (approve it with the BuyerAgent API, then `resume`)"
+    error = summary.error
+    if error:
+        text += f": {error.get('code')}: {error.get('message')}"
+    return text
+
+
+def human(summary: OrderSummary) -> str:
+    """A few lines for people."""
+    lines = [f"order    {summary.order_id}  {summary.state.value}"]
+    if summary.quote:
+        price = summary.quote.get("price") or {}
+        lines.append(
+            f"quote    {summary.quote.get('service_id')}  {price.get('amount')} {price.get('currency')}"
+            f"  ({summary.quote.get('quote_id')})"
+        )
+    if summary.payment:
+        pay = summary.payment
+        lines.append(
+            f"payment  {pay.get('amount')} {pay.get('currency')} via {pay.get('rail')} on {pay.get('chain')}"
+        )
+        lines.append(f"tx       {pay.get('tx')}")
+    if summary.outcome:
+        lines.append(f"outcome  {summary.outcome.get('status')}")
+    if summary.error:
+        lines.append(f"error    {summary.error.get('code')}: {summary.error.get('message')}")
+    lines.append(f"journal  {summary.journal}")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""``show ORDER_ID``: an order's timeline from the journal — states, timings, the choice, money, txs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from buyer_agent._errors import JournalError
+from buyer_agent.agent import BuyerAgent
+from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
+from buyer_agent.journal import DB_NAME, Event
+from buyer_agent.workflow import OrderSummary
+
+__all__ = ["register", "run", "timeline"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``show`` to the command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "show",
+        help="show one order's timeline from the journal",
+        description=(
+            "Show an order's timeline from the journal: every state change and side effect with its time "
+            "and duration, the quote chosen and the strategy's reasons for every candidate, the amounts "
+            "and the transaction ids."
+        ),
+    )
+    parser.add_argument("order_id", metavar="ORDER_ID", help="the order (see `orders`)")
+    add_state_dir(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print {order: <summary>, timeline: [events with elapsed_s]}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit code."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    agent = BuyerAgent(state_dir=args.state_dir)
+    if not (agent.state_dir / DB_NAME).exists():
+        raise JournalError(f"no journal in {agent.state_dir} (give --state-dir)")
+    try:
+        summary = agent.order(args.order_id)
+        events = agent.journal.events(args.order_id)
+        decision = agent.journal.order(args.order_id).context.get("decision_reason")
+    finally:
+        agent.journal.close()
+    steps = timeline(events)
+    if args.json:
+        print_json({"order": summary.to_json(), "decision": decision, "timeline": steps})
+    else:
+        print(render(summary, decision, steps))
+    return EXIT_OK
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def timeline(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """The events with the seconds since the order began and since the previous event."""
+    out: list[dict[str, Any]] = []
+    start = _at(events[0].at) if events else None
+    prev = start
+    for ev in events:
+        at = _at(ev.at)
+        assert start is not None and prev is not None
+        out.append(
+            {
+                "seq": ev.seq,
+                "at": ev.at,
+                "elapsed_s": round((at - start).total_seconds(), 3),
+                "step_s": round((at - prev).total_seconds(), 3),
+                "trigger": ev.trigger,
+                "src": ev.src,
+                "dst": ev.dst,
+                "tx": _tx_ids(ev.payload),
+                "payload": dict(ev.payload),
+            }
+        )
+        prev = at
+    return out
+
+
+def _tx_ids(payload: Mapping[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for key in ("tx", "tx_id", "release_tx"):
+        value = payload.get(key)
+        if isinstance(value, str) and value not in ids:
+            ids.append(value)
+    for tx in payload.get("txs") or ():
+        value = tx.get("tx_id") if isinstance(tx, Mapping) else tx
+        if isinstance(value, str) and value not in ids:
+            ids.append(value)
+    return ids
+
+
+def _price(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"{value.get('amount')} {value.get('currency')}"
+    return str(value)
+
+
+def render(summary: OrderSummary, decision: Any, steps: Sequence[Mapping[str, Any]]) -> str:
+    """The timeline for people."""
+    lines = [
+        f"order {summary.order_id}  {summary.state.value}  (market order {summary.market_order_id or '-'})"
+    ]
+    lines.append("")
+    for step in steps:
+        move = f"{step['src']} → {step['dst']}" if step["src"] != step["dst"] else f"  ({step['src']})"
+        txs = f"  tx {', '.join(step['tx'])}" if step["tx"] else ""
+        timing = f"{step['elapsed_s']:8.3f}s  +{step['step_s']:7.3f}s"
+        lines.append(f"  {timing}  #{step['seq']:<3} {step['trigger']:<28} {move}{txs}")
+    if summary.candidates:
+        lines.append("")
+        lines.append("quotes seen (strategy ranking):")
+        for c in summary.candidates:
+            mark = "*" if summary.quote and c.get("quote_id") == summary.quote.get("quote_id") else " "
+            verdict = "eligible" if c.get("eligible") else "not eligible"
+            reasons = "; ".join(str(r) for r in (c.get("reasons") or ()))
+            lines.append(
+                f"  {mark} {c.get('service_id')}  {_price(c.get('price'))}  score {c.get('score')}  {verdict}"
+                + (f"  — {reasons}" if reasons else "")
+            )
+    if summary.quote:
+        lines.append("")
+        lines.append(
+            f"chosen   {summary.quote.get('service_id')} at {_price(summary.quote.get('price'))}"
+            + (f"  ({decision})" if decision else "")
+        )
+    if summary.payment:
+        pay = summary.payment
+        lines.append(
+            f"paid     {pay.get('amount')} {pay.get('currency')} via {pay.get('rail')} on {pay.get('chain')}"
+        )
+        lines.append(f"tx       {pay.get('tx')}")
+    if summary.outcome:
+        lines.append(f"outcome  {summary.outcome.get('status')}: {summary.outcome.get('result')}")
+    if summary.error:
+        lines.append(f"error    {summary.error.get('code')}: {summary.error.get('message')}")
+    lines.append(f"journal  {summary.journal}")
+    return "\n".join(lines)
