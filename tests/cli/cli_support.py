@@ -1,0 +1,92 @@
+"""Shared by the CLI tests: run the command line in a subprocess, an external sandbox, chain reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any PEAQOS_ / BUYER_AGENT_ variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
+    env.update(extra)
+    return env
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``python -m buyer_agent ARGS`` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "buyer_agent", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env if env is not None else clean_env(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``python -m buyer_agent sandbox`` in a subprocess; its JSON line."""
+    state = tmp_path_factory.mktemp("external-sandbox")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "buyer_agent", "sandbox", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, "the sandbox printed no JSON line"
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def market_env(info: dict[str, Any], evm_key: str | None = None) -> dict[str, str]:
+    """The environment pointing the CLI's keys at an external sandbox (the market URL not included)."""
+    return clean_env(
+        PEAQOS_API_KEY=info["api_key"],
+        PEAQOS_MACHINE_ID=info["machine_id"],
+        BUYER_AGENT_EVM_KEY=evm_key or info["wallets"]["evm"]["private_key"],
+        BUYER_AGENT_EVM_RPC=info["evm"]["rpc_url"],
+        BUYER_AGENT_SOLANA_KEY=info["wallets"]["solana"]["secret_key"],
+        BUYER_AGENT_SOLANA_RPC=info["solana"]["rpc_url"],
+    )
+
+
+def transfers_from(info: dict[str, Any], address: str) -> int:
+    """ERC-20 Transfer logs of the sandbox token sent by ``address``: payments on chain."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(info["evm"]["rpc_url"]))
+    topic_from = "0x" + "0" * 24 + address.lower().removeprefix("0x")
+    logs = w3.eth.get_logs(
+        {
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "address": Web3.to_checksum_address(info["evm"]["token_address"]),
+            "topics": [TRANSFER_TOPIC, topic_from],
+        }
+    )
+    return len(logs)
