@@ -20,7 +20,19 @@ from buyer_agent._version import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Sub-command modules under ``buyer_agent.commands``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("run", "resume", "orders", "show", "diagram")
+COMMANDS: tuple[str, ...] = (
+    "run",
+    "resume",
+    "orders",
+    "show",
+    "diagram",
+    "export",
+    "import",
+    "replay",
+    "evidence",
+)
+#: Command names whose module is named otherwise (``import`` is a Python keyword).
+MODULES: dict[str, str] = {"import": "import_journal"}
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,7 +40,7 @@ EXIT_USAGE = 2
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(f"buyer_agent.commands.{name}")
+    return importlib.import_module(f"buyer_agent.commands.{MODULES.get(name, name)}")
 
 
 def build_parser() -> argparse.ArgumentParser:

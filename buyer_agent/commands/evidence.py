@@ -1,0 +1,47 @@
+"""``evidence ORDER_ID``: write an order's dispute evidence bundle, bound to its journal hashes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from buyer_agent.commands._journal_io import add_state_dir_arg, dump_json, open_state_journal
+from buyer_agent.journal._evidence import build_evidence
+from buyer_agent.journal._replay import replay_file
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``evidence`` to the command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "evidence",
+        help="write an order's dispute evidence bundle",
+        description=(
+            "Write the dispute evidence bundle of an order: the quote, the policy decision, the payment "
+            "transaction and proof, the execution outcome and the acceptance failure, with the journal "
+            "hashes that bind them; the same bundle the workflow attaches when it disputes. ORDER_ID may "
+            "also be an exported journal file."
+        ),
+    )
+    parser.add_argument("order_id", metavar="ORDER_ID", help="the order (or an exported journal file)")
+    parser.add_argument("-o", "--output", metavar="FILE", default=None, help="output file (default stdout)")
+    add_state_dir_arg(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command: 0 written, 1 no such order or a broken journal."""
+    if Path(args.order_id).is_file():
+        result = replay_file(args.order_id)
+        if result.breakage is not None:
+            print(f"error: event {result.breakage.seq}: {result.breakage.reason}", file=sys.stderr)
+            return 1
+        events: list[Any] = result.events
+    else:
+        with open_state_journal(args.state_dir) as journal:
+            journal.order(args.order_id)
+            events = list(journal.events(args.order_id))
+    dump_json(build_evidence(events), args.output)
+    return 0

@@ -1,0 +1,48 @@
+"""``import FILE``: verify an exported journal, then bring the order into this state directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from buyer_agent.commands._journal_io import add_state_dir_arg, open_state_journal
+from buyer_agent.journal._export import JournalFileError, import_order
+from buyer_agent.journal._replay import replay_file
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``import`` to the command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "import",
+        help="import an exported order journal into a state directory",
+        description=(
+            "Verify an exported journal (hash chain, every transition legal, final state) and copy the "
+            "order into the state directory's journal. A broken journal is refused, and so is an order "
+            "id that already exists there unless its journal is identical."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="a journal file written by `export`")
+    add_state_dir_arg(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command: 0 imported (or already there), 1 broken or conflicting, 2 unreadable."""
+    try:
+        result = replay_file(args.file)
+    except JournalFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.breakage is not None:
+        print(
+            f"error: refusing to import {args.file}: event {result.breakage.seq}: {result.breakage.reason}",
+            file=sys.stderr,
+        )
+        return 1
+    with open_state_journal(args.state_dir, create=True) as journal:
+        imported = import_order(journal, result.header, result.events)
+    verb = "imported" if imported else "already present (identical)"
+    print(f"{result.order_id}: {verb}, {result.count} events, state {result.state}", file=sys.stderr)
+    return 0

@@ -1,0 +1,171 @@
+"""``replay FILE|ORDER_ID|DIR|GLOB``: rebuild orders offline, verify their journals, show timelines."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from buyer_agent._errors import BuyerAgentError, JournalError
+from buyer_agent.commands._journal_io import add_state_dir_arg, dump_json, open_state_journal
+from buyer_agent.journal._export import JournalFileError
+from buyer_agent.journal._replay import Rebuilder, Replay, replay_file, replay_order
+from buyer_agent.journal._timeline import build_timeline, render_timeline, summarise
+from buyer_agent.journal._whatif import what_if
+
+__all__ = ["register", "run"]
+
+EXIT_OK, EXIT_BROKEN, EXIT_UNREADABLE = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    """Add ``replay`` to the command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "replay",
+        help="rebuild and verify orders from their journals, offline",
+        description=(
+            "Rebuild an order by feeding its journaled events through the order state machine, offline: "
+            "check the hash chain, that every transition is legal and that the final state matches; "
+            "print the timeline (states, durations, the quote chosen and why, amounts, transaction ids). "
+            "TARGET is an exported journal file, an order id in the state directory, a directory of "
+            "*.jsonl journals or a glob. Exit 0 when everything verifies, 1 naming the first event that "
+            "breaks the chain or the machine, 2 for unreadable input."
+        ),
+    )
+    parser.add_argument("target", metavar="FILE|ORDER_ID|DIR|GLOB", help="what to replay")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--strategy",
+        metavar="NAME",
+        default=None,
+        help="what-if: re-run the recorded quote decision with this strategy (a name or a JSON "
+        '{"name": ..., "params": ...}); no network, no money',
+    )
+    add_state_dir_arg(parser)
+
+
+def _strategy(text: str | None) -> str | dict[str, Any] | None:
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    value: dict[str, Any] = json.loads(text, parse_float=Decimal)
+    return value
+
+
+def _targets(target: str) -> list[Path] | None:
+    """The files to replay, or None when ``target`` names no file (then it is an order id)."""
+    path = Path(target)
+    if path.is_dir():
+        return sorted(path.glob("*.jsonl"))
+    if path.exists():
+        return [path]
+    if glob.has_magic(target):
+        return sorted(Path(p) for p in glob.glob(target, recursive=True) if Path(p).is_file())
+    return None
+
+
+def _report(result: Replay, strategy: str | dict[str, Any] | None) -> dict[str, Any]:
+    timeline = build_timeline(result.events)
+    doc: dict[str, Any] = {
+        "order_id": result.order_id,
+        "source": result.source,
+        "state": result.state,
+        "events": result.count,
+        "verified": result.verified,
+        "breakage": result.breakage.to_json() if result.breakage else None,
+        "format_version": result.source_version,
+        "timeline": timeline,
+    }
+    if strategy is not None:
+        try:
+            doc["what_if"] = what_if(result.events, strategy)
+        except BuyerAgentError as exc:
+            doc["what_if"] = {"strategy": strategy, "error": str(exc)}
+    return doc
+
+
+def _render(doc: dict[str, Any]) -> str:
+    lines = [render_timeline(doc["order_id"], doc["state"], doc["timeline"])]
+    if doc["verified"]:
+        lines.append(f"  verified: {doc['events']} events, hash chain and every transition hold")
+    else:
+        b = doc["breakage"]
+        lines.append(f"  BROKEN at event {b['seq']}: {b['reason']}")
+    w = doc.get("what_if")
+    if w is not None:
+        if "error" in w:
+            lines.append(f"  what-if {w['strategy']}: {w['error']}")
+        else:
+            rec, alt, diff = w["recorded"], w["alternative"], w["difference"]
+            price = (alt.get("price") or {}).get("amount")
+            lines.append(
+                f"  what-if {w['strategy']}: {alt['quote_id']} ({alt['service_id']}) {price} instead of "
+                f"{rec['quote_id']} ({rec['service_id']})"
+                + (f", difference {diff['amount']} {diff['currency']}" if diff else "")
+                + f" — {alt['reason']}"
+            )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit code."""
+    try:
+        strategy = _strategy(args.strategy)
+    except ValueError as exc:
+        print(f"error: --strategy is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    files = _targets(args.target)
+    if files is None:
+        try:
+            with open_state_journal(args.state_dir) as journal:
+                result = replay_order(journal, args.target)
+        except JournalError as exc:
+            print(
+                f"error: {args.target} is neither a journal file nor an order in the journal: {exc}",
+                file=sys.stderr,
+            )
+            return EXIT_UNREADABLE
+        return _single(_report(result, strategy), args.json)
+    if not files:
+        print(f"error: no journal files match {args.target}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    single = len(files) == 1 and not Path(args.target).is_dir() and not glob.has_magic(args.target)
+    rebuilder = Rebuilder()
+    docs: list[dict[str, Any]] = []
+    unreadable = False
+    for path in files:
+        try:
+            docs.append(_report(replay_file(path, rebuilder=rebuilder), strategy))
+        except JournalFileError as exc:
+            unreadable = True
+            docs.append({"source": str(path), "error": str(exc), "verified": False})
+            print(f"error: {exc}", file=sys.stderr)
+    if single:
+        return EXIT_UNREADABLE if unreadable else _single(docs[0], args.json)
+    good = [d for d in docs if "error" not in d]
+    summary = summarise((d["state"], d["verified"], d["timeline"]) for d in good)
+    summary["unreadable"] = len(docs) - len(good)
+    if args.json:
+        dump_json({"orders": docs, "summary": summary})
+    else:
+        for d in good:
+            print(_render(d))
+            print()
+        print(
+            f"{summary['orders']} orders, {summary['verified']} verified; outcomes {summary['outcomes']}; "
+            f"spend {summary['spend']}; seconds in each state {summary['seconds_in_state']}"
+        )
+    if any(not d["verified"] for d in good):
+        return EXIT_BROKEN
+    return EXIT_UNREADABLE if unreadable else EXIT_OK
+
+
+def _single(doc: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        dump_json(doc)
+    else:
+        print(_render(doc))
+    return EXIT_OK if doc["verified"] else EXIT_BROKEN

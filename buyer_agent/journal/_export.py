@@ -1,0 +1,301 @@
+"""Journal files: one order as JSON Lines (a header, then every event), their versions and import."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from buyer_agent._errors import JournalError
+from buyer_agent._version import __version__
+from buyer_agent.journal._canonical import GENESIS_HASH, dumps, format_at, loads
+from buyer_agent.journal._journal import Journal, utc_now
+from buyer_agent.journal._records import Event
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MIGRATIONS",
+    "JournalFile",
+    "JournalFileError",
+    "export_lines",
+    "export_order",
+    "header_for",
+    "import_order",
+    "open_journal_file",
+]
+
+#: The ``format`` field of every header line.
+FORMAT = "buyer-agent-journal"
+#: The version this code writes. Older files are migrated on read (see :data:`MIGRATIONS`).
+FORMAT_VERSION = 1
+
+
+class JournalFileError(JournalError):
+    """The input is not a readable journal file (missing, empty, not JSON Lines, unknown version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFile:
+    """A journal file being read: its header (migrated to the current version) and its event lines.
+
+    ``events`` yields ``(line_no, raw_line, event_dict | None)``; ``event_dict`` is None when the line
+    is not valid JSON (verification names it by the sequence number it should have had). Events are
+    read lazily, so a large file streams.
+    """
+
+    path: str
+    header: Mapping[str, Any]
+    source_version: int
+    events: Iterator[tuple[int, str | None, dict[str, Any] | None]]
+
+
+def _migrate_v0_event(event: dict[str, Any], prev: str) -> dict[str, Any]:
+    # v0 (pre-release exports) named the trigger ``event`` and the states ``from``/``to``, and left
+    # ``prev_hash`` implicit (the previous line's hash). Renaming and filling it keeps the stored
+    # hashes valid: the hash formula never changed.
+    out = dict(event)
+    if "event" in out and "trigger" not in out:
+        out["trigger"] = out.pop("event")
+    if "from" in out and "src" not in out:
+        out["src"] = out.pop("from")
+    if "to" in out and "dst" not in out:
+        out["dst"] = out.pop("to")
+    out.setdefault("prev_hash", prev)
+    return out
+
+
+def _migrate_v0_header(header: dict[str, Any]) -> dict[str, Any]:
+    out = dict(header)
+    if "state" in out and "final_state" not in out:
+        out["final_state"] = out.pop("state")
+    out["version"] = 1
+    out.setdefault("framework_version", None)
+    out.setdefault("spec", None)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """How to bring a header and its events from ``version`` to ``version + 1``."""
+
+    version: int
+    header: Callable[[dict[str, Any]], dict[str, Any]]
+    event: Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+#: One migration per old version, applied in order until the file is at :data:`FORMAT_VERSION`.
+MIGRATIONS: Mapping[int, Migration] = {0: Migration(0, _migrate_v0_header, _migrate_v0_event)}
+
+
+def header_for(journal: Journal, order_id: str, events: list[Event] | None = None) -> dict[str, Any]:
+    """The header line of an export of ``order_id``.
+
+    ``events`` and ``head_hash`` let a reader notice a file whose tail was cut off.
+    """
+    rec = journal.order(order_id)
+    evs = events if events is not None else journal.events(order_id)
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "framework_version": __version__,
+        "order_id": order_id,
+        "exported_at": format_at(utc_now()),
+        "spec": dict(rec.spec),
+        "final_state": rec.state,
+        "market_order_id": rec.market_order_id,
+        "events": len(evs),
+        "head_hash": evs[-1].hash if evs else GENESIS_HASH,
+    }
+
+
+def export_lines(journal: Journal, order_id: str) -> Iterator[str]:
+    """The lines (without newlines) of ``order_id``'s export: the header, then every event as stored.
+
+    Raises:
+        JournalError: No such order.
+    """
+    events = journal.events(order_id)
+    yield dumps(header_for(journal, order_id, events))
+    for ev in events:
+        yield dumps(ev.to_json())
+
+
+def export_order(journal: Journal, order_id: str, out: IO[str]) -> int:
+    """Write ``order_id``'s export to ``out``; return the number of events written."""
+    count = -1
+    for line in export_lines(journal, order_id):
+        out.write(line + "\n")
+        count += 1
+    return count
+
+
+def _event_lines(
+    lines: Iterable[str], start: int, migrate: Callable[[dict[str, Any], str], dict[str, Any]] | None
+) -> Iterator[tuple[int, str | None, dict[str, Any] | None]]:
+    prev = GENESIS_HASH
+    for line_no, raw in enumerate(lines, start=start):
+        text = raw.rstrip("\r\n")
+        if not text.strip():
+            continue
+        try:
+            obj = _DECODE(text)
+        except ValueError:
+            yield line_no, text, None
+            continue
+        if not isinstance(obj, dict):
+            yield line_no, text, None
+            continue
+        if migrate is not None:
+            obj = migrate(obj, prev)
+            # A migrated line is no longer the bytes that were hashed: verify it by its fields.
+            text_out: str | None = None
+        else:
+            text_out = text
+        prev = str(obj.get("hash") or "")
+        yield line_no, text_out, obj
+
+
+# One decoder for every line (json.loads with options builds a new one per call); no floats.
+_DECODE = json.JSONDecoder(parse_float=Decimal).decode
+
+
+def open_journal_file(path: str | Path, lines: Iterable[str] | None = None) -> JournalFile:
+    """Open a journal file (JSON Lines), read its header and migrate it to the current version.
+
+    Args:
+        path: The file (also used in messages).
+        lines: The file's lines, when already in memory (tests); else the file is streamed.
+
+    Raises:
+        JournalFileError: The file is missing, empty, has no valid header or an unknown version.
+    """
+    name = str(path)
+    if lines is None:
+        try:
+            fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the generator below
+        except OSError as exc:
+            raise JournalFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
+        it: Iterator[str] = _closing_lines(fh)
+    else:
+        it = iter(lines)
+    first = next(it, None)
+    if first is None:
+        raise JournalFileError(f"{name} is empty")
+    try:
+        header = _DECODE(first)
+    except ValueError as exc:
+        raise JournalFileError(f"{name}: the first line is not a JSON header: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise JournalFileError(f"{name} is not a {FORMAT} file (no header with format={FORMAT!r})")
+    version = header.get("version", 0)
+    if not isinstance(version, int) or version < 0 or version > FORMAT_VERSION:
+        raise JournalFileError(
+            f"{name}: format version {version!r} is not supported (this is version {FORMAT_VERSION})"
+        )
+    source = version
+    event_steps: list[Callable[[dict[str, Any], str], dict[str, Any]]] = []
+    while version < FORMAT_VERSION:
+        step = MIGRATIONS[version]
+        header = step.header(header)
+        event_steps.append(step.event)
+        version += 1
+    migrate = None
+    if event_steps:
+
+        def migrate(event: dict[str, Any], prev: str) -> dict[str, Any]:
+            for fn in event_steps:
+                event = fn(event, prev)
+            return event
+
+    if not isinstance(header.get("order_id"), str):
+        raise JournalFileError(f"{name}: the header has no order_id")
+    return JournalFile(name, header, source, _event_lines(it, 2, migrate))
+
+
+def _closing_lines(fh: IO[str]) -> Iterator[str]:
+    with fh:
+        yield from fh
+
+
+def import_order(journal: Journal, header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> bool:
+    """Copy a verified order into ``journal`` exactly (same events, same hashes).
+
+    The caller verifies first (:func:`buyer_agent.journal._replay.replay_file`). The order row gets
+    the header's spec and final state; its working context is rebuilt as the order's last known
+    facts are not exported (the events hold them).
+
+    Returns:
+        True when imported; False when the journal already holds the identical order.
+
+    Raises:
+        JournalError: The journal already holds a different order with this id.
+    """
+    order_id = str(header["order_id"])
+    if journal.has_order(order_id):
+        mine = [e.to_json() for e in journal.events(order_id)]
+        theirs = [_event_json(e) for e in events]
+        if mine == theirs:
+            return False
+        raise JournalError(
+            f"order {order_id} already exists in {journal.path or ':memory:'} with a different journal; "
+            "refusing to overwrite it"
+        )
+    if not events:
+        raise JournalError(f"order {order_id} has no events to import")
+    first, last = events[0], events[-1]
+    market_order_id = header.get("market_order_id")
+    try:
+        with journal.db.atomic() as db:
+            db.execute(
+                "INSERT INTO orders (order_id, state, context, spec, market_order_id, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    order_id,
+                    str(last["dst"]),
+                    dumps({"imported_from": header.get("exported_at")}),
+                    dumps(header.get("spec") or {}),
+                    market_order_id,
+                    str(first["at"]),
+                    str(last["at"]),
+                ],
+            )
+            db.conn.executemany(
+                "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        order_id,
+                        int(e["seq"]),
+                        str(e["at"]),
+                        str(e["trigger"]),
+                        str(e["src"]),
+                        str(e["dst"]),
+                        dumps(e.get("payload") or {}),
+                        str(e["prev_hash"]),
+                        str(e["hash"]),
+                    ]
+                    for e in events
+                ],
+            )
+    except Exception as exc:
+        raise JournalError(f"cannot import order {order_id}: {exc}") from exc
+    return True
+
+
+def _event_json(e: Mapping[str, Any]) -> dict[str, Any]:
+    # The stored form of an event, for comparing a file with what a journal holds.
+    return {
+        "order_id": e["order_id"],
+        "seq": e["seq"],
+        "at": e["at"],
+        "trigger": e["trigger"],
+        "src": e["src"],
+        "dst": e["dst"],
+        "payload": loads(dumps(e.get("payload") or {})) or {},
+        "prev_hash": e["prev_hash"],
+        "hash": e["hash"],
+    }

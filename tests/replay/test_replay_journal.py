@@ -1,0 +1,247 @@
+"""Export, import, replay and evidence over journals written through the real Journal API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from replay_orders import write_order
+
+from buyer_agent.cli import main
+from buyer_agent.journal import Journal
+from buyer_agent.journal._evidence import build_evidence
+from buyer_agent.journal._export import export_lines
+from buyer_agent.journal._replay import (
+    replay_events,
+    replay_file,
+    replay_order,
+    synthetic_journal,
+    synthetic_orders,
+)
+from buyer_agent.journal._timeline import build_timeline
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+# The well-known anvil dev key (the sandbox's demo buyer) must never reach a journal or an export.
+ANVIL_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def _export(journal: Journal, order_id: str = "ord_golden_1") -> list[str]:
+    return list(export_lines(journal, order_id))
+
+
+def test_round_trip_export_import_replay(journal: Journal, tmp_path: Path, capsys: Any) -> None:
+    write_order(journal)
+    src_dir = journal.path.parent  # type: ignore[union-attr]
+    out = tmp_path / "ord.jsonl"
+    assert main(["export", "ord_golden_1", "-o", str(out), "--state-dir", str(src_dir)]) == 0
+    other = tmp_path / "elsewhere"
+    assert main(["import", str(out), "--state-dir", str(other)]) == 0
+    # Importing the identical journal again is a no-op, not an error.
+    assert main(["import", str(out), "--state-dir", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["replay", "ord_golden_1", "--state-dir", str(other), "--json"]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    original = replay_order(journal, "ord_golden_1")
+    assert imported["verified"] is True
+    assert imported["state"] == original.state == "confirmed"
+    assert imported["events"] == original.count == 14
+    assert imported["timeline"] == json.loads(json.dumps(build_timeline(original.events), default=str))
+    tl = imported["timeline"]
+    assert [s["state"] for s in tl["states"]] == [
+        "created", "paired", "searched", "quoted", "ordered", "paying", "paid", "executed", "confirmed",
+    ]  # fmt: skip
+    assert tl["quote"]["service_id"] == "svc_hash_budget"
+    assert tl["quote"]["price"] == {"amount": "0.80", "currency": "USDC"}
+    assert tl["transactions"][0]["tx_id"] == "0x" + "ab" * 32
+    assert tl["spent"] == {"amount": "0.80", "currency": "USDC"}
+    assert tl["states"][0]["seconds"] == "0.250000"
+
+
+def test_import_refuses_a_different_order_with_the_same_id(journal: Journal, tmp_path: Path) -> None:
+    write_order(journal)
+    out = tmp_path / "a.jsonl"
+    out.write_text("\n".join(_export(journal)) + "\n")
+    other = Journal(tmp_path / "other" / "buyer_agent.db")
+    write_order(other, disputed=True)
+    other.close()
+    assert main(["import", str(out), "--state-dir", str(tmp_path / "other")]) == 1
+
+
+def test_import_refuses_a_broken_chain(journal: Journal, tmp_path: Path) -> None:
+    write_order(journal)
+    lines = _export(journal)
+    lines[4] = lines[4].replace("srch_1", "srch_2")
+    out = tmp_path / "bad.jsonl"
+    out.write_text("\n".join(lines) + "\n")
+    assert main(["import", str(out), "--state-dir", str(tmp_path / "dst")]) == 1
+    assert main(["import", str(tmp_path / "missing.jsonl"), "--state-dir", str(tmp_path / "dst")]) == 2
+
+
+def _replay(lines: list[str]) -> Any:
+    return replay_file("<test>", lines=lines)
+
+
+def test_any_changed_payload_byte_is_named_by_seq(journal: Journal) -> None:
+    write_order(journal)
+    lines = _export(journal)
+    for index in range(1, len(lines)):
+        line = lines[index]
+        seq = json.loads(line)["seq"]
+        start = line.index('"payload":') + len('"payload":')
+        end = line.index(',"prev_hash":')
+        # Every byte of the payload, changed to another printable byte.
+        for pos in range(start, end):
+            ch = line[pos]
+            for repl in ("x" if ch != "x" else "y",):
+                bad = [*lines]
+                bad[index] = line[:pos] + repl + line[pos + 1 :]
+                result = _replay(bad)
+                assert result.breakage is not None, (seq, pos)
+                assert result.breakage.seq == seq, (seq, pos, result.breakage)
+
+
+def test_reordered_or_deleted_events_are_named(journal: Journal) -> None:
+    write_order(journal)
+    lines = _export(journal)
+    swapped = [*lines]
+    swapped[4], swapped[5] = swapped[5], swapped[4]
+    r = _replay(swapped)
+    assert r.breakage is not None and r.breakage.seq == 5 and "event 4" in r.breakage.reason
+    deleted = lines[:7] + lines[8:]
+    r = _replay(deleted)
+    assert r.breakage is not None and r.breakage.seq == 8 and "event 7 is missing" in r.breakage.reason
+    # Cutting the tail keeps a valid chain; the header's count and head hash catch it.
+    r = _replay(lines[:-1])
+    assert r.breakage is not None and r.breakage.seq == 14
+    assert not r.verified
+
+
+def test_an_illegal_transition_is_named_even_with_a_valid_chain(journal: Journal) -> None:
+    # A journal whose hashes are all correct but whose story is impossible: paid without paying.
+    from buyer_agent.journal._canonical import GENESIS_HASH, event_hash
+
+    rows = [("submit", "created", "created"), ("pair", "created", "paired"), ("paid", "paired", "paid")]
+    prev, events = GENESIS_HASH, []
+    for seq, (trigger, src, dst) in enumerate(rows, start=1):
+        at = f"2026-01-01T00:00:0{seq}.000000Z"
+        h = event_hash(prev, order_id="o", seq=seq, at=at, trigger=trigger, src=src, dst=dst, payload={})
+        events.append((None, {"order_id": "o", "seq": seq, "at": at, "trigger": trigger, "src": src,
+                              "dst": dst, "payload": {}, "prev_hash": prev, "hash": h}))  # fmt: skip
+        prev = h
+    r = replay_events(events)
+    assert r.breakage is not None and r.breakage.seq == 3 and "illegal" in r.breakage.reason
+    assert r.state == "paired"
+
+
+def test_replay_json_keys_and_exit_codes(journal: Journal, tmp_path: Path, capsys: Any) -> None:
+    write_order(journal)
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(_export(journal)) + "\n")
+    assert main(["replay", str(good), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"order_id", "state", "events", "verified"} <= doc.keys()
+    assert (doc["order_id"], doc["state"], doc["events"], doc["verified"]) == (
+        "ord_golden_1",
+        "confirmed",
+        14,
+        True,
+    )
+    lines = _export(journal)
+    lines[7] = lines[7].replace('"status":"created"', '"status":"paid"')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(bad), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verified"] is False and doc["breakage"]["seq"] == 7
+    assert main(["replay", str(bad)]) == 1
+    assert "BROKEN at event 7" in capsys.readouterr().out
+    (tmp_path / "junk.txt").write_text("not a journal\n")
+    assert main(["replay", str(tmp_path / "junk.txt")]) == 2
+    assert main(["replay", "ord_nope", "--state-dir", str(tmp_path / "empty")]) == 2
+
+
+def test_replay_a_directory_summarises(journal: Journal, tmp_path: Path, capsys: Any) -> None:
+    write_order(journal, "ord_a")
+    write_order(journal, "ord_b", disputed=True)
+    d = tmp_path / "many"
+    d.mkdir()
+    for oid in ("ord_a", "ord_b"):
+        (d / f"{oid}.jsonl").write_text("\n".join(_export(journal, oid)) + "\n")
+    assert main(["replay", str(d), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [o["order_id"] for o in doc["orders"]] == ["ord_a", "ord_b"]
+    s = doc["summary"]
+    assert s["orders"] == 2 and s["verified"] == 2
+    assert s["outcomes"] == {"confirmed": 1, "refunded": 1}
+    assert s["spend"] == {"USDC": "1.60"}
+    assert "paying" in s["seconds_in_state"]
+    assert main(["replay", str(d / "*.jsonl")]) == 0
+    assert "2 orders, 2 verified" in capsys.readouterr().out
+
+
+def test_golden_journals_replay(capsys: Any) -> None:
+    files = sorted(GOLDEN.glob("*.jsonl"))
+    assert files, "no golden journals committed"
+    for path in files:
+        r = replay_file(path)
+        assert r.verified, (path.name, r.breakage)
+        expected = json.loads(path.read_text().splitlines()[0]).get("final_state") or json.loads(
+            path.read_text().splitlines()[0]
+        ).get("state")
+        assert r.state == expected
+    assert main(["replay", str(GOLDEN), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["verified"] == len(files)
+
+
+def test_a_v0_journal_is_migrated_and_replayed() -> None:
+    path = GOLDEN / "order_confirmed_v0.jsonl"
+    raw = path.read_text().splitlines()
+    assert json.loads(raw[0])["version"] == 0 and "prev_hash" not in json.loads(raw[1])
+    r = replay_file(path)
+    assert r.source_version == 0 and r.verified and r.state == "confirmed"
+    assert r.events[1]["trigger"] == "pair" and r.events[1]["prev_hash"] == r.events[0]["hash"]
+    v1 = replay_file(GOLDEN / "order_confirmed_v1.jsonl")
+    assert [e["hash"] for e in r.events] == [e["hash"] for e in v1.events]
+    # A v0 event edited after the fact still fails its (unchanged) hash.
+    bad = [*raw]
+    bad[4] = bad[4].replace("srch_1", "srch_9")
+    t = replay_file("<v0>", lines=bad)
+    assert t.breakage is not None and t.breakage.seq == 4
+
+
+def test_exports_hold_no_secret(journal: Journal) -> None:
+    write_order(journal)
+    text = "\n".join(_export(journal)).lower()
+    assert ANVIL_KEY not in text
+    for word in ("private_key", "secret_key", "pairing_token", "api_key", "bearer"):
+        assert word not in text
+
+
+def test_evidence_of_a_disputed_order(journal: Journal, tmp_path: Path) -> None:
+    write_order(journal, "ord_d", disputed=True)
+    events = journal.events("ord_d")
+    bundle = build_evidence(events)
+    by_seq = {e.seq: e for e in events}
+    assert bundle["quote"]["service_id"] == "svc_hash_budget"
+    assert bundle["payment"]["tx"] == "0x" + "ab" * 32
+    assert bundle["outcome"]["result"] == {"sha256": "not-a-hash"}
+    assert "schema" in bundle["acceptance_failure"]
+    for fact in ("quote", "order", "payment", "outcome", "dispute"):
+        ref = bundle["journal"][fact]
+        assert by_seq[ref["seq"]].hash == ref["hash"]
+    out = tmp_path / "evidence.json"
+    assert main(["evidence", "ord_d", "-o", str(out), "--state-dir", str(journal.path.parent)]) == 0  # type: ignore[union-attr]
+    assert json.loads(out.read_text())["journal"] == json.loads(json.dumps(bundle["journal"]))
+    # Before a dispute, the bundle is built the same way from the events alone.
+    pre = build_evidence([e.to_json() for e in events[:-3]], reason="checking")
+    assert pre["reason"] == "checking" and pre["journal"]["outcome"]["seq"] == events[-4].seq
+
+
+def test_synthetic_journal_verifies() -> None:
+    orders = list(synthetic_orders(3, 15))
+    assert all(replay_file("<s>", lines=o).verified for o in orders)
+    assert sum(1 for _ in synthetic_journal(2, 12)) == 2 * 13
+    with pytest.raises(ValueError):
+        list(synthetic_orders(1, 5))
