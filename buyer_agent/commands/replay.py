@@ -67,8 +67,19 @@ def _targets(target: str) -> list[Path] | None:
     return None
 
 
+def _timeline(result: Replay) -> dict[str, Any]:
+    try:
+        return build_timeline(result.events)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A verified chain can still hold payloads of an unexpected shape (a hand-made journal):
+        # the verdict stands, only the story is missing.
+        empty = build_timeline([])
+        empty["error"] = {"code": "TIMELINE_UNAVAILABLE", "message": f"unexpected event payload: {exc!r}"}
+        return empty
+
+
 def _report(result: Replay, strategy: str | dict[str, Any] | None) -> dict[str, Any]:
-    timeline = build_timeline(result.events)
+    timeline = _timeline(result)
     doc: dict[str, Any] = {
         "order_id": result.order_id,
         "source": result.source,

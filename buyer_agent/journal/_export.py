@@ -33,6 +33,9 @@ FORMAT = "buyer-agent-journal"
 #: The version this code writes. Older files are migrated on read (see :data:`MIGRATIONS`).
 FORMAT_VERSION = 1
 
+# One decoder for every line (json.loads with options builds a new one per call); no floats.
+_DECODE = json.JSONDecoder(parse_float=Decimal).decode
+
 
 class JournalFileError(JournalError):
     """The input is not a readable journal file (missing, empty, not JSON Lines, unknown version)."""
@@ -157,10 +160,6 @@ def _event_lines(
             text_out = text
         prev = str(obj.get("hash") or "")
         yield line_no, text_out, obj
-
-
-# One decoder for every line (json.loads with options builds a new one per call); no floats.
-_DECODE = json.JSONDecoder(parse_float=Decimal).decode
 
 
 def open_journal_file(path: str | Path, lines: Iterable[str] | None = None) -> JournalFile:

@@ -95,7 +95,8 @@ def test_any_changed_payload_byte_is_named_by_seq(journal: Journal) -> None:
         for pos in range(start, end):
             ch = line[pos]
             for repl in ("x" if ch != "x" else "y",):
-                bad = [*lines]
+                # Lines after the edited one cannot change where the first breakage is.
+                bad = lines[: index + 1]
                 bad[index] = line[:pos] + repl + line[pos + 1 :]
                 result = _replay(bad)
                 assert result.breakage is not None, (seq, pos)
@@ -245,3 +246,27 @@ def test_synthetic_journal_verifies() -> None:
     assert sum(1 for _ in synthetic_journal(2, 12)) == 2 * 13
     with pytest.raises(ValueError):
         list(synthetic_orders(1, 5))
+
+
+def test_odd_payloads_still_replay_and_verify(tmp_path: Path, capsys: Any) -> None:
+    from buyer_agent.journal._canonical import GENESIS_HASH, event_hash
+
+    rows = [("submit", "created", "created", {}), ("pair", "created", "paired", {}),
+            ("search", "paired", "searched", {"quotes": [{"no_id": 1}]})]  # fmt: skip
+    prev, lines = GENESIS_HASH, []
+    for seq, (trigger, src, dst, payload) in enumerate(rows, start=1):
+        at = f"2026-01-01T00:00:0{seq}.000000Z"
+        h = event_hash(prev, order_id="o", seq=seq, at=at, trigger=trigger, src=src, dst=dst, payload=payload)
+        ev = {"order_id": "o", "seq": seq, "at": at, "trigger": trigger, "src": src, "dst": dst,
+              "payload": payload, "prev_hash": prev, "hash": h}  # fmt: skip
+        lines.append(json.dumps(ev, sort_keys=True, separators=(",", ":")))
+        prev = h
+    header = json.dumps(
+        {"format": "buyer-agent-journal", "version": 1, "order_id": "o", "final_state": "searched"}
+    )
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join([header, *lines]) + "\n")
+    assert main(["replay", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verified"] and doc["state"] == "searched"
+    assert doc["timeline"]["error"]["code"] == "TIMELINE_UNAVAILABLE"
