@@ -270,3 +270,24 @@ def test_odd_payloads_still_replay_and_verify(tmp_path: Path, capsys: Any) -> No
     doc = json.loads(capsys.readouterr().out)
     assert doc["verified"] and doc["state"] == "searched"
     assert doc["timeline"]["error"]["code"] == "TIMELINE_UNAVAILABLE"
+
+
+def test_export_defaults_and_stdout(
+    journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    write_order(journal)
+    state = str(journal.path.parent)  # type: ignore[union-attr]
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "ord_golden_1", "--state-dir", state]) == 0
+    written = (tmp_path / "ord_golden_1.jsonl").read_text().splitlines()
+    capsys.readouterr()
+    assert main(["export", "ord_golden_1", "-o", "-", "--state-dir", state]) == 0
+    streamed = capsys.readouterr().out.splitlines()
+    header = json.loads(written[0])
+    assert header["format"] == "buyer-agent-journal" and header["version"] == 1
+    assert header["order_id"] == "ord_golden_1" and header["final_state"] == "confirmed"
+    assert header["spec"]["service_type"] == "compute.marketplace" and header["framework_version"]
+    assert [json.loads(x) for x in written[1:]] == [e.to_json() for e in journal.events("ord_golden_1")]
+    assert streamed[1:] == written[1:]
+    assert main(["export", "ord_missing", "--state-dir", state]) == 1
+    assert main(["export", "ord_golden_1", "--state-dir", str(tmp_path / "nothing")]) == 1
