@@ -7,6 +7,9 @@ from buyer_agent.sandbox.chains._anvil import (
     find_anvil,
 )
 from buyer_agent.sandbox.chains._evm_setup import EscrowDeposit, EvmChain, EvmWallet
+from buyer_agent.sandbox.chains._solana_ledger import LedgerRejection, SolanaLedger, TxRecord
+from buyer_agent.sandbox.chains._solana_rpc import SolanaRpcServer
+from buyer_agent.sandbox.chains._solana_setup import SolanaChain, SolanaWallet
 
 __all__ = [
     "AnvilNode",
@@ -14,6 +17,12 @@ __all__ = [
     "EscrowDeposit",
     "EvmChain",
     "EvmWallet",
+    "LedgerRejection",
+    "SolanaChain",
+    "SolanaLedger",
+    "SolanaRpcServer",
+    "SolanaWallet",
+    "TxRecord",
     "anvil_available",
     "find_anvil",
 ]
