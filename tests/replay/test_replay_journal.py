@@ -291,3 +291,19 @@ def test_export_defaults_and_stdout(
     assert streamed[1:] == written[1:]
     assert main(["export", "ord_missing", "--state-dir", state]) == 1
     assert main(["export", "ord_golden_1", "--state-dir", str(tmp_path / "nothing")]) == 1
+
+
+def test_every_deletion_and_swap_is_named() -> None:
+    lines = (GOLDEN / "order_confirmed_v1.jsonl").read_text().splitlines()
+    n = len(lines) - 1
+    for seq in range(1, n + 1):
+        r = _replay(lines[:seq] + lines[seq + 1 :])
+        assert r.breakage is not None, seq
+        # The event after a deleted one is named (a deleted last event: the header's count catches it).
+        assert r.breakage.seq == (seq + 1 if seq < n else n), (seq, r.breakage)
+    for seq in range(1, n):
+        for later in range(seq + 1, n + 1):
+            bad = [*lines]
+            bad[seq], bad[later] = bad[later], bad[seq]
+            r = _replay(bad)
+            assert r.breakage is not None and r.breakage.seq == later, (seq, later, r.breakage)
