@@ -6,6 +6,7 @@ import asyncio
 import base64
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -376,3 +377,34 @@ def test_wallet_secret_never_shows(server: SolanaRpcServer) -> None:
     assert str(wallet.keypair()) not in repr(wallet)
     assert SolanaWallet.from_secret(wallet.secret_key.reveal()) == wallet
     assert len(Keypair.from_base58_string(wallet.secret_key.reveal()).to_bytes()) == 64
+
+
+def test_state_dir_keeps_balances_history_and_the_mint_across_restarts(tmp_path: Path) -> None:
+    with SolanaRpcServer(state_dir=tmp_path) as first:
+        payer = first.chain.new_wallet(usdc=1_000)
+        payee = SolanaWallet.create()
+        signature = first.chain.transfer_usdc(payer, payee.address, 300)
+        raw = first.ledger.record(signature).raw  # type: ignore[union-attr]
+        before = (first.mint, first.caip2, first.ledger.block_height)
+    assert first.state_file is not None and first.state_file.is_file()
+
+    with SolanaRpcServer(state_dir=tmp_path) as second:
+        assert (second.mint, second.caip2) == before[:2]
+        assert second.ledger.block_height == before[2]
+        assert second.chain.usdc_balance(payee.address) == 300
+        assert second.chain.usdc_balance(payer.address) == 700
+        again = _rpc(second, "sendTransaction", [base64.b64encode(raw).decode(), {"encoding": "base64"}])
+        assert again["error"]["data"]["err"] == "AlreadyProcessed"
+        landed = second.get_transaction(signature)
+        assert landed is not None and landed["meta"]["postTokenBalances"]
+        assert _rpc(second, "getTransaction", [signature])["result"]["slot"] == landed["slot"]
+        second.chain.mint_to(payee.address, 5)  # the mint authority survived too
+        assert second.chain.usdc_balance(payee.address) == 305
+
+
+def test_in_process_get_transaction_matches_the_rpc(server: SolanaRpcServer) -> None:
+    payer = server.chain.new_wallet(usdc=10)
+    signature = server.chain.transfer_usdc(payer, Keypair().pubkey(), 3)
+    config = {"encoding": "json", "maxSupportedTransactionVersion": 0}
+    assert server.get_transaction(signature) == _rpc(server, "getTransaction", [signature, config])["result"]
+    assert server.get_transaction(str(Signature.default())) is None

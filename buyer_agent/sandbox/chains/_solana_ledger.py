@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -136,6 +137,8 @@ class SolanaLedger:
         self._held: list[tuple[str, bytes]] = []
         self._auto_process = True
         self._tx_count = 0
+        self._touched: set[Pubkey] = set()
+        self._dirty = False
         self.faucet = Keypair()
         # Written directly: LiteSVM's own airdrop account holds less than a faucet should.
         self._svm.set_account(
@@ -360,6 +363,8 @@ class SolanaLedger:
             inner_instructions=_inner(meta),
         )
         self._records[signature] = record
+        self._touched.update(keys)
+        self._dirty = True
         self._tx_count += 1
         self._new_block()
         return signature
@@ -458,6 +463,109 @@ class SolanaLedger:
                     break
         return out
 
+    # --- persistence ---------------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """True when something landed since the last :meth:`snapshot`."""
+        return self._dirty
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to rebuild this ledger: block state, history, and every account touched.
+
+        Programs are not included (LiteSVM brings its own). The faucet's key is included: it is a
+        sandbox test key that holds only test lamports.
+        """
+        with self._lock:
+            accounts = {}
+            for key in self._touched | {self.faucet.pubkey()}:
+                account = self._svm.get_account(key)
+                if account is None or account.executable:
+                    continue
+                accounts[str(key)] = {
+                    "lamports": account.lamports,
+                    "data": base64.b64encode(bytes(account.data)).decode(),
+                    "owner": str(account.owner),
+                    "rentEpoch": account.rent_epoch,
+                }
+            records = [
+                {
+                    "signature": r.signature,
+                    "raw": base64.b64encode(r.raw).decode(),
+                    "slot": r.slot,
+                    "blockTime": r.block_time,
+                    "err": r.err,
+                    "fee": r.fee,
+                    "preBalances": r.pre_balances,
+                    "postBalances": r.post_balances,
+                    "preTokenBalances": r.pre_token_balances,
+                    "postTokenBalances": r.post_token_balances,
+                    "logs": r.logs,
+                    "computeUnits": r.compute_units,
+                    "innerInstructions": r.inner_instructions,
+                }
+                for r in self._records.values()
+            ]
+            self._dirty = False
+            return {
+                "version": 1,
+                "height": self._height,
+                "blockhash": str(self._blockhash),
+                "validUntil": dict(self._valid_until),
+                "transactionCount": self._tx_count,
+                "faucet": str(self.faucet),
+                "accounts": accounts,
+                "records": records,
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot` into this (fresh) ledger.
+
+        Raises:
+            RailError: the snapshot is not one this version can read.
+        """
+        if state.get("version") != 1:
+            raise RailError("unknown Solana ledger snapshot version")
+        with self._lock:
+            try:
+                for key, entry in state["accounts"].items():
+                    account = Account(
+                        lamports=int(entry["lamports"]),
+                        data=base64.b64decode(entry["data"]),
+                        owner=Pubkey.from_string(entry["owner"]),
+                        executable=False,
+                        rent_epoch=int(entry["rentEpoch"]),
+                    )
+                    self._svm.set_account(Pubkey.from_string(key), account)
+                    self._touched.add(Pubkey.from_string(key))
+                self.faucet = Keypair.from_base58_string(state["faucet"])
+                self._records = {
+                    r["signature"]: TxRecord(
+                        signature=r["signature"],
+                        raw=base64.b64decode(r["raw"]),
+                        slot=int(r["slot"]),
+                        block_time=int(r["blockTime"]),
+                        err=r["err"],
+                        fee=int(r["fee"]),
+                        pre_balances=r["preBalances"],
+                        post_balances=r["postBalances"],
+                        pre_token_balances=_token_balances(r["preTokenBalances"]),
+                        post_token_balances=_token_balances(r["postTokenBalances"]),
+                        logs=r["logs"],
+                        compute_units=int(r["computeUnits"]),
+                        inner_instructions=r["innerInstructions"],
+                    )
+                    for r in state["records"]
+                }
+                self._height = int(state["height"])
+                self._blockhash = Hash.from_string(state["blockhash"])
+                self._valid_until = {k: int(v) for k, v in state["validUntil"].items()}
+                self._tx_count = int(state["transactionCount"])
+                self._svm.warp_to_slot(self._height)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RailError(f"unreadable Solana ledger snapshot: {exc}") from exc
+            self._dirty = False
+
     # --- reads ---------------------------------------------------------------------------------
 
     def record(self, signature: str) -> TxRecord | None:
@@ -520,6 +628,19 @@ class SolanaLedger:
         """The newest blockhash, as a ``Hash`` for building transactions in-process."""
         with self._lock:
             return self._blockhash
+
+
+def _token_balances(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Token balances read back from a snapshot, with ``uiTokenAmount`` rebuilt from the exact amount."""
+    return [
+        {
+            **entry,
+            "uiTokenAmount": ui_token_amount(
+                int(entry["uiTokenAmount"]["amount"]), int(entry["uiTokenAmount"]["decimals"])
+            ),
+        }
+        for entry in entries
+    ]
 
 
 def _describe(err: Any) -> str:

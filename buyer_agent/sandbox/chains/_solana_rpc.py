@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -140,10 +142,23 @@ class SolanaRpcServer:
     any real cluster's.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, usdc_decimals: int = USDC_DECIMALS) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        usdc_decimals: int = USDC_DECIMALS,
+        state_dir: str | os.PathLike[str] | None = None,
+        save_interval: float = 2.0,
+    ) -> None:
         self._host = host
         self._port = port
         self._decimals = usdc_decimals
+        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self._save_interval = save_interval
+        self._saver: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._methods: SolanaRpcMethods | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ledger: SolanaLedger | None = None
@@ -159,7 +174,12 @@ class SolanaRpcServer:
             raise RailError("this Solana RPC server is already started")
         try:
             ledger = SolanaLedger()
-            chain = SolanaChain(ledger, decimals=self._decimals)
+            saved = self._load()
+            if saved is not None:
+                ledger.restore(saved["ledger"])
+                chain = SolanaChain(ledger, state=saved["chain"])
+            else:
+                chain = SolanaChain(ledger, decimals=self._decimals)
         except RailError:
             raise
         except (KeyboardInterrupt, SystemExit):
@@ -171,8 +191,13 @@ class SolanaRpcServer:
         except OSError as exc:
             raise RailError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from exc
         server.connections = set()
-        server.methods = SolanaRpcMethods(ledger, info=self.info)
+        server.methods = self._methods = SolanaRpcMethods(ledger, info=self.info)
         self._ledger, self._chain, self._server = ledger, chain, server
+        if self._state_dir is not None:
+            self._save()
+            self._stopping.clear()
+            self._saver = threading.Thread(target=self._save_loop, name="solana-state", daemon=True)
+            self._saver.start()
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="solana-rpc", daemon=True
         )
@@ -192,6 +217,65 @@ class SolanaRpcServer:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+        self._stopping.set()
+        if self._saver is not None:
+            self._saver.join(5)
+            self._saver = None
+        if self._state_dir is not None and self._ledger is not None:
+            self._save()
+
+    # --- state across restarts -------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path | None:
+        """Where the ledger is saved (on stop and every ``save_interval`` s), when a state dir is set."""
+        return self._state_dir / "solana-state.json" if self._state_dir is not None else None
+
+    def _load(self) -> dict[str, Any] | None:
+        path = self.state_file
+        if path is None or not path.is_file():
+            return None
+        try:
+            loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+        except (OSError, ValueError) as exc:
+            raise RailError(f"cannot read the Solana state in {path}: {exc}") from exc
+        return loaded
+
+    def _save(self) -> None:
+        path = self.state_file
+        if path is None or self._ledger is None or self._chain is None:
+            return
+        state = {"ledger": self._ledger.snapshot(), "chain": self._chain.snapshot()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        # Written aside and renamed, so a crash mid-write never leaves half a state file.
+        temporary.write_text(json.dumps(state, default=str), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def _save_loop(self) -> None:
+        while not self._stopping.wait(self._save_interval):
+            if self._ledger is not None and self._ledger.dirty:
+                try:
+                    self._save()
+                except (OSError, RailError) as exc:
+                    _log.warning("saving the Solana state failed: %s", exc)
+
+    # --- in-process reads ------------------------------------------------------------------------
+
+    def get_transaction(self, signature: str, encoding: str = "json") -> dict[str, Any] | None:
+        """``getTransaction`` answered in-process (v0 allowed): the RPC's JSON, or None if not landed.
+
+        Raises:
+            RailError: the server is not started, or the request is invalid.
+        """
+        if self._methods is None:
+            raise RailError("the Solana RPC server is not started")
+        config = {"encoding": encoding, "maxSupportedTransactionVersion": 0}
+        try:
+            answer: dict[str, Any] | None = self._methods.get_transaction([signature, config])
+        except RpcError as exc:
+            raise RailError(f"getTransaction failed: {exc.message}") from exc
+        return answer
 
     def __enter__(self) -> SolanaRpcServer:
         return self.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -75,8 +76,16 @@ class SolanaChain:
     history like any other. Amounts are integer base units (lamports; USDC micro-units).
     """
 
-    def __init__(self, ledger: SolanaLedger, *, decimals: int = USDC_DECIMALS) -> None:
+    def __init__(
+        self, ledger: SolanaLedger, *, decimals: int = USDC_DECIMALS, state: dict[str, Any] | None = None
+    ) -> None:
         self.ledger = ledger
+        if state is not None:
+            # A restarted sandbox: the mint already exists in the restored ledger.
+            self.decimals = int(state["decimals"])
+            self._authority = Keypair.from_base58_string(state["authority"])
+            self.mint = Pubkey.from_string(state["mint"])
+            return
         self.decimals = decimals
         self._authority = Keypair()
         mint = Keypair()
@@ -105,6 +114,13 @@ class SolanaChain:
             ],
             [self._authority, mint],
         )
+
+    def snapshot(self) -> dict[str, Any]:
+        """What this needs to come back on a restored ledger.
+
+        It includes the sandbox's test mint-authority key, which only ever mints test USDC.
+        """
+        return {"mint": str(self.mint), "decimals": self.decimals, "authority": str(self._authority)}
 
     @property
     def mint_authority(self) -> str:
