@@ -68,7 +68,7 @@ def quote_facts(quote: Any) -> dict[str, Any]:
         price = Money.of(Decimal(str(amount)), currency, _decimals(payment, currency))
     meta = field_of(quote, "metadata") or field_of(quote, "extra") or {}
     latency = field_of(quote, "latency_ms") or field_of(meta, "latency_ms")
-    reputation = field_of(quote, "reputation") or field_of(meta, "reputation")
+    reputation = field_of(quote, "reputation") or field_of(meta, "provider_reputation", "reputation")
     score = field_of(quote, "score")
     return {
         "quote_id": str(field_of(quote, "id", "quote_id")),
