@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "import",
     "replay",
     "evidence",
+    "sandbox",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}

@@ -1,0 +1,193 @@
+"""The whole buyer flow over real HTTP, with real anvil and the LiteSVM Solana RPC."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sandbox_kit import Market, evm_wallet, send_spl, started_sandbox
+
+from buyer_agent.sandbox import Sandbox
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Sandbox]:
+    yield from started_sandbox()
+
+
+@pytest.fixture(scope="module")
+def market(box: Sandbox) -> Iterator[Market]:
+    m = Market(box)
+    yield m
+    m.close()
+
+
+def _payment(market: Market, order_id: str) -> dict[str, Any]:
+    r = market.http.get(f"/market/orders/{order_id}/payment")
+    assert r.status_code == 200, r.text
+    item: dict[str, Any] = r.json()["item"]
+    return item
+
+
+def test_direct_evm_payment_is_verified_executed_and_confirmed(box: Sandbox, market: Market) -> None:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_fast", data="hello sandbox")
+    assert order["status"] == "created"
+    payment = market.intent(pairing, order["id"])
+    rail = payment["rail"]
+    assert (rail["type"], rail["token"], rail["metadata"]) == (
+        "wallet",
+        "USDC",
+        {"tokenDecimals": 6, "rawAmount": "1200000"},
+    )
+    assert rail["payerAddress"] == market.buyer.address
+    assert rail["chain"] == market.info["evm"]["chain"]
+    payee_before = box.evm.usdc_balance(rail["payeeAddress"])
+
+    tx = box.evm.transfer_usdc(evm_wallet(market.buyer), rail["payeeAddress"], 1_200_000)
+    r = market.agent(
+        pairing, "POST", f"/market/orders/{order['id']}/payment-proof", market.evm_proof(payment, tx)
+    )
+    assert r.status_code == 200, r.text
+    held = r.json()["item"]
+    assert held["status"] == "held" and held["proof"]["verificationMode"] == "rpc"
+    # The same proof again is idempotent.
+    again = market.agent(
+        pairing, "POST", f"/market/orders/{order['id']}/payment-proof", market.evm_proof(payment, tx)
+    )
+    assert again.status_code == 200 and again.json()["item"]["id"] == held["id"]
+
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {})
+    assert r.status_code == 200, r.text
+    execution = r.json()["execution"]
+    assert execution["statusCode"] == 200
+    assert execution["outcome"]["status"] == "completed"
+    assert execution["outcome"]["result"]["sha256"] == hashlib.sha256(b"hello sandbox").hexdigest()
+    assert r.json()["order"]["status"] == "delivered"
+
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/confirm", {})
+    assert r.status_code == 200, r.text
+    assert r.json()["order"]["status"] == "confirmed"
+    assert r.json()["payment"]["status"] == "released"
+    assert box.evm.usdc_balance(rail["payeeAddress"]) == payee_before + 1_200_000
+
+
+def test_escrow_then_confirm_then_release_pays_the_provider(box: Sandbox, market: Market) -> None:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_escrow")
+    payment = market.intent(pairing, order["id"])
+    rail = payment["rail"]
+    assert rail["type"] == "onchain-escrow" and rail["escrowAddress"] == market.info["evm"]["escrow_address"]
+    payee_before = box.evm.usdc_balance(rail["payeeAddress"])
+    buyer = evm_wallet(market.buyer)
+
+    tx = box.evm.deposit(buyer, order["id"], rail["payeeAddress"], 1_000_000)
+    lock = {"transactionHash": tx, "chain": rail["chain"], "escrowAddress": rail["escrowAddress"]}
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment/escrow-lock", lock)
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["status"] == "held"
+    again = market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment/escrow-lock", lock)
+    assert again.status_code == 200  # idempotent for held
+
+    assert market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {}).status_code == 200
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/confirm", {})
+    assert r.json()["payment"]["status"] == "release_pending"
+    assert box.evm.usdc_balance(rail["payeeAddress"]) == payee_before  # still in escrow
+
+    release_tx = box.evm.release(order["id"], by=buyer)
+    r = market.agent(
+        pairing, "POST", f"/market/orders/{order['id']}/payment/release", {"transactionHash": release_tx}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["status"] == "released"
+    assert box.evm.usdc_balance(rail["payeeAddress"]) == payee_before + 1_000_000
+
+
+def test_dispute_freezes_then_the_arbiter_refunds_the_buyer(box: Sandbox, market: Market) -> None:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_faulty", operation="sha256-unverified")
+    payment = market.intent(pairing, order["id"])
+    rail = payment["rail"]
+    buyer_before = box.evm.usdc_balance(market.buyer.address)
+    tx = box.evm.deposit(evm_wallet(market.buyer), order["id"], rail["payeeAddress"], 700_000)
+    assert box.evm.usdc_balance(market.buyer.address) == buyer_before - 700_000
+    lock = {"transactionHash": tx, "chain": rail["chain"], "escrowAddress": rail["escrowAddress"]}
+    assert (
+        market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment/escrow-lock", lock).status_code
+        == 200
+    )
+
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {})
+    result = r.json()["execution"]["outcome"]["result"]
+    assert r.json()["execution"]["outcome"]["status"] == "completed"
+    assert result["sha256"] != hashlib.sha256(b"hello").hexdigest()  # the provider lied
+
+    r = market.agent(
+        pairing,
+        "POST",
+        f"/market/orders/{order['id']}/dispute",
+        {"reason": "result is not a sha256", "evidence": result},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["order"]["status"] == "disputed"
+    assert body["payment"]["status"] == "frozen"
+    assert body["dispute"]["status"] == "open"
+
+    market.wait_for(lambda: _payment(market, order["id"])["status"] == "refunded")
+    assert box.evm.usdc_balance(market.buyer.address) == buyer_before
+    events = market.http.get("/audit-events", params={"resourceId": payment["id"]}).json()["items"]
+    assert [e["type"] for e in events][-1] == "market.payment.refunded"
+    assert market.http.get(f"/market/orders/{order['id']}").json()["item"]["status"] == "disputed"
+
+
+def test_solana_transfer_is_verified_through_the_rpc(box: Sandbox, market: Market) -> None:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_sol", data="sol")
+    sol = market.info["wallets"]["solana"]
+    payment = market.intent(pairing, order["id"], {"payerAddress": sol["address"]})
+    rail = payment["rail"]
+    assert (
+        rail["chain"] == market.info["solana"]["chain"] and rail["tokenMint"] == market.info["solana"]["mint"]
+    )
+    chain = box.solana_server.chain
+    payee_before = chain.usdc_balance(rail["payeeAddress"])
+
+    sig = send_spl(
+        market.info["solana"]["rpc_url"], sol["secret_key"], rail["tokenMint"], rail["payeeAddress"], 900_000
+    )
+    proof = {
+        "verificationMode": "rpc",
+        "chain": rail["chain"],
+        "token": "USDC",
+        "tokenMint": rail["tokenMint"],
+        "payerAddress": sol["address"],
+        "payeeAddress": rail["payeeAddress"],
+        "amount": "0.9",
+        "transactionSignature": sig,
+    }
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment-proof", proof)
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["status"] == "held"
+    assert chain.usdc_balance(rail["payeeAddress"]) == payee_before + 900_000
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {})
+    assert r.json()["execution"]["outcome"]["result"]["sha256"] == hashlib.sha256(b"sol").hexdigest()
+
+
+def test_handoff_service_answers_202_with_a_handoff(box: Sandbox, market: Market) -> None:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_handoff", allowExternalHandoff=True)
+    payment = market.intent(pairing, order["id"])
+    tx = box.evm.transfer_usdc(evm_wallet(market.buyer), payment["rail"]["payeeAddress"], 900_000)
+    proof = market.evm_proof(payment, tx)
+    assert (
+        market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment-proof", proof).status_code == 200
+    )
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {})
+    assert r.status_code == 202, r.text
+    assert r.json()["execution"]["handoff"]["url"].startswith("https://")
+    assert r.json()["order"]["status"] == "handoff"
+    # A repeated execute returns the stored answer instead of running twice.
+    assert market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {}).status_code == 202
