@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import queue
 import signal
@@ -29,10 +28,22 @@ _spawner: threading.Thread | None = None
 _spawner_lock = threading.Lock()
 
 
+_libc: ctypes.CDLL | None = None
+
+
+def _load_libc() -> ctypes.CDLL:
+    # Loaded in the parent: between fork and exec only async-signal-safe work belongs, and
+    # ctypes.util.find_library would even start a subprocess (tens of ms per spawn, measured).
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
 def _set_pdeathsig() -> None:
     """Run in the child between fork and exec: die with SIGKILL when the parent dies."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _serve_spawns() -> None:
@@ -56,6 +67,7 @@ def spawn_guarded(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]
     kwargs["start_new_session"] = True
     if not sys.platform.startswith("linux"):
         return subprocess.Popen(argv, **kwargs)
+    _load_libc()
     kwargs["preexec_fn"] = _set_pdeathsig
     with _spawner_lock:
         if _spawner is None or not _spawner.is_alive():
