@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,18 @@ def test_no_anvil_outlives_its_python_process(how: str) -> None:
     child.wait(30)
     child.stdout.close()
     assert _gone(pid), f"anvil {pid} outlived its parent ({how})"
+
+
+def test_a_node_started_from_a_short_lived_thread_outlives_that_thread() -> None:
+    # PR_SET_PDEATHSIG fires when the forking *thread* ends; anvil must survive its starter thread.
+    started: list[AnvilNode] = []
+    thread = threading.Thread(target=lambda: started.append(AnvilNode(accounts=1).start()))
+    thread.start()
+    thread.join(30)
+    (node,) = started
+    try:
+        time.sleep(0.2)
+        assert node.running
+        assert node.rpc("eth_chainId") == hex(31337)
+    finally:
+        node.stop()
