@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from web3.logs import DISCARD
 
 from buyer_agent._errors import RailError
 from buyer_agent.sandbox.chains import AnvilNode, EscrowDeposit, EvmChain, EvmWallet, anvil_available
-from buyer_agent.sandbox.contracts import artifacts, load_artifact, order_key, source_sha256
+from buyer_agent.sandbox.contracts import artifacts, load_artifact, mint, order_key, source_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "buyer_agent" / "sandbox" / "contracts"
@@ -157,3 +158,35 @@ def test_escrow_deposit_without_allowance_reverts_with_the_token_reason(chain: E
         chain.escrow.functions.deposit(order_key("ord_x"), buyer.address, chain.token_address, 10).call(
             {"from": buyer.address}
         )
+
+
+@needs_anvil
+def test_the_arbiter_can_act_from_many_threads_at_once(chain: EvmChain) -> None:
+    # The market answers requests on several threads; the arbiter's nonces must not collide.
+    buyer = chain.new_wallet(usdc=600)
+    payee = EvmWallet.create()
+    orders = [f"ord_par_{i}" for i in range(6)]
+    for order in orders:
+        chain.deposit(buyer, order, payee.address, 100)
+    errors: list[BaseException] = []
+
+    def settle(order: str) -> None:
+        try:
+            chain.refund(order) if order.endswith(("0", "2", "4")) else chain.release(order)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=settle, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert (chain.usdc_balance(buyer.address), chain.usdc_balance(payee.address)) == (300, 300)
+
+
+@needs_anvil
+def test_a_transaction_that_would_revert_is_a_rail_error_naming_the_reason(chain: EvmChain) -> None:
+    stranger = chain.new_wallet()
+    with pytest.raises(RailError, match=r"would revert: .*TestToken: caller is not the owner"):
+        mint(chain.w3, chain.token_address, stranger.private_key, stranger.address, 1)

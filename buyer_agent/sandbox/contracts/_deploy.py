@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any, cast
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.exceptions import ContractLogicError
 from web3.types import TxParams, TxReceipt
 
 from buyer_agent._errors import RailError, TransactionRevertedError
@@ -34,6 +36,16 @@ def connect(w3_or_rpc_url: Web3 | str) -> Web3:
     if isinstance(w3_or_rpc_url, Web3):
         return w3_or_rpc_url
     return Web3(Web3.HTTPProvider(w3_or_rpc_url, request_kwargs={"timeout": 30}))
+
+
+_sender_locks: dict[str, threading.Lock] = {}
+_sender_locks_guard = threading.Lock()
+
+
+def _sender_lock(address: str) -> threading.Lock:
+    """One lock per sending address: concurrent senders (the market's threads) must not share a nonce."""
+    with _sender_locks_guard:
+        return _sender_locks.setdefault(address.lower(), threading.Lock())
 
 
 @contextmanager
@@ -61,7 +73,7 @@ def send_transaction(w3: Web3, key: str | Secret, tx: TxParams) -> TxReceipt:
         RailError: the node refused it or did not answer.
     """
     account = _account(key)
-    with _chain_errors("sending a transaction"):
+    with _chain_errors("sending a transaction"), _sender_lock(account.address):
         filled: dict[str, Any] = dict(tx)
         filled.setdefault("from", account.address)
         filled.setdefault("chainId", w3.eth.chain_id)
@@ -70,9 +82,13 @@ def send_transaction(w3: Web3, key: str | Secret, tx: TxParams) -> TxReceipt:
             base = w3.eth.get_block("latest").get("baseFeePerGas", 0)
             filled["maxPriorityFeePerGas"] = 1
             filled["maxFeePerGas"] = 2 * int(base) + 1
-        filled.setdefault("gas", w3.eth.estimate_gas(cast(TxParams, filled)))
+        try:
+            filled.setdefault("gas", w3.eth.estimate_gas(cast(TxParams, filled)))
+        except ContractLogicError as exc:
+            raise RailError(f"transaction would revert: {exc.message or exc}") from exc
         signed = account.sign_transaction(filled)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    with _chain_errors("waiting for a receipt"):
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.01)
     if receipt["status"] != 1:
         raise TransactionRevertedError(tx_hash.to_0x_hex(), None)
