@@ -155,3 +155,16 @@ def test_a_node_started_from_a_short_lived_thread_outlives_that_thread() -> None
         assert node.rpc("eth_chainId") == hex(31337)
     finally:
         node.stop()
+
+
+def test_a_dead_node_gives_rail_errors_not_foreign_ones() -> None:
+    node = AnvilNode(accounts=1).start()
+    chain = EvmChain.setup(node)
+    wallet = EvmWallet.create()
+    node.stop()
+    with pytest.raises(RailError):
+        chain.usdc_balance(wallet.address)
+    with pytest.raises(RailError):
+        chain.mint(wallet.address, 1)
+    with pytest.raises(RailError):
+        chain.fund(wallet.address)

@@ -35,7 +35,11 @@ def connect(w3_or_rpc_url: Web3 | str) -> Web3:
     """A :class:`Web3` for an RPC URL (or the one given)."""
     if isinstance(w3_or_rpc_url, Web3):
         return w3_or_rpc_url
-    return Web3(Web3.HTTPProvider(w3_or_rpc_url, request_kwargs={"timeout": 30}))
+    # No transport retries: on loopback a refused connection means the node is gone, not busy.
+    provider = Web3.HTTPProvider(
+        w3_or_rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None
+    )
+    return Web3(provider)
 
 
 _sender_locks: dict[str, threading.Lock] = {}
