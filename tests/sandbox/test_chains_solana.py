@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -408,3 +409,15 @@ def test_in_process_get_transaction_matches_the_rpc(server: SolanaRpcServer) -> 
     config = {"encoding": "json", "maxSupportedTransactionVersion": 0}
     assert server.get_transaction(signature) == _rpc(server, "getTransaction", [signature, config])["result"]
     assert server.get_transaction(str(Signature.default())) is None
+
+
+def test_with_a_block_interval_blockhashes_expire_with_wall_time() -> None:
+    with SolanaRpcServer(block_interval=0.001) as server:
+        latest = _rpc(server, "getLatestBlockhash")["result"]["value"]
+        deadline = time.monotonic() + 10
+        while _rpc(server, "getBlockHeight")["result"] <= latest["lastValidBlockHeight"]:
+            assert time.monotonic() < deadline, "block height did not move with time"
+            time.sleep(0.05)
+        assert _rpc(server, "isBlockhashValid", [latest["blockhash"]])["result"]["value"] is False
+        fresh = _rpc(server, "getLatestBlockhash")["result"]["value"]
+        assert fresh["blockhash"] != latest["blockhash"]

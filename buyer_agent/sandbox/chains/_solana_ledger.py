@@ -123,7 +123,7 @@ class SolanaLedger:
     :meth:`process_held` or :meth:`drop_held`, to test "sent but not landed".
     """
 
-    def __init__(self, *, history: int = 1_000_000) -> None:
+    def __init__(self, *, history: int = 1_000_000, block_interval: float | None = None) -> None:
         # LiteSVM is not thread-safe; every touch of ``_svm`` holds ``_lock``.
         self._lock = threading.RLock()
         # Blockhash validity is checked here (per block, with lifetimes), so LiteSVM's own check — which
@@ -137,6 +137,10 @@ class SolanaLedger:
         self._held: list[tuple[str, bytes]] = []
         self._auto_process = True
         self._tx_count = 0
+        # With an interval, empty blocks also pass with wall time (as on a cluster, ~0.4 s), so an
+        # unsent or held transaction's blockhash expires by itself; without, only activity moves time.
+        self._block_interval = block_interval
+        self._clock_mark = time.monotonic()
         self._touched: set[Pubkey] = set()
         self._dirty = False
         self.faucet = Keypair()
@@ -178,7 +182,19 @@ class SolanaLedger:
     @property
     def block_height(self) -> int:
         """Current block height; equal to the slot (no slot is ever skipped)."""
-        return self._height
+        with self._lock:
+            self._catch_up()
+            return self._height
+
+    def _catch_up(self) -> None:
+        """Produce the empty blocks wall time owes, when a ``block_interval`` is set."""
+        if self._block_interval is None:
+            return
+        blocks = int((time.monotonic() - self._clock_mark) / self._block_interval)
+        if blocks > 0:
+            self._clock_mark += blocks * self._block_interval
+            self._height += blocks - 1  # the skipped blocks were empty and nobody saw their hashes
+            self._new_block()
 
     @property
     def transaction_count(self) -> int:
@@ -188,12 +204,14 @@ class SolanaLedger:
     def latest_blockhash(self) -> tuple[str, int]:
         """The newest blockhash and the last block height at which it is still valid."""
         with self._lock:
+            self._catch_up()
             key = str(self._blockhash)
             return key, self._valid_until[key]
 
     def is_blockhash_valid(self, blockhash: str) -> bool:
         """Whether a transaction made with ``blockhash`` can still land."""
         with self._lock:
+            self._catch_up()
             last = self._valid_until.get(blockhash)
             return last is not None and self._height <= last
 

@@ -137,6 +137,11 @@ class SolanaRpcServer:
     :attr:`chain` funds wallets and reads balances in-process; :attr:`ledger` holds the test controls
     (also reachable over RPC as the ``sandbox_*`` methods of :class:`SolanaRpcMethods`).
 
+    Time moves only with activity by default (one block per landed transaction), which keeps tests
+    deterministic; ``block_interval`` (seconds, e.g. 0.4 as on a cluster) also lets empty blocks pass
+    with wall time, so blockhashes expire by themselves. ``state_dir`` keeps the ledger across
+    restarts (``solana-state.json``, saved on stop and every ``save_interval`` seconds).
+
     The CAIP-2 id is ``solana:`` + the first 32 characters of the genesis hash. LiteSVM has no genesis
     block, so the genesis hash is a fixed sha256 of a sandbox seed: stable across restarts and unlike
     any real cluster's.
@@ -150,12 +155,14 @@ class SolanaRpcServer:
         usdc_decimals: int = USDC_DECIMALS,
         state_dir: str | os.PathLike[str] | None = None,
         save_interval: float = 2.0,
+        block_interval: float | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._decimals = usdc_decimals
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._save_interval = save_interval
+        self._block_interval = block_interval
         self._saver: threading.Thread | None = None
         self._stopping = threading.Event()
         self._methods: SolanaRpcMethods | None = None
@@ -173,7 +180,7 @@ class SolanaRpcServer:
         if self._server is not None:
             raise RailError("this Solana RPC server is already started")
         try:
-            ledger = SolanaLedger()
+            ledger = SolanaLedger(block_interval=self._block_interval)
             saved = self._load()
             if saved is not None:
                 ledger.restore(saved["ledger"])
