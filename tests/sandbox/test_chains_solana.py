@@ -421,3 +421,10 @@ def test_with_a_block_interval_blockhashes_expire_with_wall_time() -> None:
         assert _rpc(server, "isBlockhashValid", [latest["blockhash"]])["result"]["value"] is False
         fresh = _rpc(server, "getLatestBlockhash")["result"]["value"]
         assert fresh["blockhash"] != latest["blockhash"]
+
+
+def test_funding_creates_the_token_account_even_without_usdc(server: SolanaRpcServer) -> None:
+    wallet = server.chain.new_wallet(usdc=0)
+    account = server.chain.token_account(wallet.address)
+    assert _rpc(server, "getTokenAccountBalance", [str(account)])["result"]["value"]["amount"] == "0"
+    assert server.chain.sol_balance(wallet.address) == 10 * 1_000_000_000

@@ -146,12 +146,23 @@ class SolanaChain:
     # --- funding ---------------------------------------------------------------------------------
 
     def fund(self, owner: str | Pubkey, *, sol: int = _DEFAULT_SOL, usdc: int = 0) -> None:
-        """Airdrop ``sol`` lamports to ``owner``; create its USDC token account and mint ``usdc`` to it."""
+        """Airdrop ``sol`` lamports to ``owner``; create its USDC token account; mint ``usdc`` to it."""
         key = _pubkey(owner)
         if sol:
             self.ledger.airdrop(key, sol)
         if usdc:
             self.mint_to(key, usdc)
+        else:
+            self.create_token_account(key)
+
+    def create_token_account(self, owner: str | Pubkey) -> Pubkey:
+        """Create ``owner``'s USDC token account if it has none (paid by the sandbox); returns it."""
+        key = _pubkey(owner)
+        self._run(
+            [create_idempotent_associated_token_account(self._authority.pubkey(), key, self.mint)],
+            [self._authority],
+        )
+        return self.token_account(key)
 
     def mint_to(self, owner: str | Pubkey, amount: int) -> str:
         """Mint ``amount`` USDC base units to ``owner`` (creating its token account); returns the tx."""
