@@ -1,0 +1,292 @@
+"""The sandbox over HTTP: bad input, routing, idempotency, fault injection, persistence and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sandbox_kit import Market, started_sandbox
+
+from buyer_agent.sandbox import Sandbox
+from buyer_agent.sandbox.chains import anvil_available
+from buyer_agent.sandbox.market import FaultConfig, parse_fault_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Sandbox]:
+    yield from started_sandbox(solana=False)
+
+
+@pytest.fixture(scope="module")
+def market(box: Sandbox) -> Iterator[Market]:
+    m = Market(box)
+    yield m
+    m.close()
+
+
+@pytest.fixture()
+def no_faults(market: Market) -> Iterator[None]:
+    yield
+    market.http.post("/sandbox/faults", json={})
+
+
+def _error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()["error"]
+    assert body["code"] == code
+    return body
+
+
+def test_malformed_requests_get_the_error_envelope(market: Market) -> None:
+    path = f"/machines/{market.machine_id}/agent-pairings/challenges"
+    body = _error(
+        market.http.post(path, content=b"{not json", headers={"content-type": "application/json"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["details"]["field"] == "body"
+    _error(market.http.post(path, json=[1, 2]), 400, "VALIDATION_ERROR")
+    missing = _error(
+        market.http.post(path, json={"agentProvider": "x", "agentRole": "y"}), 400, "VALIDATION_ERROR"
+    )
+    assert missing["details"]["field"] == "agentAddress"
+    typed = _error(
+        market.http.post(path, json={"agentAddress": 12, "agentProvider": "x", "agentRole": "y"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert typed["details"]["field"] == "agentAddress"
+    _error(market.http.get("/no/such/route"), 404, "NOT_FOUND")
+    _error(market.http.put("/market/search", json={}), 405, "METHOD_NOT_ALLOWED")
+    _error(market.http.get("/market/orders/ord_missing"), 404, "NOT_FOUND")
+    _error(
+        market.http.get("/market/orders", params={"machineId": market.machine_id, "limit": "0"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_keys = st.sampled_from(
+    [
+        "machineId",
+        "agentPairingId",
+        "serviceId",
+        "quoteId",
+        "input",
+        "budget",
+        "rail",
+        "amount",
+        "verificationMode",
+        "chain",
+        "token",
+        "payerAddress",
+        "payeeAddress",
+        "transactionHash",
+        "reason",
+        "serviceType",
+        "region",
+        "maxResults",
+        "requiredCapabilities",
+        "agentAddress",
+        "agentProof",
+        "delegationPolicy",
+        "escrowAddress",
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.dictionaries(_keys, _json, max_size=6),
+    step=st.sampled_from(
+        ["search", "orders", "payment-intent", "payment-proof", "escrow-lock", "dispute", "pair", "challenge"]
+    ),
+)
+def test_random_bodies_never_cause_a_500(market: Market, body: dict[str, Any], step: str) -> None:
+    pairing = _shared_pairing(market)
+    paths = {
+        "search": "/market/search",
+        "orders": "/market/orders",
+        "payment-intent": f"/market/orders/{pairing[1]}/payment-intent",
+        "payment-proof": f"/market/orders/{pairing[1]}/payment-proof",
+        "escrow-lock": f"/market/orders/{pairing[1]}/payment/escrow-lock",
+        "dispute": f"/market/orders/{pairing[2]}/dispute",
+        "pair": f"/machines/{market.machine_id}/agent-pairings",
+        "challenge": f"/machines/{market.machine_id}/agent-pairings/challenges",
+    }
+    r = market.agent(pairing[0], "POST", paths[step], body)
+    assert r.status_code < 500, r.text
+    if r.status_code >= 400:
+        assert set(r.json()["error"]) >= {"code", "message"}
+
+
+_PAIRING: list[Any] = []
+
+
+def _shared_pairing(market: Market) -> tuple[Any, str, str]:
+    if not _PAIRING:
+        pairing = market.pair(policy={"dailySpendLimit": 1000, "perTransactionLimit": 10})
+        first = market.order(pairing, "svc_hash_budget")
+        second = market.order(pairing, "svc_hash_escrow")
+        _PAIRING.extend([pairing, first["id"], second["id"]])
+    return _PAIRING[0], _PAIRING[1], _PAIRING[2]
+
+
+def test_idempotency_key_returns_the_first_answer(market: Market) -> None:
+    pairing = market.pair()
+    quote = market.quote(pairing, "svc_hash_budget")
+    body = {
+        "machineId": market.machine_id,
+        "agentPairingId": pairing.id,
+        "serviceId": "svc_hash_budget",
+        "quoteId": quote["id"],
+        "input": {"data": "idem"},
+    }
+    first = market.agent(pairing, "POST", "/market/orders", body, headers={"Idempotency-Key": "k-1"})
+    again = market.agent(pairing, "POST", "/market/orders", body, headers={"Idempotency-Key": "k-1"})
+    other = market.agent(pairing, "POST", "/market/orders", body, headers={"Idempotency-Key": "k-2"})
+    assert first.status_code == again.status_code == other.status_code == 200
+    assert first.json()["item"]["id"] == again.json()["item"]["id"] != other.json()["item"]["id"]
+
+
+def test_faults_5xx_429_timeout_and_drop_after_commit(market: Market, no_faults: None) -> None:
+    pairing = market.pair()
+    search = {"machineId": market.machine_id}
+    assert market.http.post("/sandbox/faults", json={"rate5xx": 1}).status_code == 200
+    assert market.http.get("/sandbox/faults").json()["item"]["rate5xx"] == 1
+    _error(market.agent(pairing, "POST", "/market/search", search), 503, "SERVICE_UNAVAILABLE")
+
+    market.http.post("/sandbox/faults", json={"rate429": 1, "retryAfterS": 3})
+    r = market.agent(pairing, "POST", "/market/search", search)
+    _error(r, 429, "RATE_LIMITED")
+    assert r.headers["Retry-After"] == "3"
+
+    market.http.post("/sandbox/faults", json={"rateTimeout": 1, "timeoutS": 0.2})
+    with pytest.raises(httpx.TransportError):
+        market.agent(pairing, "POST", "/market/search", search)
+
+    # Commit, then drop: the retry with the same Idempotency-Key finds the committed order.
+    market.http.post("/sandbox/faults", json={})
+    quote = market.quote(pairing, "svc_hash_budget")
+    listing = {"machineId": market.machine_id, "limit": "500"}
+    before = len(market.http.get("/market/orders", params=listing).json()["items"])
+    market.http.post("/sandbox/faults", json={"rateDropAfterCommit": 1})
+    body = {
+        "machineId": market.machine_id,
+        "agentPairingId": pairing.id,
+        "serviceId": "svc_hash_budget",
+        "quoteId": quote["id"],
+        "input": {"data": "drop"},
+    }
+    with pytest.raises(httpx.TransportError):
+        market.agent(pairing, "POST", "/market/orders", body, headers={"Idempotency-Key": "drop-1"})
+    market.http.post("/sandbox/faults", json={})
+    retry = market.agent(pairing, "POST", "/market/orders", body, headers={"Idempotency-Key": "drop-1"})
+    assert retry.status_code == 200
+    orders = market.http.get("/market/orders", params=listing).json()["items"]
+    assert len(orders) == before + 1 and orders[-1]["id"] == retry.json()["item"]["id"]
+
+
+def test_fault_spec_parsing() -> None:
+    config = parse_fault_spec("5xx=0.1,429=0.2,timeout=0.05,drop=0.3,latency=15,retry-after=2", seed=7)
+    assert config == FaultConfig(0.1, 0.2, 0.05, 0.3, 15, 7, 2)
+    with pytest.raises(ValueError):
+        parse_fault_spec("explode=1")
+    with pytest.raises(ValueError):
+        parse_fault_spec("5xx=2")
+
+
+def test_state_survives_a_restart_on_the_same_state_dir(tmp_path: Path) -> None:
+    if not anvil_available():
+        pytest.skip("anvil is not installed")
+    with Sandbox(state_dir=tmp_path, solana=False) as info:
+        box_market = _market_for(info)
+        pairing = box_market.pair()
+        order = box_market.order(pairing, "svc_hash_budget")
+        box_market.close()
+    with Sandbox(state_dir=tmp_path, solana=False) as again:
+        assert again.api_key.reveal() == info.api_key.reveal()
+        m = _market_for(again)
+        r = m.agent(pairing, "GET", f"/market/orders/{order['id']}")
+        assert r.status_code == 200 and r.json()["item"]["status"] == "created"
+        assert m.intent(pairing, order["id"])["status"] == "intent_created"
+        m.close()
+
+
+def _market_for(info: Any) -> Market:
+    class _Box:
+        pass
+
+    holder: Any = _Box()
+    holder.info = info
+    return Market(holder)
+
+
+def test_cli_prints_one_json_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    if not anvil_available():
+        pytest.skip("anvil is not installed")
+    log = (tmp_path / "stderr.log").open("wb")
+    with (
+        log,
+        subprocess.Popen(
+            [sys.executable, "-m", "buyer_agent", "sandbox", "--port", "0"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            info = json.loads(proc.stdout.readline())
+            assert set(info) == {"url", "api_key", "machine_id", "wallets", "evm", "solana"}
+            assert set(info["wallets"]["evm"]) == {"address", "private_key"}
+            assert set(info["wallets"]["solana"]) == {"address", "secret_key"}
+            assert set(info["evm"]) == {"rpc_url", "chain", "token_address", "escrow_address"}
+            assert set(info["solana"]) == {"rpc_url", "chain", "mint"}
+            assert info["evm"]["chain"] == "eip155:31337" and info["solana"]["chain"].startswith("solana:")
+            assert not info["url"].endswith("/api/v1")
+            assert httpx.get(info["url"] + "/api/v1/health").status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0, (tmp_path / "stderr.log").read_text()
+            assert proc.stdout.read() == b""  # exactly one line on stdout
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    with pytest.raises(httpx.TransportError):
+        httpx.post(
+            info["evm"]["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2
+        )
+
+
+def test_cli_help_explains_every_flag() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "buyer_agent", "sandbox", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for flag in ("--port", "--state-dir", "--faults", "--fault-seed"):
+        assert flag in out
