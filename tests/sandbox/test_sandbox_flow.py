@@ -191,3 +191,55 @@ def test_handoff_service_answers_202_with_a_handoff(box: Sandbox, market: Market
     assert r.json()["order"]["status"] == "handoff"
     # A repeated execute returns the stored answer instead of running twice.
     assert market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {}).status_code == 202
+
+
+def test_dispute_on_direct_rails_refunds_from_the_provider(box: Sandbox, market: Market) -> None:
+    pairing = market.pair()
+    # EVM direct transfer: the provider's wallet pays the buyer back.
+    order = market.order(pairing, "svc_hash_budget")
+    payment = market.intent(pairing, order["id"])
+    before = box.evm.usdc_balance(market.buyer.address)
+    tx = box.evm.transfer_usdc(evm_wallet(market.buyer), payment["rail"]["payeeAddress"], 800_000)
+    proof = market.evm_proof(payment, tx)
+    assert (
+        market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment-proof", proof).status_code == 200
+    )
+    assert market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {}).status_code == 200
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/dispute", {"reason": "test"})
+    assert r.json()["payment"]["status"] == "frozen"
+    market.wait_for(lambda: _payment(market, order["id"])["status"] == "refunded")
+    assert box.evm.usdc_balance(market.buyer.address) == before
+
+    # Solana direct transfer: likewise, with an SPL transfer from the provider's keypair.
+    sol = market.info["wallets"]["solana"]
+    chain = box.solana_server.chain
+    order = market.order(pairing, "svc_hash_sol_fast")
+    payment = market.intent(pairing, order["id"], {"payerAddress": sol["address"]})
+    rail = payment["rail"]
+    sol_before = chain.usdc_balance(sol["address"])
+    sig = send_spl(
+        market.info["solana"]["rpc_url"],
+        sol["secret_key"],
+        rail["tokenMint"],
+        rail["payeeAddress"],
+        1_400_000,
+    )
+    proof = {
+        "verificationMode": "rpc",
+        "chain": rail["chain"],
+        "token": "USDC",
+        "payerAddress": sol["address"],
+        "payeeAddress": rail["payeeAddress"],
+        "amount": "1.4",
+        "transactionSignature": sig,
+    }
+    assert (
+        market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment-proof", proof).status_code == 200
+    )
+    assert market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {}).status_code == 200
+    assert (
+        market.agent(pairing, "POST", f"/market/orders/{order['id']}/dispute", {"reason": "t"}).status_code
+        == 200
+    )
+    market.wait_for(lambda: _payment(market, order["id"])["status"] == "refunded")
+    assert chain.usdc_balance(sol["address"]) == sol_before
