@@ -273,7 +273,7 @@ class BuyerAgent:
         return self._conn
 
     async def _connect(self) -> _Connection:
-        from buyer_agent.market import AsyncMarketClient  # type: ignore[attr-defined]
+        from buyer_agent.market import AsyncMarketClient  # type: ignore[attr-defined, unused-ignore]
 
         sandbox: Any = None
         machine_id, api_key, evm_key, solana_key = (
@@ -286,23 +286,20 @@ class BuyerAgent:
         evm_chain: str | None = None
         solana_chain: str | None = None
         if self._market_arg is None:
-            from buyer_agent.sandbox import Sandbox  # type: ignore[attr-defined]
+            from buyer_agent.sandbox import Sandbox
 
             sandbox = Sandbox()
-            try:
-                info = (await asyncio.to_thread(sandbox.start)).to_json()
-            except BaseException:
-                await asyncio.to_thread(sandbox.stop)
-                raise
+            info = await asyncio.to_thread(sandbox.start)  # stops itself if it cannot start
             # The sandbox's demo wallets are the funded ones: its keys, machine and chains win.
-            market: Any = AsyncMarketClient(info["url"], api_key=info["api_key"])
+            market: Any = AsyncMarketClient(info.url, api_key=info.api_key.reveal())
             owns, label = True, _EMBEDDED
-            machine_id = str(info["machine_id"])
-            api_key = Secret(str(info["api_key"]))
-            evm_key = Secret(str(info["wallets"]["evm"]["private_key"]))
-            solana_key = Secret(str(info["wallets"]["solana"]["secret_key"]))
-            evm_rpc, evm_chain = str(info["evm"]["rpc_url"]), str(info["evm"]["chain"])
-            solana_rpc, solana_chain = str(info["solana"]["rpc_url"]), str(info["solana"]["chain"])
+            machine_id, api_key, evm_key = info.machine_id, info.api_key, info.evm_private_key
+            evm_rpc, evm_chain = info.evm_rpc_url, info.evm_chain
+            solana_key, solana_rpc, solana_chain = (
+                info.solana_secret_key,
+                info.solana_rpc_url,
+                info.solana_chain,
+            )
         elif isinstance(self._market_arg, str):
             market = AsyncMarketClient(self._market_arg, api_key=api_key.reveal() if api_key else None)
             owns, label = True, self._market_arg.rstrip("/")
@@ -332,7 +329,7 @@ class BuyerAgent:
         solana_key: Secret | None,
         solana_chain: str | None,
     ) -> list[Any]:
-        from buyer_agent.rails import EvmRail, SolanaRail  # type: ignore[attr-defined]
+        from buyer_agent.rails import EvmRail, SolanaRail  # type: ignore[attr-defined, unused-ignore]
 
         rails: list[Any] = []
         if evm_rpc and evm_key:
