@@ -66,14 +66,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 def _market_env(info: dict[str, Any]) -> dict[str, str]:
-    return _env(
-        PEAQOS_API_KEY=info["api_key"],
-        PEAQOS_MACHINE_ID=info["machine_id"],
-        BUYER_AGENT_EVM_KEY=info["wallets"]["evm"]["private_key"],
-        BUYER_AGENT_EVM_RPC=info["evm"]["rpc_url"],
-        BUYER_AGENT_SOLANA_KEY=info["wallets"]["solana"]["secret_key"],
-        BUYER_AGENT_SOLANA_RPC=info["solana"]["rpc_url"],
-    )
+    extra = {
+        "PEAQOS_API_KEY": info["api_key"],
+        "PEAQOS_MACHINE_ID": info["machine_id"],
+        "BUYER_AGENT_EVM_KEY": info["wallets"]["evm"]["private_key"],
+        "BUYER_AGENT_EVM_RPC": info["evm"]["rpc_url"],
+        "BUYER_AGENT_SOLANA_KEY": info["wallets"]["solana"]["secret_key"],
+        "BUYER_AGENT_SOLANA_RPC": info["solana"]["rpc_url"],
+    }
+    # A sandbox started without Solana has no Solana key or RPC.
+    return _env(**{k: v for k, v in extra.items() if v})
 
 
 def _run(info: dict[str, Any], example: str, state: Path) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def test_real_order_round_trip(sandbox: dict[str, Any], tmp_path: Path) -> None:
         sandbox["wallets"]["solana"]["secret_key"],
         sandbox["api_key"],
     ):
-        assert secret not in text and secret not in text.lower()
+        assert not secret or (secret not in text and secret not in text.lower())
     assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", text)
     assert _cli("import", str(path), "--state-dir", str(tmp_path / "b"), env=env).returncode == 0
     here = _cli("replay", oid, "--json", "--state-dir", str(tmp_path / "a"), env=env)
