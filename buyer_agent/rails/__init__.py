@@ -1,3 +1,22 @@
-"""buyer_agent.rails."""
+"""Payment rails: sign first, journal, broadcast the same bytes, reconcile by hash — never pay twice."""
 
-__all__: list[str] = []
+from buyer_agent.rails._base import EscrowProof, NonceStore, PaymentRequest, Rail, SignedTx, TxStatus
+from buyer_agent.rails._evm import EvmRail
+from buyer_agent.rails._nonces import MemoryNonceStore
+from buyer_agent.rails._registry import ENTRY_POINT_GROUP, load_entry_point_rails, rail_for
+from buyer_agent.rails._solana import SolanaRail
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EscrowProof",
+    "EvmRail",
+    "MemoryNonceStore",
+    "NonceStore",
+    "PaymentRequest",
+    "Rail",
+    "SignedTx",
+    "SolanaRail",
+    "TxStatus",
+    "load_entry_point_rails",
+    "rail_for",
+]

@@ -1,0 +1,420 @@
+"""The EVM rail: ERC-20 transfers and escrow deposits signed with eth-account, sent over AsyncWeb3."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import is_address, to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+
+from buyer_agent._errors import PaymentMismatchError, RailError, TransactionRevertedError
+from buyer_agent._redact import Secret
+from buyer_agent.rails._base import EscrowProof, NonceStore, PaymentRequest, SignedTx, TxStatus
+from buyer_agent.rails._boundary import translated
+from buyer_agent.rails._evm_abi import (
+    approve_data,
+    decode_revert,
+    escrow_deposit_data,
+    escrow_release_data,
+    order_key,
+    transfer_data,
+    transfer_logs,
+)
+from buyer_agent.rails._nonces import MemoryNonceStore
+
+__all__ = ["EVM_RAIL_TYPES", "EvmRail"]
+
+DIRECT_TYPES = frozenset({"wallet", "wdk-usdt-transfer"})
+ESCROW_TYPES = frozenset({"onchain-escrow", "escrow"})
+EVM_RAIL_TYPES = DIRECT_TYPES | ESCROW_TYPES
+
+# Fixed gas limits: estimation fails for a transfer that will revert, and such a transfer must still
+# be mined so that it fails visibly (with its reason) instead of vanishing before broadcast.
+GAS_LIMITS: Mapping[str, int] = {
+    "transfer": 120_000,
+    "approve": 100_000,
+    "escrow_deposit": 300_000,
+    "escrow_release": 200_000,
+}
+_HEADROOM_NUM, _HEADROOM_DEN = 5, 4
+
+
+def _caip2_id(chain: str) -> int | None:
+    namespace, _, reference = chain.partition(":")
+    if namespace != "eip155" or not reference.isdigit():
+        return None
+    return int(reference)
+
+
+def _same(a: str, b: str) -> bool:
+    return a.lower() == b.lower()
+
+
+class EvmRail:
+    """Pays ERC-20 amounts on one EVM chain, directly or into the escrow contract.
+
+    Rail types: ``wallet`` and ``wdk-usdt-transfer`` (``transfer``), ``onchain-escrow`` and ``escrow``
+    (``approve`` + ``Escrow.deposit``). Nothing is sent by :meth:`prepare`; the signed bytes are
+    journaled first and broadcast as they are, so a restart re-sends the same transaction.
+
+    Args:
+        rpc_url: The node's HTTP JSON-RPC URL.
+        private_key: The buyer's key (hex); held as a :class:`Secret`.
+        chain: CAIP-2 id (``eip155:31337``) this rail pays on; None = any ``eip155`` chain, checked
+            against the node before signing.
+        nonce_store: Where nonces are reserved (the journal survives restarts); default in memory.
+        confirmations: Blocks (including the transaction's) before a receipt counts as CONFIRMED.
+        max_fee_per_gas_cap: The most the rail pays per gas unless the request sets a lower cap.
+        poll_interval: Seconds between receipt polls in :meth:`wait`.
+    """
+
+    name = "evm"
+
+    def __init__(
+        self,
+        rpc_url: str,
+        private_key: str | Secret,
+        *,
+        chain: str | None = None,
+        nonce_store: NonceStore | None = None,
+        confirmations: int = 1,
+        max_fee_per_gas_cap: int | None = None,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if chain is not None and _caip2_id(chain) is None:
+            raise RailError(f"not an EVM CAIP-2 chain id: {chain!r} (expected eip155:<chain id>)")
+        if confirmations < 1:
+            raise RailError("confirmations must be at least 1")
+        self._key = private_key if isinstance(private_key, Secret) else Secret(private_key)
+        try:
+            account: LocalAccount = Account.from_key(self._key.reveal())
+        except Exception as exc:  # the message could echo the key: say nothing about its value
+            raise RailError("the EVM private key is not a valid 32-byte hex key") from exc
+        self._address = account.address
+        self.chain = chain
+        self._rpc_url = rpc_url
+        self._nonces: NonceStore = nonce_store if nonce_store is not None else MemoryNonceStore()
+        self._confirmations = confirmations
+        self._fee_cap = max_fee_per_gas_cap
+        self._poll = poll_interval
+        # No transport retries: the rail's callers reconcile by status, and a dead node should fail fast.
+        self._w3 = AsyncWeb3(
+            AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
+        )
+        self._chain_id: int | None = None
+
+    def __repr__(self) -> str:
+        return f"EvmRail(rpc_url={self._rpc_url!r}, address={self._address!r}, chain={self.chain!r})"
+
+    @property
+    def address(self) -> str:
+        """The buyer's checksummed address (the payer)."""
+        return self._address
+
+    def supports(self, rail_type: str, chain: str) -> bool:
+        """True for the EVM rail types on this rail's chain (any ``eip155`` chain when unset)."""
+        if rail_type not in EVM_RAIL_TYPES or _caip2_id(chain) is None:
+            return False
+        return self.chain is None or chain == self.chain
+
+    # --- signing -------------------------------------------------------------------------------
+
+    @translated("preparing an EVM payment")
+    async def prepare(self, request: PaymentRequest) -> Sequence[SignedTx]:
+        """Sign the payment (``transfer``, or ``approve`` + ``escrow_deposit``). Sends nothing.
+
+        Raises:
+            UnsupportedRailError: not a rail type this rail pays.
+            RailError: wrong chain, wrong payer, bad addresses, or fees above the cap.
+        """
+        self._check_request(request)
+        token = to_checksum_address(request.token)
+        payee = to_checksum_address(request.payee)
+        amount = request.amount.amount
+        if request.rail_type in ESCROW_TYPES:
+            if not request.escrow_address or not is_address(request.escrow_address):
+                raise RailError(f"escrow rail {request.rail_type!r} needs an escrow address")
+            escrow = to_checksum_address(request.escrow_address)
+            calls = [
+                ("approve", token, approve_data(escrow, amount)),
+                (
+                    "escrow_deposit",
+                    escrow,
+                    escrow_deposit_data(order_key(request.order_id), payee, token, amount),
+                ),
+            ]
+        else:
+            calls = [("transfer", token, transfer_data(payee, amount))]
+        return await self._sign(request, calls)
+
+    @translated("preparing an escrow release")
+    async def prepare_release(self, request: PaymentRequest) -> Sequence[SignedTx]:
+        """Sign ``Escrow.release(orderKey)`` for the buyer after delivery was accepted."""
+        self._check_request(request)
+        if request.rail_type not in ESCROW_TYPES or not request.escrow_address:
+            raise RailError(f"{request.rail_type!r} is not an escrow rail; there is nothing to release")
+        escrow = to_checksum_address(request.escrow_address)
+        return await self._sign(
+            request, [("escrow_release", escrow, escrow_release_data(order_key(request.order_id)))]
+        )
+
+    def _check_request(self, request: PaymentRequest) -> None:
+        if not self.supports(request.rail_type, request.chain):
+            raise RailError(
+                f"the EVM rail on {self.chain or 'eip155:*'} cannot pay {request.rail_type!r} "
+                f"on {request.chain!r}; nothing was signed"
+            )
+        for field, value in (("token", request.token), ("payee", request.payee)):
+            if not is_address(value):
+                raise RailError(f"the payment's {field} is not an EVM address: {value!r}")
+        if request.payer and request.payer not in ("None", "") and not _same(request.payer, self._address):
+            raise PaymentMismatchError("payer", self._address, request.payer)
+        if request.amount.amount <= 0:
+            raise RailError(f"refusing to pay a non-positive amount: {request.amount}")
+
+    async def _node_chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(await self._w3.eth.chain_id)
+        return self._chain_id
+
+    async def _fees(self, request: PaymentRequest) -> tuple[int, int]:
+        """``(maxFeePerGas, maxPriorityFeePerGas)`` from the node, never above the cap."""
+        block = await self._w3.eth.get_block("latest")
+        base = int(block.get("baseFeePerGas") or 0)
+        try:
+            tip = int(await self._w3.eth.max_priority_fee)
+        except Web3RPCError:  # nodes without eth_maxPriorityFeePerGas: a small tip still gets mined
+            tip = 1
+        caps = [c for c in (request.fee_cap_wei, self._fee_cap) if c is not None]
+        cap = min(caps) if caps else None
+        wanted = 2 * base + tip
+        if cap is None:
+            return wanted, tip
+        if base + tip > cap:
+            if base + 1 > cap:
+                raise RailError(
+                    f"gas fees are above the cap: the base fee is {base} wei but maxFeePerGas is capped "
+                    f"at {cap} wei; refusing to sign"
+                )
+            tip = cap - base
+        return min(wanted, cap), min(tip, cap)
+
+    async def _gas(self, purpose: str, to: str, data: bytes, first: bool) -> int:
+        limit = GAS_LIMITS[purpose]
+        if not first:
+            return limit  # depends on the transactions before it, which are not mined yet
+        try:
+            estimate = int(await self._w3.eth.estimate_gas({"from": self._address, "to": to, "data": data}))
+        except Exception:  # a doomed call: keep the fixed limit so it is mined and fails visibly
+            return limit
+        return max(limit, estimate * _HEADROOM_NUM // _HEADROOM_DEN)
+
+    async def _sign(self, request: PaymentRequest, calls: Sequence[tuple[str, str, bytes]]) -> list[SignedTx]:
+        chain_id = await self._node_chain_id()
+        if _caip2_id(request.chain) != chain_id:
+            raise RailError(
+                f"wrong chain: the payment is on {request.chain} but the node at this rail's RPC is "
+                f"eip155:{chain_id}; nothing was signed"
+            )
+        max_fee, tip = await self._fees(request)
+        gases = [await self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls)]
+        pending = int(await self._w3.eth.get_transaction_count(self._address, "pending"))
+        first = self._nonces.reserve(request.chain, self._address, pending, len(calls))
+        account: LocalAccount = Account.from_key(self._key.reveal())
+        signed = []
+        for i, ((purpose, to, data), gas) in enumerate(zip(calls, gases, strict=True)):
+            nonce = first + i
+            tx: dict[str, Any] = {
+                "type": 2,
+                "chainId": chain_id,
+                "nonce": nonce,
+                "to": to,
+                "value": 0,
+                "data": data,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+            }
+            out = account.sign_transaction(tx)
+            signed.append(
+                SignedTx(
+                    chain=request.chain,
+                    tx_id=out.hash.to_0x_hex(),
+                    raw=bytes(out.raw_transaction),
+                    purpose=purpose,
+                    meta={
+                        "nonce": nonce,
+                        "from": self._address,
+                        "to": to,
+                        "purpose": purpose,
+                        "gas": gas,
+                        "max_fee_per_gas": max_fee,
+                        "data": "0x" + data.hex(),
+                    },
+                )
+            )
+        return signed
+
+    # --- sending and reconciling ---------------------------------------------------------------
+
+    @translated("broadcasting an EVM transaction")
+    async def broadcast(self, tx: SignedTx) -> None:
+        """Send the exact signed bytes. A node that already knows or already mined them is success.
+
+        Raises:
+            RailError: the node refused the bytes (e.g. their nonce was used by another transaction).
+        """
+        try:
+            await self._w3.eth.send_raw_transaction(tx.raw)
+        except Web3RPCError as exc:
+            text = str(exc).lower()
+            if "already known" in text or "known transaction" in text or "already imported" in text:
+                return
+            if "nonce too low" in text or "nonce is too low" in text:
+                if await self._receipt(tx.tx_id) is not None:
+                    return  # this very transaction was mined
+                raise RailError(
+                    f"transaction {tx.tx_id} can no longer land: its nonce {tx.meta.get('nonce')} was used "
+                    "by another transaction"
+                ) from exc
+            raise RailError(f"the node refused transaction {tx.tx_id}: {exc}") from exc
+
+    async def _receipt(self, tx_id: str) -> Any:
+        try:
+            return await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
+        except TransactionNotFound:
+            return None
+
+    @translated("reading an EVM transaction's status")
+    async def status(self, tx: SignedTx) -> TxStatus:
+        """CONFIRMED / REVERTED from the receipt; DROPPED when its nonce was used by something else."""
+        receipt = await self._receipt(tx.tx_id)
+        if receipt is None:
+            sender = str(tx.meta.get("from") or self._address)
+            mined_next = int(await self._w3.eth.get_transaction_count(to_checksum_address(sender), "latest"))
+            if mined_next <= int(tx.meta["nonce"]):
+                return TxStatus.PENDING
+            # The nonce is used; look once more in case this very transaction was mined in between.
+            receipt = await self._receipt(tx.tx_id)
+            if receipt is None:
+                return TxStatus.DROPPED
+        if int(receipt["status"]) != 1:
+            return TxStatus.REVERTED
+        if self._confirmations > 1:
+            head = int(await self._w3.eth.block_number)
+            if head - int(receipt["blockNumber"]) + 1 < self._confirmations:
+                return TxStatus.PENDING
+        return TxStatus.CONFIRMED
+
+    async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
+        """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await self.status(tx)
+            if state is not TxStatus.PENDING or time.monotonic() >= deadline:
+                return state
+            await asyncio.sleep(min(self._poll, max(deadline - time.monotonic(), 0)))
+
+    # --- checking and proving ------------------------------------------------------------------
+
+    @translated("verifying an EVM payment")
+    async def verify(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> None:
+        """Check each moving transaction's ERC-20 ``Transfer`` log against the request.
+
+        Raises:
+            TransactionRevertedError: a transaction reverted (with the decoded reason).
+            PaymentMismatchError: a receipt is missing or its transfer differs in token, parties or amount.
+        """
+        for tx in txs:
+            receipt = await self._receipt(tx.tx_id)
+            if receipt is None:
+                raise PaymentMismatchError("receipt", tx.tx_id, None)
+            if int(receipt["status"]) != 1:
+                raise TransactionRevertedError(tx.tx_id, await self._revert_reason(tx, receipt))
+            expected = self._expected_transfer(request, tx)
+            if expected is None:
+                continue
+            sender, to = expected
+            moved = [
+                log
+                for log in transfer_logs(receipt["logs"])
+                if _same(log.token, request.token) and _same(log.sender, sender) and _same(log.to, to)
+            ]
+            if not moved:
+                raise PaymentMismatchError(
+                    "transfer", f"{request.amount} from {sender} to {to}", "no Transfer log"
+                )
+            total = sum(log.amount for log in moved)
+            if total != request.amount.amount:
+                raise PaymentMismatchError("amount", request.amount.amount, total)
+
+    def _expected_transfer(self, request: PaymentRequest, tx: SignedTx) -> tuple[str, str] | None:
+        payer = str(tx.meta.get("from") or self._address)
+        if tx.purpose == "transfer":
+            return payer, request.payee
+        if tx.purpose == "escrow_deposit":
+            return payer, str(request.escrow_address)
+        if tx.purpose == "escrow_release":
+            return str(request.escrow_address), request.payee
+        return None
+
+    async def _revert_reason(self, tx: SignedTx, receipt: Mapping[str, Any]) -> str | None:
+        """Replay the call at its block with ``eth_call`` to read the ``Error(string)`` reason."""
+        call = {
+            "from": to_checksum_address(str(tx.meta.get("from") or self._address)),
+            "to": to_checksum_address(str(tx.meta["to"])),
+            "data": str(tx.meta.get("data") or "0x"),
+            "gas": int(tx.meta.get("gas") or GAS_LIMITS.get(tx.purpose, 300_000)),
+        }
+        try:
+            await self._w3.eth.call(cast(Any, call), block_identifier=int(receipt["blockNumber"]))
+        except ContractLogicError as exc:
+            data = exc.data if isinstance(exc.data, str) else None
+            if data and data.startswith("0x"):
+                return decode_revert(bytes.fromhex(data[2:])) or exc.message
+            return exc.message
+        except Web3RPCError as exc:
+            return str(exc)
+        return None
+
+    def proof(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> dict[str, Any]:
+        """The ``payment-proof`` body for a direct transfer (snake_case; the client camelCases it)."""
+        paid = [t for t in txs if t.purpose == "transfer"] or list(txs)
+        if not paid:
+            raise RailError("no transaction to prove")
+        return {
+            "verification_mode": "rpc",
+            "chain": request.chain,
+            "token": request.amount.currency,
+            "token_address": to_checksum_address(request.token),
+            "payer_address": str(paid[-1].meta.get("from") or self._address),
+            "payee_address": to_checksum_address(request.payee),
+            "amount": request.amount.to_json()["amount"],
+            "raw_amount": str(request.amount.amount),
+            "token_decimals": request.amount.decimals,
+            "transaction_hash": paid[-1].tx_id,
+        }
+
+    def escrow_proof(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> EscrowProof:
+        """The ``payment/escrow-lock`` body: the deposit's hash, the chain and the escrow address."""
+        deposits = [t for t in txs if t.purpose == "escrow_deposit"]
+        if not deposits or not request.escrow_address:
+            raise RailError("no escrow deposit among these transactions")
+        return EscrowProof(
+            transaction_hash=deposits[-1].tx_id,
+            chain=request.chain,
+            escrow_address=to_checksum_address(request.escrow_address),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP sessions of the provider."""
+        provider = self._w3.provider
+        with contextlib.suppress(Exception):  # closing is best effort: nothing can be lost here
+            await provider.disconnect()

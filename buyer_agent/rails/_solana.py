@@ -1,0 +1,343 @@
+"""The Solana rail: SPL ``TransferChecked`` (creating the payee's token account) over the async RPC client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment
+from solana.rpc.core import RPCException
+from solana.rpc.models import TxOpts
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import Transaction
+from solders.transaction_status import TransactionConfirmationStatus
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    transfer_checked,
+)
+from spl.token.models import TransferCheckedParams
+
+from buyer_agent._errors import PaymentMismatchError, RailError, TransactionRevertedError
+from buyer_agent._redact import Secret
+from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
+from buyer_agent.rails._boundary import is_panic, translated
+
+__all__ = ["SOLANA_RAIL_TYPES", "SolanaRail"]
+
+SOLANA_RAIL_TYPES = frozenset({"wallet"})
+
+_LEVELS = {"processed": 0, "confirmed": 1, "finalized": 2}
+
+
+def _status_level(status: TransactionConfirmationStatus | None) -> int:
+    # solders' enum is not hashable, so compare rather than look up.
+    if status == TransactionConfirmationStatus.Finalized:
+        return 2
+    if status == TransactionConfirmationStatus.Confirmed:
+        return 1
+    return 0
+
+
+def _keypair(secret: Secret) -> Keypair:
+    """A keypair from a base58 64-byte secret or a JSON array of 64 ints; the value never shows in errors."""
+    text = secret.reveal().strip()
+    try:
+        if text.startswith("["):
+            numbers = json.loads(text, parse_float=Decimal)
+            if not isinstance(numbers, list) or not all(isinstance(n, int) for n in numbers):
+                raise ValueError("not a list of ints")
+            return Keypair.from_bytes(bytes(numbers))
+        return Keypair.from_base58_string(text)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and not is_panic(exc):
+            raise
+        raise RailError(
+            "the Solana secret key is not a base58 64-byte keypair or a JSON array of 64 ints"
+        ) from None
+
+
+def _value(resp: Any, what: str) -> Any:
+    """The ``value`` of a typed RPC answer; an error answer (no ``value``) becomes a RailError."""
+    if not hasattr(resp, "value"):
+        message = getattr(resp, "message", None) or type(resp).__name__
+        raise RailError(f"the Solana RPC answered {what} with an error: {message}")
+    return resp.value
+
+
+class SolanaRail:
+    """Pays SPL tokens (``wallet`` rail type) on one Solana cluster.
+
+    One transaction per payment: create the payee's associated token account if it is missing
+    (idempotent instruction, paid by the buyer), then ``TransferChecked`` of the exact amount.
+    Its validity is bounded by the blockhash, so an unsent or unlanded payment provably expires.
+
+    Args:
+        rpc_url: The cluster's JSON-RPC URL.
+        secret_key: The buyer's keypair: base58 of the 64 bytes, or a JSON array of ints.
+        chain: CAIP-2 id (``solana:<genesis hash prefix>``); checked against the node before signing.
+        commitment: ``processed``, ``confirmed`` or ``finalized`` — when a transaction counts as landed.
+        poll_interval: Seconds between status polls in :meth:`wait`.
+    """
+
+    name = "solana"
+
+    def __init__(
+        self,
+        rpc_url: str,
+        secret_key: str | Secret,
+        *,
+        chain: str,
+        commitment: str = "confirmed",
+        poll_interval: float = 0.05,
+    ) -> None:
+        if not chain.startswith("solana:"):
+            raise RailError(f"not a Solana CAIP-2 chain id: {chain!r} (expected solana:<genesis hash>)")
+        if commitment not in _LEVELS:
+            raise RailError(f"unknown commitment {commitment!r}; use one of {', '.join(_LEVELS)}")
+        self._secret = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
+        self._keypair = _keypair(self._secret)
+        self.chain = chain
+        self._rpc_url = rpc_url
+        self._commitment = Commitment(commitment)
+        self._level = _LEVELS[commitment]
+        self._poll = poll_interval
+        self._client = AsyncClient(rpc_url, commitment=self._commitment, timeout=30, http2=False)
+        self._genesis_checked = False
+
+    def __repr__(self) -> str:
+        return f"SolanaRail(rpc_url={self._rpc_url!r}, address={self.address!r}, chain={self.chain!r})"
+
+    @property
+    def address(self) -> str:
+        """The buyer's public key (base58), the payer."""
+        return str(self._keypair.pubkey())
+
+    def supports(self, rail_type: str, chain: str) -> bool:
+        """True for ``wallet`` on this rail's cluster."""
+        return rail_type in SOLANA_RAIL_TYPES and chain == self.chain
+
+    # --- signing -------------------------------------------------------------------------------
+
+    @translated("preparing a Solana payment")
+    async def prepare(self, request: PaymentRequest) -> Sequence[SignedTx]:
+        """Sign one transaction: create the payee's token account if missing, then ``TransferChecked``.
+
+        Raises:
+            RailError: wrong chain, wrong payer, bad addresses. Nothing is sent.
+        """
+        if not self.supports(request.rail_type, request.chain):
+            raise RailError(
+                f"the Solana rail on {self.chain} cannot pay {request.rail_type!r} on {request.chain!r}; "
+                "nothing was signed"
+            )
+        if request.payer and request.payer not in ("None", "") and request.payer != self.address:
+            raise PaymentMismatchError("payer", self.address, request.payer)
+        if request.amount.amount <= 0:
+            raise RailError(f"refusing to pay a non-positive amount: {request.amount}")
+        mint = self._pubkey(request.token, "token mint")
+        payee = self._pubkey(request.payee, "payee")
+        await self._check_genesis()
+        payer = self._keypair.pubkey()
+        instructions = [
+            create_idempotent_associated_token_account(payer, payee, mint),
+            transfer_checked(
+                TransferCheckedParams(
+                    program_id=TOKEN_PROGRAM_ID,
+                    source=get_associated_token_address(payer, mint),
+                    mint=mint,
+                    dest=get_associated_token_address(payee, mint),
+                    owner=payer,
+                    amount=request.amount.amount,
+                    decimals=request.amount.decimals,
+                )
+            ),
+        ]
+        latest = _value(await self._client.get_latest_blockhash(self._commitment), "getLatestBlockhash")
+        blockhash: Hash = latest.blockhash
+        message = Message.new_with_blockhash(instructions, payer, blockhash)
+        tx = Transaction([self._keypair], message, blockhash)
+        return [
+            SignedTx(
+                chain=request.chain,
+                tx_id=str(tx.signatures[0]),
+                raw=bytes(tx),
+                purpose="transfer",
+                meta={
+                    "from": self.address,
+                    "to": str(payee),
+                    "purpose": "transfer",
+                    "blockhash": str(blockhash),
+                    "last_valid_block_height": int(latest.last_valid_block_height),
+                },
+            )
+        ]
+
+    @staticmethod
+    def _pubkey(value: str, what: str) -> Pubkey:
+        try:
+            return Pubkey.from_string(value)
+        except ValueError as exc:
+            raise RailError(f"the payment's {what} is not a Solana address: {value!r}") from exc
+
+    async def _check_genesis(self) -> None:
+        if self._genesis_checked:
+            return
+        genesis = str(_value(await self._client.get_genesis_hash(), "getGenesisHash"))
+        reference = self.chain.removeprefix("solana:")
+        if not reference or not genesis.startswith(reference):
+            raise RailError(
+                f"wrong chain: this rail pays on {self.chain} but the node's genesis hash is {genesis}; "
+                "nothing was signed"
+            )
+        self._genesis_checked = True
+
+    async def prepare_release(self, request: PaymentRequest) -> Sequence[SignedTx]:
+        """Solana payments are direct; there is no escrow to release."""
+        raise RailError("the Solana rail has no escrow; there is nothing to release")
+
+    # --- sending and reconciling ---------------------------------------------------------------
+
+    @translated("broadcasting a Solana transaction")
+    async def broadcast(self, tx: SignedTx) -> None:
+        """Send the exact signed bytes; a transaction the cluster already processed is success.
+
+        Raises:
+            RailError: the cluster refused the bytes (e.g. their blockhash expired).
+        """
+        opts = TxOpts(skip_preflight=True, skip_confirmation=True, preflight_commitment=self._commitment)
+        try:
+            resp = await self._client.send_raw_transaction(tx.raw, opts=opts)
+        except RPCException as exc:
+            text = str(exc)
+            if "AlreadyProcessed" in text or "already been processed" in text.lower():
+                return
+            first = getattr(exc.args[0], "message", None) if exc.args else None
+            reason = str(first or text)[:300]
+            raise RailError(f"the Solana RPC refused transaction {tx.tx_id}: {reason}") from exc
+        sent = str(_value(resp, "sendTransaction"))
+        if sent != tx.tx_id:
+            raise RailError(f"the Solana RPC answered with signature {sent}, not {tx.tx_id}")
+
+    @translated("reading a Solana transaction's status")
+    async def status(self, tx: SignedTx) -> TxStatus:
+        """CONFIRMED / REVERTED at the rail's commitment; DROPPED once its blockhash can no longer land."""
+        found = await self._signature_status(tx)
+        if found is not None:
+            return found
+        height = int(_value(await self._client.get_block_height(self._commitment), "getBlockHeight"))
+        if height <= int(tx.meta["last_valid_block_height"]):
+            return TxStatus.PENDING
+        # Expired; look once more in case it landed just before the check.
+        found = await self._signature_status(tx)
+        return TxStatus.DROPPED if found is None else found
+
+    async def _signature_status(self, tx: SignedTx) -> TxStatus | None:
+        resp = await self._client.get_signature_statuses(
+            [Signature.from_string(tx.tx_id)], search_transaction_history=True
+        )
+        values = _value(resp, "getSignatureStatuses")
+        if not values or values[0] is None:
+            return None
+        entry = values[0]
+        if entry.err is not None:
+            return TxStatus.REVERTED
+        return (
+            TxStatus.CONFIRMED
+            if _status_level(entry.confirmation_status) >= self._level
+            else TxStatus.PENDING
+        )
+
+    async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
+        """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await self.status(tx)
+            if state is not TxStatus.PENDING or time.monotonic() >= deadline:
+                return state
+            await asyncio.sleep(min(self._poll, max(deadline - time.monotonic(), 0)))
+
+    # --- checking and proving ------------------------------------------------------------------
+
+    @translated("verifying a Solana payment")
+    async def verify(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> None:
+        """Read the transaction back: the payee's balance of the mint rose by exactly the amount.
+
+        peaq records Solana proofs without checking them, so the buyer checks for itself.
+
+        Raises:
+            TransactionRevertedError: the transaction landed with an error.
+            PaymentMismatchError: not found, or the payee's balance change differs from the amount.
+        """
+        for tx in txs:
+            resp = await self._client.get_transaction(
+                Signature.from_string(tx.tx_id),
+                encoding="json",
+                commitment=self._commitment,
+                max_supported_transaction_version=0,
+            )
+            found = _value(resp, "getTransaction")
+            if found is None or found.transaction.meta is None:
+                raise PaymentMismatchError("transaction", tx.tx_id, None)
+            meta = found.transaction.meta
+            if meta.err is not None:
+                raise TransactionRevertedError(tx.tx_id, self._failure_reason(meta))
+            received = self._balance_change(meta, request.token, request.payee)
+            if received != request.amount.amount:
+                raise PaymentMismatchError("amount received by payee", request.amount.amount, received)
+
+    @staticmethod
+    def _failure_reason(meta: Any) -> str:
+        """The program's own words (``Program log: Error: insufficient funds``) over the error code."""
+        for line in meta.log_messages or ():
+            if "Error:" in line:
+                return str(line).split("Error:", 1)[1].strip() + f" ({meta.err})"
+        return str(meta.err)
+
+    @staticmethod
+    def _balance_change(meta: Any, mint: str, owner: str) -> int:
+        def total(balances: Any) -> int:
+            return sum(
+                int(b.ui_token_amount.amount)
+                for b in balances or ()
+                if str(b.mint) == mint and b.owner is not None and str(b.owner) == owner
+            )
+
+        return total(meta.post_token_balances) - total(meta.pre_token_balances)
+
+    def proof(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> dict[str, Any]:
+        """The ``payment-proof`` body (snake_case). peaq records Solana proofs (``recorded``)."""
+        if not txs:
+            raise RailError("no transaction to prove")
+        return {
+            "verification_mode": "recorded",
+            "chain": request.chain,
+            "token": request.amount.currency,
+            "token_mint": request.token,
+            "payer_address": str(txs[-1].meta.get("from") or self.address),
+            "payee_address": request.payee,
+            "amount": request.amount.to_json()["amount"],
+            "raw_amount": str(request.amount.amount),
+            "token_decimals": request.amount.decimals,
+            "transaction_signature": txs[-1].tx_id,
+        }
+
+    def escrow_proof(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> EscrowProof:
+        """Solana payments are direct; there is no escrow lock to prove."""
+        raise RailError("the Solana rail has no escrow")
+
+    async def aclose(self) -> None:
+        """Close the RPC client's connections."""
+        await self._client.close()
