@@ -103,6 +103,7 @@ class Weighted(BaseStrategy):
         def ranked(q: QuoteView) -> Ranked:
             f = factors(q)
             value = sum((self.weights[k] * f[k] for k in f), ZERO) / total
+            value = value.quantize(Decimal("1e-12")).normalize() if value else ZERO
             shown = {
                 "price": f"price {q.price}",
                 "score": f"market score {number(q.score)}",

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["buyer_agent", "buyer_agent.journal", "buyer_agent.rails", "buyer_agent.workflow"]
+PACKAGES = ["buyer_agent", "buyer_agent.journal", "buyer_agent.rails", "buyer_agent.workflow", "strategies"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
