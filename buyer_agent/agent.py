@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -96,6 +96,10 @@ class BuyerAgent:
         pairing_token: Its token.
         delegation_policy: The delegation policy to request when pairing (snake_case keys).
         on_progress: Called on every state change of every order.
+        spec: The order :meth:`buy` places by default and the LLM tools start from (budget,
+            strategy, rail, acceptance, approval threshold); :meth:`from_task` sets the task's.
+        approver: Asked (with the order's summary) when a price is above the order's approval
+            threshold; without one the order waits in ``awaiting_approval`` for :meth:`approve`.
     """
 
     def __init__(
@@ -113,6 +117,8 @@ class BuyerAgent:
         pairing_token: Secret | str | None = None,
         delegation_policy: Mapping[str, Any] | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        spec: OrderSpec | None = None,
+        approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
     ) -> None:
         if market is None or market == "":
             market = _env("market")
@@ -130,6 +136,9 @@ class BuyerAgent:
         self._pairing_token = _secret(pairing_token)
         self._policy = dict(delegation_policy) if delegation_policy is not None else None
         self._on_progress = on_progress
+        self._default_spec = spec
+        self._approver = approver
+        self._tools: Any = None
         self._journal: Journal | None = None
         self._reader: Runner | None = None
         self._conn: _Connection | None = None
@@ -273,7 +282,7 @@ class BuyerAgent:
         return self._conn
 
     async def _connect(self) -> _Connection:
-        from buyer_agent.market import AsyncMarketClient  # type: ignore[attr-defined, unused-ignore]
+        from buyer_agent.market import AsyncMarketClient
 
         sandbox: Any = None
         machine_id, api_key, evm_key, solana_key = (
@@ -315,7 +324,12 @@ class BuyerAgent:
                 await asyncio.to_thread(sandbox.stop)
             raise
         runner = Runner(
-            market=market, journal=self.journal, rails=rails, pairing=pairing, on_progress=self._on_progress
+            market=market,
+            journal=self.journal,
+            rails=rails,
+            pairing=pairing,
+            on_progress=self._on_progress,
+            approver=self._approver,
         )
         self.machine_id = machine_id
         return _Connection(runner, market, owns, rails, sandbox, label)
@@ -329,7 +343,7 @@ class BuyerAgent:
         solana_key: Secret | None,
         solana_chain: str | None,
     ) -> list[Any]:
-        from buyer_agent.rails import EvmRail, SolanaRail  # type: ignore[attr-defined, unused-ignore]
+        from buyer_agent.rails import EvmRail, SolanaRail
 
         rails: list[Any] = []
         if evm_rpc and evm_key:
@@ -385,11 +399,16 @@ class BuyerAgent:
 
     # --- buying ---------------------------------------------------------------------------------
 
+    @property
+    def spec(self) -> OrderSpec | None:
+        """The order :meth:`buy` places by default: the task's, else the ``spec`` given (or None)."""
+        return self.task.spec if self.task is not None else self._default_spec
+
     def _spec(self, spec: OrderSpec | Task | None) -> OrderSpec:
         if spec is None:
-            if self.task is None:
+            if self.spec is None:
                 raise StateError("buy() needs an OrderSpec or a Task", state="", allowed=[])
-            return self.task.spec
+            return self.spec
         return spec.spec if isinstance(spec, Task) else spec
 
     async def submit(self, spec: OrderSpec | Task | None = None) -> str:
@@ -432,8 +451,15 @@ class BuyerAgent:
         return await self._step(order_id, "choose", **kwargs)
 
     async def approve(self, order_id: str) -> OrderSummary:
-        """Step: approve a price above the approval threshold."""
-        return await self._step(order_id, "approve")
+        """Step: approve a price above the approval threshold (a journal entry: needs no market)."""
+        return await self._read_runner().step(order_id, "approve")
+
+    async def candidates(self, order_id: str, quote_id: str | None = None) -> dict[str, Any]:
+        """The order's quotes with their eligibility and the strategy's pick, without choosing.
+
+        Returns ``{"candidates", "ranking", "recommended", "reason"}`` (see ``Runner.preview``).
+        """
+        return (await self._runner()).preview(order_id, quote_id)
 
     async def place_order(self, order_id: str) -> OrderSummary:
         """Step: create the market order for the chosen quote."""
@@ -462,6 +488,27 @@ class BuyerAgent:
     def allowed_actions(self, order_id: str) -> list[str]:
         """The steps the order's state allows now."""
         return self._read_runner().allowed_actions(order_id)
+
+    # --- LLM tools ------------------------------------------------------------------------------
+
+    def tools(self, format: str = "openai") -> list[dict[str, Any]]:
+        """The buyer's tool definitions for an LLM tool loop (``openai``, ``anthropic``, ``json_schema``)."""
+        from buyer_agent.tools import tool_definitions
+
+        return tool_definitions(format)
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
+        """Run one tool call from a model; always returns a JSON-safe dict, never raises.
+
+        The result is the tool's answer, or ``{"error": {"code", "message", "hint", ...}}`` the model
+        can read and recover from (see ``buyer_agent.tools.ERROR_CODES``).
+        """
+        if self._tools is None:
+            from buyer_agent.tools import AgentTools
+
+            self._tools = AgentTools(self)
+        result: dict[str, Any] = await self._tools.call(name, arguments)
+        return result
 
     # --- reading and resuming -------------------------------------------------------------------
 
@@ -614,6 +661,14 @@ class SyncBuyerAgent:
     def dispute(self, order_id: str, reason: str) -> OrderSummary:
         """See :meth:`BuyerAgent.dispute`."""
         return self._run(self.agent.dispute(order_id, reason))
+
+    def tools(self, format: str = "openai") -> list[dict[str, Any]]:
+        """See :meth:`BuyerAgent.tools`."""
+        return self.agent.tools(format)
+
+    def call_tool(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
+        """See :meth:`BuyerAgent.call_tool`."""
+        return self._run(self.agent.call_tool(name, arguments))
 
     def orders(
         self, state: OrderState | str | Sequence[OrderState | str] | None = None

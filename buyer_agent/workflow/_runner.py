@@ -253,6 +253,33 @@ class Runner:
         """The step actions the order's current state allows."""
         return self._allowed(S(self._journal.order(order_id).state))
 
+    def preview(self, order_id: str, quote_id: str | None = None) -> dict[str, Any]:
+        """What ``choose`` would decide now, without journaling: every quote with its eligibility.
+
+        Returns ``{"candidates": [...], "ranking": [quote ids], "recommended": quote id or None,
+        "reason": str}``; candidates as in :class:`OrderSummary`.
+
+        Raises:
+            PolicyError: ``quote_id`` names no eligible quote.
+        """
+        rec = self._journal.order(order_id)
+        spec = self._spec(rec)
+        limits, _ = self._limits_for(rec)
+        sel = select_quote(
+            rec.context.get("quotes") or [],
+            spec,
+            limits,
+            now=self._clock(),
+            can_pay=self._can_pay(spec),
+            quote_id=quote_id,
+        )
+        return {
+            "candidates": sel.candidates,
+            "ranking": sel.ranking,
+            "recommended": sel.choice["quote_id"] if sel.choice else None,
+            "reason": sel.reason,
+        }
+
     async def resume(self, order_id: str | None = None) -> list[OrderSummary]:
         """Drive on every non-terminal order (or just ``order_id``), concurrently."""
         if order_id is not None:
@@ -392,10 +419,14 @@ class Runner:
             else:
                 # Steps that take several journaled moves run while the order is still in a state
                 # the action covers (pay: ordered and paying; execute: paid and escrow_locked).
+                covers = _ACTIONS[action]
+                if action == "order" and self._approver is not None:
+                    # A price held for approval asks the approver, then goes on ordering.
+                    covers = covers | {S.AWAITING_APPROVAL}
                 while True:
                     rec = self._journal.order(rec.order_id)
                     state = S(rec.state)
-                    if state not in _ACTIONS[action] or state in TERMINAL:
+                    if state not in covers or state in TERMINAL:
                         break
                     if not await self._advance(rec):
                         break

@@ -1,0 +1,319 @@
+"""The dispatcher: one tool call from a model in, a JSON-safe answer or a structured error out.
+
+The model proposes, the framework decides: arguments are checked against closed schemas, a step
+is only run when the order's state allows it, a chosen quote must be one the eligibility guard
+passed, and the budget, payee, amount, token and rail never come from the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from buyer_agent.tools._formats import tool_definitions
+from buyer_agent.tools._guard import check_arguments
+from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
+from buyer_agent.tools._schemas import TOOLS, tool_spec
+from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary
+
+if TYPE_CHECKING:
+    from buyer_agent.agent import BuyerAgent
+
+__all__ = ["AgentTools"]
+
+log = logging.getLogger("buyer_agent.tools")
+S = OrderState
+_EMBEDDED = "embedded-sandbox"
+
+_HINTS: dict[OrderState, str] = {
+    S.CREATED: "the order was not searched yet; start a new one with search_market",
+    S.PAIRED: "the search did not complete; start a new one with search_market",
+    S.SEARCHED: "call list_candidates to see the quotes, then choose_quote",
+    S.QUOTED: "call place_order to order the chosen quote",
+    S.AWAITING_APPROVAL: (
+        "the price is above the approval threshold: a human must approve it "
+        "(python -m buyer_agent approve {order_id}); check order_status later, then call place_order"
+    ),
+    S.ORDERED: "call pay_order",
+    S.PAYING: "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
+    S.PAID: "call execute_order",
+    S.ESCROW_LOCKED: "call execute_order",
+    S.EXECUTED: "check the outcome, then call confirm_order to accept it or dispute_order with a reason",
+    S.CONFIRMED: "done: the service was delivered and paid",
+    S.DISPUTED: "the payment is frozen until the market refunds it; check order_status later",
+    S.REFUNDED: "the payment was refunded; start again with search_market if the task still needs it",
+    S.HANDED_OFF: "the market handed execution to an external flow; nothing more to do here",
+    S.FAILED: "the order stopped (see error); start a new one with search_market if it still makes sense",
+    S.CANCELLED: "the order was cancelled",
+}
+
+
+class AgentTools:
+    """The buyer's tools bound to one :class:`BuyerAgent` (``agent.call_tool`` uses one).
+
+    Args:
+        agent: The agent whose journal, market and configuration the tools use. Its ``spec``
+            (the task's) supplies the budget, strategy, rail, acceptance and approval threshold.
+    """
+
+    def __init__(self, agent: BuyerAgent) -> None:
+        self._agent = agent
+        # Orders started through these tools: on the embedded sandbox only these can be driven,
+        # since an earlier process's sandbox (and its orders) died with it.
+        self._mine: set[str] = set()
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "search_market": self._search_market,
+            "list_candidates": self._list_candidates,
+            "choose_quote": self._choose_quote,
+            "place_order": self._step_tool("order", self._agent.place_order),
+            "pay_order": self._step_tool("pay", self._agent.pay),
+            "execute_order": self._step_tool("execute", self._agent.execute),
+            "order_status": self._order_status,
+            "confirm_order": self._step_tool("confirm", self._agent.confirm),
+            "dispute_order": self._dispute_order,
+            "cancel_order": self._cancel_order,
+            "list_orders": self._list_orders,
+        }
+        assert set(self._handlers) == {t.name for t in TOOLS}
+
+    def definitions(self, format: str = "openai") -> list[dict[str, Any]]:
+        """The tool definitions (see :func:`tool_definitions`)."""
+        return tool_definitions(format)
+
+    async def call(self, name: Any, arguments: Any = None) -> dict[str, Any]:
+        """Run one tool call; always a JSON-safe dict, never an exception (cancellation aside).
+
+        Args:
+            name: The tool's name.
+            arguments: A mapping, a JSON object as text (as OpenAI sends it), or None.
+        """
+        tool = str(name) if isinstance(name, str) else repr(name)
+        try:
+            spec = tool_spec(name) if isinstance(name, str) else None
+            if spec is None:
+                names = [t.name for t in TOOLS]
+                return tool_error(
+                    "UNKNOWN_TOOL",
+                    f"there is no tool {tool[:80]!r}",
+                    f"call one of: {', '.join(names)}",
+                    tools=names,
+                )
+            args, refused = check_arguments(spec, arguments)
+            if refused is not None:
+                log.info("tool %s refused: %s", spec.name, refused["error"]["code"])
+                return refused
+            result = await self._handlers[spec.name](args)
+            out: dict[str, Any] = jsonable(result)
+            return out
+        except (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError):
+            raise
+        except BaseException as exc:  # a tool error never raises into the loop (incl. PanicException)
+            return error_from_exception(exc, tool)
+
+    # --- guards ---------------------------------------------------------------------------------
+
+    def _refuse_order(self, order_id: str, action: str) -> dict[str, Any] | None:
+        """An error when ``order_id`` cannot take ``action`` here (unknown, other market, state)."""
+        agent = self._agent
+        summary = agent.order(order_id)  # JournalError for an unknown order → UNKNOWN_ORDER
+        placed = agent.order_market(order_id)
+        here = agent.market_label
+        if order_id not in self._mine and placed is not None and (placed == _EMBEDDED or placed != here):
+            return tool_error(
+                "OTHER_MARKET",
+                f"order {order_id} was placed on {placed}, not on this agent's market ({here})",
+                "read it with order_status; start a new order with search_market",
+                state=summary.state.value,
+            )
+        allowed = agent.allowed_actions(order_id)
+        if action not in allowed:
+            state = summary.state
+            return tool_error(
+                "STEP_OUT_OF_ORDER",
+                f"cannot {action} order {order_id}: it is {state.value}",
+                _HINTS[state].format(order_id=order_id),
+                state=state.value,
+                allowed=tools_for(allowed),
+            )
+        return None
+
+    # --- results --------------------------------------------------------------------------------
+
+    def _view(self, summary: OrderSummary) -> dict[str, Any]:
+        allowed = [] if summary.state in TERMINAL else self._agent.allowed_actions(summary.order_id)
+        return {
+            "order_id": summary.order_id,
+            "state": summary.state.value,
+            "market_order_id": summary.market_order_id,
+            "quote": summary.quote,
+            "payment": summary.payment,
+            "outcome": summary.outcome,
+            "error": summary.error,
+            "next": tools_for(allowed),
+            "hint": _HINTS[summary.state].format(order_id=summary.order_id),
+        }
+
+    @staticmethod
+    def _candidates(preview: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "candidates": [
+                {
+                    "quote_id": c.get("quote_id"),
+                    "service_id": c.get("service_id"),
+                    "price": c.get("price"),
+                    "score": c.get("score"),
+                    "eligible": c.get("eligible"),
+                    "reasons": c.get("reasons"),
+                }
+                for c in preview.get("candidates") or ()
+            ],
+            "recommended": preview.get("recommended"),
+            "strategy_reason": preview.get("reason"),
+        }
+
+    # --- tools ----------------------------------------------------------------------------------
+
+    async def _search_market(self, args: dict[str, Any]) -> dict[str, Any]:
+        agent = self._agent
+        base = agent.spec
+        if base is None:
+            return tool_error(
+                "NOT_CONFIGURED",
+                "the agent has no order configuration (budget, strategy, rail)",
+                "the operator must start the agent from a task file (BuyerAgent.from_task, mcp --task FILE)",
+            )
+        overrides: dict[str, Any] = {k: args[k] for k in ("service_type", "operation", "region") if k in args}
+        if "input" in args:
+            overrides["input"] = dict(args["input"])
+        if "capabilities" in args:
+            overrides["capabilities"] = tuple(args["capabilities"])
+        order_id = await agent.submit(replace(base, **overrides))
+        self._mine.add(order_id)
+        summary = await agent.pair(order_id)
+        if summary.state is not S.PAIRED:
+            error = dict(summary.error or {})
+            await self._abandon(order_id, "pairing failed")
+            return tool_error(
+                "MARKET_ERROR",
+                f"could not pair with the market: {error.get('message') or summary.state.value}",
+                "retry search_market later",
+                market_code=error.get("code"),
+                order_id=order_id,
+            )
+        try:
+            summary = await agent.search(order_id)
+        except Exception:
+            # The abandoned order must not be bought later by a resume.
+            await self._abandon(order_id, "the search failed")
+            raise
+        if summary.state is not S.SEARCHED:
+            return self._view(summary)
+        preview = await agent.candidates(order_id)
+        return {**self._view(summary), **self._candidates(preview)}
+
+    async def _abandon(self, order_id: str, reason: str) -> None:
+        try:
+            if self._agent.order(order_id).state not in TERMINAL:
+                await self._agent.cancel(order_id, reason)
+        except Exception:
+            log.warning("could not cancel the abandoned order %s", order_id, exc_info=True)
+
+    async def _list_candidates(self, args: dict[str, Any]) -> dict[str, Any]:
+        order_id = str(args["order_id"])
+        summary = self._agent.order(order_id)
+        head = {"order_id": order_id, "state": summary.state.value}
+        if summary.state is S.SEARCHED:
+            refused = self._refuse_order(order_id, "choose")
+            if refused is not None:
+                return refused
+            preview = await self._agent.candidates(order_id)
+            return {
+                **head,
+                **self._candidates(preview),
+                "next": ["choose_quote", "cancel_order", "order_status"],
+            }
+        if summary.candidates:
+            chosen = (summary.quote or {}).get("quote_id")
+            listed = self._candidates({"candidates": summary.candidates, "recommended": chosen})
+            return {**head, **listed, "chosen": chosen, "next": self._view(summary)["next"]}
+        return {
+            **head,
+            "candidates": [],
+            "recommended": None,
+            "hint": _HINTS[summary.state].format(order_id=order_id),
+        }
+
+    async def _choose_quote(self, args: dict[str, Any]) -> dict[str, Any]:
+        order_id = str(args["order_id"])
+        refused = self._refuse_order(order_id, "choose")
+        if refused is not None:
+            return refused
+        quote_id = args.get("quote_id")
+        if quote_id is not None:
+            preview = await self._agent.candidates(order_id)
+            cands = {str(c.get("quote_id")): c for c in preview.get("candidates") or ()}
+            eligible = [q for q, c in cands.items() if c.get("eligible")]
+            if quote_id not in eligible:
+                known = cands.get(str(quote_id))
+                why = "; ".join(known.get("reasons") or ()) if known else "no quote of this order has that id"
+                return tool_error(
+                    "NOT_ELIGIBLE",
+                    f"quote {str(quote_id)[:128]!r} is not eligible: {why}",
+                    "choose one of the eligible quote ids, or leave quote_id out to take the recommendation",
+                    eligible=eligible,
+                    recommended=preview.get("recommended"),
+                )
+        summary = await self._agent.choose(order_id, quote_id)
+        return self._view(summary)
+
+    def _step_tool(
+        self, action: str, run: Callable[[str], Awaitable[OrderSummary]]
+    ) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+        async def handler(args: dict[str, Any]) -> dict[str, Any]:
+            order_id = str(args["order_id"])
+            refused = self._refuse_order(order_id, action)
+            if refused is not None:
+                return refused
+            return self._view(await run(order_id))
+
+        return handler
+
+    async def _order_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._view(self._agent.order(str(args["order_id"])))
+
+    async def _dispute_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        order_id = str(args["order_id"])
+        refused = self._refuse_order(order_id, "dispute")
+        if refused is not None:
+            return refused
+        return self._view(await self._agent.dispute(order_id, str(args["reason"])))
+
+    async def _cancel_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        order_id = str(args["order_id"])
+        refused = self._refuse_order(order_id, "cancel")
+        if refused is not None:
+            return refused
+        reason = str(args.get("reason") or "cancelled by the model")
+        return self._view(await self._agent.cancel(order_id, reason))
+
+    async def _list_orders(self, args: dict[str, Any]) -> dict[str, Any]:
+        limit = int(args.get("limit", 20))
+        orders = self._agent.orders(args.get("state"))
+        newest = list(reversed(orders))[:limit]
+        return {
+            "orders": [
+                {
+                    "order_id": o.order_id,
+                    "state": o.state.value,
+                    "quote": o.quote,
+                    "payment": o.payment,
+                    "updated_at": o.updated_at,
+                }
+                for o in newest
+            ],
+            "count": len(newest),
+            "total": len(orders),
+        }
