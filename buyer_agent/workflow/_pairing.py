@@ -139,6 +139,21 @@ def _jwt_expiry(token: Secret) -> datetime | None:
         return None
 
 
+def _wire_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy as the market takes it: limits are JSON numbers, so text amounts become Decimal."""
+    out = dict(policy)
+    for name in ("per_transaction_limit", "daily_spend_limit"):
+        value = out.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            try:
+                out[name] = Decimal(str(value))
+            except ArithmeticError:
+                raise OrchestrationConfigError(
+                    f"delegation_policy.{name}: {value!r} is not an amount"
+                ) from None
+    return out
+
+
 def _secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
@@ -180,7 +195,7 @@ class PairingSession:
         self._key = agent_key
         self._provider = agent_provider
         self._role = agent_role
-        self._requested_policy = dict(delegation_policy) if delegation_policy is not None else None
+        self._requested_policy = _wire_policy(delegation_policy) if delegation_policy is not None else None
         self._store = store
         self._token: Secret | None = token
         self._expires_at: datetime | None = _jwt_expiry(token) if token is not None else None

@@ -61,6 +61,8 @@ def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def market_env(info: dict[str, Any], evm_key: str | None = None) -> dict[str, str]:

@@ -73,7 +73,7 @@ CATALOGUE: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec(
         "svc_hash_denied", "Cheap SHA-256 (denied by the demo policy)", "shadyhash", "ShadyHash", 600_000,
-        _d("0.80"), "wallet", "evm", latency_ms=150, reputation=_d("0.41"), region="us-east",
+        _d("0.80"), "wallet", "evm", latency_ms=150, reputation=_d("0.41"), region="global",
     ),
     ServiceSpec(
         "svc_hash_handoff", "SHA-256 by external handoff", "handhash", "HandHash", 900_000, _d("0.75"),

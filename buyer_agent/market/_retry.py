@@ -1,0 +1,83 @@
+"""When the client repeats a request, and how long it waits between tries (tenacity)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import tenacity
+
+from buyer_agent._errors import OrchestrationApiError, OrchestrationError, OrchestrationOutcomeUnknown
+
+__all__ = ["RetryPolicy", "call_with_retries"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retry settings. ``attempts=1`` turns retries off.
+
+    Waits grow exponentially from ``initial`` to ``max_wait`` seconds with up to ``jitter`` seconds
+    of random jitter; a ``Retry-After`` from the server is honoured instead (up to
+    ``max_retry_after``). No try starts after ``max_elapsed`` seconds.
+    """
+
+    attempts: int = 4
+    initial: float = 0.25
+    max_wait: float = 4.0
+    jitter: float = 0.25
+    max_retry_after: float = 60.0
+    max_elapsed: float = 90.0
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False, compare=False)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """No retries at all."""
+        return cls(attempts=1)
+
+
+def _may_repeat(exc: BaseException, safe: bool) -> bool:
+    """Whether ``exc`` after one try allows another.
+
+    A request that never reached the server may always be repeated. One that may have reached it
+    (no answer, or a 5xx/429 answer) only when repeating it is safe: a read, a write the docs call
+    idempotent, or a write carrying an idempotency key.
+    """
+    if not isinstance(exc, OrchestrationError) or not exc.retryable:
+        return False
+    if isinstance(exc, OrchestrationApiError | OrchestrationOutcomeUnknown):
+        return safe
+    return True
+
+
+class _Wait(tenacity.wait.wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._backoff = tenacity.wait_exponential_jitter(
+            multiplier=policy.initial, max=policy.max_wait, jitter=policy.jitter
+        )
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        after = getattr(exc, "retry_after", None)
+        if after is not None:
+            return float(min(max(after, 0.0), self._policy.max_retry_after))
+        return float(self._backoff(retry_state))
+
+
+async def call_with_retries(policy: RetryPolicy, safe: bool, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``fn`` under ``policy``; the last error is raised as it was (never wrapped)."""
+    retrying: Any = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(max(policy.attempts, 1))
+        | tenacity.stop_after_delay(policy.max_elapsed),
+        wait=_Wait(policy),
+        retry=tenacity.retry_if_exception(lambda exc: _may_repeat(exc, safe)),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    result: T = await retrying(fn)
+    return result

@@ -1,0 +1,235 @@
+"""One HTTP request to the market: URL, headers, auth, timeouts, error mapping, redaction.
+
+This is the only place httpx exceptions are seen; they leave as the framework's own errors.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+from buyer_agent._errors import (
+    OrchestrationApiError,
+    OrchestrationConfigError,
+    OrchestrationNetworkError,
+    OrchestrationOutcomeUnknown,
+    OrchestrationValidationError,
+)
+from buyer_agent._redact import Secret, redact
+from buyer_agent._version import __version__
+from buyer_agent.market._codes import BAD_RESPONSE, INVALID_RESPONSE_SHAPE
+from buyer_agent.market._wire import dumps, loads, to_snake, to_wire, wire_query
+
+__all__ = [
+    "API_BASE_PATH",
+    "HEADER_AGENT_PAIRING_TOKEN",
+    "HEADER_API_KEY",
+    "HEADER_IDEMPOTENCY_KEY",
+    "PLATFORM",
+    "Auth",
+    "InsecureTransportWarning",
+    "RequestOptions",
+    "Transport",
+    "check_base_url",
+]
+
+log = logging.getLogger("buyer_agent.market")
+
+API_BASE_PATH = "/api/v1"
+HEADER_API_KEY = "x-api-key"
+HEADER_AGENT_PAIRING_TOKEN = "x-agent-pairing-token"
+HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
+READ_TIMEOUT_S = 30.0
+WRITE_TIMEOUT_S = 60.0
+USER_AGENT = f"buyer-agent/{__version__}"
+
+PLATFORM: Literal["platform"] = "platform"
+# ``"platform"``: x-api-key. A pairing token (Secret): x-agent-pairing-token, plus x-api-key when
+# the client has one. ``None``: no auth headers.
+Auth = Literal["platform"] | Secret | None
+
+
+class RequestOptions(TypedDict, total=False):
+    """Per-call options: an idempotency key (sent as ``Idempotency-Key``) and a timeout in seconds."""
+
+    idempotency_key: str
+    timeout: float
+
+
+class InsecureTransportWarning(UserWarning):
+    """Plain ``http://`` to a host that is not this machine: keys and tokens travel in clear text."""
+
+
+def check_base_url(base_url: str) -> str:
+    """The base URL without a trailing slash; warns for plain HTTP to a non-loopback host."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise OrchestrationConfigError("the market URL is empty")
+    try:
+        url = httpx.URL(base_url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise OrchestrationConfigError(f"the market URL {base_url!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise OrchestrationConfigError(f"the market URL {base_url!r} must be http(s)://host[:port]")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        warnings.warn(
+            f"plain http:// to {url.host}: the API key and pairing tokens are sent unencrypted",
+            InsecureTransportWarning,
+            stacklevel=3,
+        )
+    return str(url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: Any
+
+
+class Transport:
+    """Sends requests under ``/api/v1`` and turns answers into parsed JSON or errors."""
+
+    def __init__(self, base_url: str, api_key: Secret | None, http: httpx.AsyncClient) -> None:
+        self.base_url = base_url
+        self._api_key = api_key
+        self._http = http
+
+    def _headers(self, auth: Auth, idempotency_key: str | None, has_body: bool) -> dict[str, str]:
+        headers = {"user-agent": USER_AGENT, "accept": "application/json"}
+        if auth is not None and self._api_key:
+            headers[HEADER_API_KEY] = self._api_key.reveal()
+        if isinstance(auth, Secret):
+            if not auth:
+                raise OrchestrationValidationError("pairing_token", "must be a non-empty token")
+            headers[HEADER_AGENT_PAIRING_TOKEN] = auth.reveal()
+        if idempotency_key:
+            headers[HEADER_IDEMPOTENCY_KEY] = idempotency_key
+        if has_body:
+            headers["content-type"] = "application/json"
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: Auth,
+        body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        options: RequestOptions | None = None,
+    ) -> Any:
+        """Send once; return the snake_cased JSON body (None for 204) or raise an Orchestration error."""
+        opts = options or {}
+        content = dumps(to_wire(body)) if body is not None else None
+        headers = self._headers(auth, opts.get("idempotency_key"), content is not None)
+        timeout = opts.get("timeout") or (READ_TIMEOUT_S if method == "GET" else WRITE_TIMEOUT_S)
+        url = f"{self.base_url}{API_BASE_PATH}{path}"
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                params=wire_query(query) if query else None,
+                content=content,
+                headers=headers,
+                timeout=timeout,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise OrchestrationNetworkError(
+                f"{method} {path}: could not reach the market: {type(exc).__name__}"
+            ) from exc
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise OrchestrationConfigError(f"{method} {path}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            # Sent (or partly sent) and no complete answer: the market may have acted on it.
+            raise OrchestrationOutcomeUnknown(
+                f"{method} {path}: no answer from the market ({type(exc).__name__}); "
+                "the request may have been applied"
+            ) from exc
+        log.debug("%s %s -> %s", method, path, response.status_code)
+        return self._answer(method, path, response)
+
+    def _answer(self, method: str, path: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        if status == 204:
+            return None
+        raw = response.content
+        try:
+            parsed = loads(raw) if raw else None
+        except (ValueError, RecursionError):
+            parsed = None
+            if status < 400:
+                raise OrchestrationApiError(
+                    INVALID_RESPONSE_SHAPE,
+                    f"{method} {path}: the market answered {status} with a body that is not JSON",
+                    status_code=0,
+                ) from None
+        if status >= 400:
+            raise self._api_error(status, parsed, response)
+        if parsed is None:
+            raise OrchestrationApiError(
+                INVALID_RESPONSE_SHAPE,
+                f"{method} {path}: the market answered {status} with no body",
+                status_code=0,
+            )
+        return to_snake(parsed)
+
+    def _api_error(self, status: int, parsed: Any, response: httpx.Response) -> OrchestrationApiError:
+        retry_after = _retry_after(response.headers.get("retry-after"))
+        request_id = response.headers.get("x-request-id")
+        err = parsed.get("error") if isinstance(parsed, Mapping) else None
+        if not (
+            isinstance(err, Mapping)
+            and isinstance(err.get("code"), str)
+            and isinstance(err.get("message"), str)
+        ):
+            # The body itself is not attached: a proxy's page may echo headers (keys, tokens).
+            return OrchestrationApiError(
+                BAD_RESPONSE,
+                f"the market answered HTTP {status} without a JSON error envelope",
+                status_code=status,
+                details={
+                    "content_type": response.headers.get("content-type"),
+                    "length": len(response.content),
+                },
+                request_id=request_id,
+                retry_after=retry_after,
+            )
+        details = err.get("details")
+        return OrchestrationApiError(
+            str(err["code"]),
+            str(err["message"]),
+            status_code=status,
+            details=redact(to_snake(details)) if details is not None else None,
+            request_id=request_id or (str(err["requestId"]) if err.get("requestId") else None),
+            retry_after=retry_after,
+        )

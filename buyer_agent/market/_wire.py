@@ -1,0 +1,106 @@
+"""Wire conventions: camelCase on the wire, snake_case in Python, exact numbers both ways."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["dumps", "loads", "to_snake", "to_wire", "wire_query"]
+
+_BOUNDARY_1 = re.compile(r"(.)([A-Z][a-z]+)")
+_BOUNDARY_2 = re.compile(r"([a-z0-9])([A-Z])")
+
+# Payloads that belong to someone else's contract (a provider's input and result bodies, example
+# payloads): their own keys are kept as they are. Response keys are matched in wire spelling,
+# request keys in Python spelling, the same set the official SDK keeps.
+_OPAQUE_IN_RESPONSE = frozenset({"exampleInput", "exampleOutput", "default", "example", "result"})
+_OPAQUE_IN_REQUEST = frozenset({"input"})
+
+
+def _snake_key(name: str) -> str:
+    return _BOUNDARY_2.sub(r"\1_\2", _BOUNDARY_1.sub(r"\1_\2", name)).lower()
+
+
+def _camel_key(name: str) -> str:
+    if "_" not in name:
+        return name
+    parts = [p for p in name.split("_") if p]
+    if not parts:
+        return name
+    return parts[0].lower() + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass request objects (ours or the official SDK's) as dicts without ``None`` fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) is not None
+        }
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _map_keys(value: Any, key_fn: Any, opaque: frozenset[str]) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key_fn(str(k)): (v if str(k) in opaque else _map_keys(v, key_fn, opaque))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_map_keys(v, key_fn, opaque) for v in value]
+    return value
+
+
+def to_wire(body: Any) -> Any:
+    """A request body as sent: dataclasses flattened (``None`` fields dropped), camelCase keys."""
+    return _map_keys(_plain(body), _camel_key, _OPAQUE_IN_REQUEST)
+
+
+def to_snake(data: Any) -> Any:
+    """A response body with snake_case keys (opaque payloads kept verbatim)."""
+    return _map_keys(data, _snake_key, _OPAQUE_IN_RESPONSE)
+
+
+def wire_query(query: Mapping[str, Any]) -> dict[str, str]:
+    """Query parameters with camelCase names, ``None`` dropped, booleans as ``true``/``false``."""
+    out: dict[str, str] = {}
+    for key, value in query.items():
+        if value is None:
+            continue
+        out[_camel_key(key)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON with every fractional number as an exact ``Decimal`` (never a float)."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def dumps(value: Any) -> bytes:
+    """Serialise JSON with ``Decimal`` as an exact number (``json`` cannot; a float would round)."""
+    return _encode(value).encode()
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be sent as a JSON number")
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    return json.dumps(value)
