@@ -31,6 +31,8 @@ COMMANDS: tuple[str, ...] = (
     "replay",
     "evidence",
     "sandbox",
+    "approve",
+    "mcp",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}

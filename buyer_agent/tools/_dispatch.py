@@ -143,6 +143,8 @@ class AgentTools:
     # --- results --------------------------------------------------------------------------------
 
     def _view(self, summary: OrderSummary) -> dict[str, Any]:
+        # ``order_error`` (what stopped the order), not ``error``: a top-level ``error`` means the
+        # call itself was refused.
         allowed = [] if summary.state in TERMINAL else self._agent.allowed_actions(summary.order_id)
         return {
             "order_id": summary.order_id,
@@ -151,7 +153,7 @@ class AgentTools:
             "quote": summary.quote,
             "payment": summary.payment,
             "outcome": summary.outcome,
-            "error": summary.error,
+            "order_error": summary.error,
             "next": tools_for(allowed),
             "hint": _HINTS[summary.state].format(order_id=summary.order_id),
         }

@@ -1,0 +1,66 @@
+"""``mcp``: serve the buyer's tools over the Model Context Protocol on stdio."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from buyer_agent.agent import BuyerAgent
+from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE, add_state_dir, guarded
+from buyer_agent.task import load_task
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``mcp`` to the command line."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "mcp",
+        help="serve the buyer's tools to an MCP client over stdio",
+        description=(
+            "Serve the buyer agent's tools (search_market, list_candidates, choose_quote, place_order, "
+            "pay_order, execute_order, order_status, confirm_order, dispute_order, cancel_order, "
+            "list_orders) over the Model Context Protocol on stdin/stdout, for MCP clients such as "
+            "Claude Desktop or IDEs. The task file sets the budget, strategy, rail, acceptance and "
+            "approval threshold; the model never does. With no market configured the agent buys on "
+            "the embedded sandbox. Only protocol messages go to stdout; logs go to stderr. Needs the "
+            "optional mcp package (pip install 'buyer-agent[mcp]')."
+        ),
+    )
+    add_state_dir(parser)
+    parser.add_argument(
+        "--market",
+        metavar="URL",
+        default=None,
+        help="the market's URL (overrides $PEAQOS_ORCHESTRATION_URL and the task's); 'sandbox' = embedded",
+    )
+    parser.add_argument(
+        "--task",
+        metavar="FILE",
+        default=None,
+        help="the task file whose order the tools buy (budget, strategy, rail); without one, "
+        "search_market answers NOT_CONFIGURED",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit code."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from buyer_agent.tools._mcp import MCP_MISSING, serve_stdio
+
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        print(f"error: {MCP_MISSING}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.task:
+        agent = BuyerAgent.from_task(load_task(args.task), market=args.market, state_dir=args.state_dir)
+    else:
+        agent = BuyerAgent.from_env(market=args.market, state_dir=args.state_dir)
+    asyncio.run(serve_stdio(agent))
+    return EXIT_OK

@@ -1,0 +1,114 @@
+"""``python -m buyer_agent mcp`` as a subprocess, driven by the official ``mcp`` client over stdio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buyer_agent.journal import DB_NAME
+from buyer_agent.tools import TOOLS
+
+pytestmark = pytest.mark.chains
+ROOT = Path(__file__).resolve().parents[2]
+
+mcp = pytest.importorskip("mcp")
+
+
+def _landed() -> bool:
+    try:
+        from buyer_agent.market import AsyncMarketClient  # noqa: F401
+        from buyer_agent.sandbox import Sandbox  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if not _landed():
+    pytest.skip("the market client or the sandbox has not landed", allow_module_level=True)
+
+
+def _result(res: Any) -> dict[str, Any]:
+    (block,) = res.content
+    data: dict[str, Any] = json.loads(block.text)
+    assert res.is_error == ("error" in data)
+    if res.structured_content is not None:
+        assert res.structured_content == data
+    return data
+
+
+async def _session(state_dir: Path, errlog: Any) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "buyer_agent", "mcp", "--task", str(ROOT / "examples" / "task.yaml")],
+        # The state dir through the environment, as an MCP client's config would set it.
+        env={"BUYER_AGENT_STATE_DIR": str(state_dir), "PYTHONPATH": os.pathsep.join(sys.path)},
+        cwd=ROOT,
+    )
+    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+        init = await session.initialize()
+        assert init.server_info.name == "buyer-agent"
+        listed = await session.list_tools()
+        assert [t.name for t in listed.tools] == [t.name for t in TOOLS]
+        for tool, spec in zip(listed.tools, TOOLS, strict=True):
+            assert tool.input_schema == dict(spec.parameters)
+
+        found = _result(await session.call_tool("search_market", {}))
+        assert found["state"] == "searched" and found["recommended"], found
+        order_id = found["order_id"]
+
+        refused = _result(await session.call_tool("pay_order", {"order_id": order_id, "amount": "0.01"}))
+        assert refused["error"]["code"] == "ARGUMENT_REFUSED"
+        early = _result(await session.call_tool("confirm_order", {"order_id": order_id}))
+        assert early["error"]["code"] == "STEP_OUT_OF_ORDER" and early["error"]["state"] == "searched"
+
+        listed_cands = _result(await session.call_tool("list_candidates", {"order_id": order_id}))
+        quote_id = listed_cands["recommended"]
+        chosen = _result(
+            await session.call_tool("choose_quote", {"order_id": order_id, "quote_id": quote_id})
+        )
+        assert chosen["state"] == "quoted"
+        for tool, state in (
+            ("place_order", "ordered"),
+            ("pay_order", "paid"),
+            ("execute_order", "executed"),
+            ("confirm_order", "confirmed"),
+        ):
+            got = _result(await session.call_tool(tool, {"order_id": order_id}))
+            assert got["state"] == state, got
+        assert got["payment"]["amount"] == "0.80" and got["outcome"]["status"] == "completed"
+
+        orders = _result(await session.call_tool("list_orders", {}))
+        assert orders["orders"][0]["order_id"] == order_id
+        unknown = _result(await session.call_tool("transfer", {"to": "0xabc"}))
+        assert unknown["error"]["code"] == "UNKNOWN_TOOL"
+
+
+def test_the_mcp_server_lists_the_tools_and_completes_an_order(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    log = tmp_path / "server.log"
+    with log.open("w") as errlog:
+        asyncio.run(asyncio.wait_for(_session(state_dir, errlog), timeout=120))
+    # The order is in the journal the environment pointed at.
+    assert (state_dir / DB_NAME).exists()
+    assert "Traceback" not in log.read_text()
+
+
+def test_without_the_mcp_package_the_command_says_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['mcp'] = None\n"
+        "from buyer_agent.cli import main\n"
+        f"sys.exit(main(['mcp', '--state-dir', {str(tmp_path)!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "pip install 'buyer-agent[mcp]'" in done.stderr
