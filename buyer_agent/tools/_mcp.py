@@ -48,7 +48,13 @@ def build_server(agent: BuyerAgent) -> Any:
     """
     server_cls, types = _mcp()
     tools = [
-        types.Tool(name=t.name, description=t.description, input_schema=dict(t.parameters)) for t in TOOLS
+        types.Tool(
+            name=t.name,
+            description=t.description,
+            input_schema=dict(t.parameters),
+            annotations=types.ToolAnnotations(read_only_hint=t.read_only),
+        )
+        for t in TOOLS
     ]
 
     async def list_tools(ctx: Any, params: Any) -> Any:

@@ -51,11 +51,12 @@ FORBIDDEN_KEYS: frozenset[str] = MONEY_KEYS | frozenset(
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """One tool: what the model sees (``name``, ``description``, ``parameters``) and the step it runs."""
+    """One tool: what the model sees (``name``, ``description``, ``parameters``); ``read_only`` reads only."""
 
     name: str
     description: str
     parameters: Mapping[str, Any]
+    read_only: bool = False
 
 
 _ORDER_ID: dict[str, Any] = {
@@ -146,6 +147,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "List an order's quotes: price, score, whether each is eligible (budget, policy, expiry, rail) "
         "and the strategy's reasons, with the quote the strategy recommends.",
         _order_only(),
+        read_only=True,
     ),
     ToolSpec(
         "choose_quote",
@@ -174,6 +176,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "order_status",
         "An order's state, quote, payment, outcome or error, and the tools allowed next.",
         _order_only(),
+        read_only=True,
     ),
     ToolSpec(
         "confirm_order",
@@ -228,6 +231,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                 },
             }
         ),
+        read_only=True,
     ),
 )
 

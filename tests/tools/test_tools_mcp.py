@@ -61,6 +61,7 @@ async def _session(state_dir: Path, errlog: Any) -> None:
         assert [t.name for t in listed.tools] == [t.name for t in TOOLS]
         for tool, spec in zip(listed.tools, TOOLS, strict=True):
             assert tool.input_schema == dict(spec.parameters)
+            assert tool.annotations is not None and bool(tool.annotations.read_only_hint) == spec.read_only
 
         found = _result(await session.call_tool("search_market", {}))
         assert found["state"] == "searched" and found["recommended"], found
