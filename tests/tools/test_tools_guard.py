@@ -216,3 +216,12 @@ def test_fuzzed_tool_calls_always_return_a_dict(
     if "error" in result:
         assert result["error"]["code"] in ERROR_CODES
         assert isinstance(result["error"]["message"], str) and isinstance(result["error"]["hint"], str)
+
+
+def test_the_sync_wrapper_offers_the_same_tools(tmp_path: Path) -> None:
+    with BuyerAgent.sync(state_dir=tmp_path, spec=SPEC) as agent:
+        assert agent.tools("anthropic") == agent.agent.tools("anthropic")
+        assert agent.call_tool("list_orders", "{}") == {"orders": [], "count": 0, "total": 0}
+        assert agent.call_tool("pay_order", {"order_id": ORDER, "payee": "0xabc"})["error"]["code"] == (
+            "ARGUMENT_REFUSED"
+        )

@@ -299,3 +299,25 @@ def test_orders_placed_on_another_market_are_read_not_driven(
         assert err["code"] == "OTHER_MARKET"
     finally:
         loop.run(other.aclose())
+
+
+def test_parallel_pay_calls_pay_once(loop: asyncio.Runner, make_agent: Factory) -> None:
+    # Models may emit several tool calls in one turn; the same step twice must not pay twice.
+    agent = make_agent()
+    order_id = call(loop, agent, "search_market")["order_id"]
+    call(loop, agent, "choose_quote", order_id=order_id)
+    call(loop, agent, "place_order", order_id=order_id)
+
+    async def both() -> list[dict[str, Any]]:
+        args = {"order_id": order_id}
+        return list(
+            await asyncio.gather(agent.call_tool("pay_order", args), agent.call_tool("pay_order", args))
+        )
+
+    results = loop.run(both())
+    paid = [r for r in results if r.get("state") == "paid"]
+    refused = [r["error"] for r in results if "error" in r]
+    assert len(paid) == 1 and len(refused) == 1, results
+    assert refused[0]["code"] == "STEP_OUT_OF_ORDER" and refused[0]["state"] == "paid"
+    signed = [e for e in agent.journal.events(order_id) if e.trigger == "intent:broadcast_payment"]
+    assert len(signed) == 1
