@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from buyer_agent import BuyerAgent, Money, load_task
 from buyer_agent.workflow import OrderState, OrderSummary
@@ -321,3 +323,56 @@ def test_parallel_pay_calls_pay_once(loop: asyncio.Runner, make_agent: Factory) 
     assert refused[0]["code"] == "STEP_OUT_OF_ORDER" and refused[0]["state"] == "paid"
     signed = [e for e in agent.journal.events(order_id) if e.trigger == "intent:broadcast_payment"]
     assert len(signed) == 1
+
+
+_STEPS = st.sampled_from(
+    [
+        "list_candidates",
+        "choose_quote",
+        "place_order",
+        "pay_order",
+        "execute_order",
+        "confirm_order",
+        "dispute_order",
+        "cancel_order",
+        "order_status",
+    ]
+)
+_EXTRA = st.sampled_from(
+    [{}, {}, {"amount": "0.01"}, {"quote_id": "quo_0000000000000000"}, {"reason": "x" * 600}]
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(_STEPS, _EXTRA), min_size=1, max_size=8))
+def test_random_tool_sequences_on_a_live_order_never_raise_or_pay_twice(
+    loop: asyncio.Runner, info: Any, tmp_path_factory: pytest.TempPathFactory, plan: list[Any]
+) -> None:
+    from buyer_agent.tools import ERROR_CODES
+
+    agent = BuyerAgent(
+        info.url,
+        machine_id=info.machine_id,
+        api_key=info.api_key,
+        evm_key=info.evm_private_key,
+        evm_rpc=info.evm_rpc_url,
+        state_dir=tmp_path_factory.mktemp("fuzz"),
+        spec=TASK.spec,
+    )
+    try:
+        order_id = call(loop, agent, "search_market")["order_id"]
+        for tool, extra in plan:
+            args = {"order_id": order_id, **extra}
+            if tool == "dispute_order":
+                args.setdefault("reason", "not as described")
+            result = call(loop, agent, tool, **args)
+            if "error" in result:
+                assert result["error"]["code"] in ERROR_CODES
+        summary = agent.order(order_id)
+        if summary.payment is not None:
+            assert summary.quote is not None
+            assert summary.payment["amount"] == summary.quote["price"]["amount"]
+        signed = [e for e in agent.journal.events(order_id) if e.trigger == "intent:broadcast_payment"]
+        assert len(signed) <= 1
+    finally:
+        loop.run(agent.aclose())
