@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,65 @@ def test_without_the_mcp_package_the_command_says_how_to_install_it(tmp_path: Pa
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2 and done.stdout == ""
     assert "pip install 'buyer-agent[mcp]'" in done.stderr
+
+
+def test_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
+    from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        # Starting the embedded sandbox (chains, market) happens here: none of it may reach stdout.
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "search_market", "arguments": {}},
+        },
+    ]
+    messages: list[dict[str, Any]] = []
+    with (
+        (tmp_path / "server.log").open("w") as errlog,
+        subprocess.Popen(
+            [sys.executable, "-m", "buyer_agent", "mcp", "--task", str(ROOT / "examples" / "task.yaml")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "BUYER_AGENT_STATE_DIR": str(tmp_path / "state")},
+        ) as proc,
+    ):
+        watchdog = threading.Timer(120, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("".join(json.dumps(r) + "\n" for r in requests))
+            proc.stdin.flush()
+            # Every line is a JSON-RPC message, up to the answer to the tool call.
+            while not any(m.get("id") == 2 for m in messages):
+                line = proc.stdout.readline()
+                assert line, "the server closed stdout before answering"
+                messages.append(json.loads(line))
+            proc.stdin.close()
+            rest = proc.stdout.read()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+    assert rest.strip() == ""
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    answers = {m["id"]: m for m in messages if "id" in m}
+    assert answers[1]["result"]["serverInfo"]["name"] == "buyer-agent"
+    found = answers[2]["result"]["structuredContent"]
+    assert found["state"] == "searched" and found["order_id"].startswith("ord_")
