@@ -20,8 +20,16 @@ __all__ = ["ENTRY_POINT_GROUP", "available_strategies", "load_strategy"]
 ENTRY_POINT_GROUP = "buyer_agent.strategies"
 
 
-def _fallback(chain: Sequence[Any]) -> Fallback:
-    """``{name: fallback, params: {chain: [cheapest, {name: weighted, params: {...}}]}}``."""
+# ``--strategy fallback`` with no chain: the cheapest eligible quote, and if that one cannot be
+# ordered, the market's best-scored one.
+DEFAULT_FALLBACK_CHAIN = ("cheapest", "best_score")
+
+
+def _fallback(chain: Sequence[Any] = DEFAULT_FALLBACK_CHAIN) -> Fallback:
+    """``{name: fallback, params: {chain: [cheapest, {name: weighted, params: {...}}]}}``.
+
+    Without ``chain``: cheapest, then best_score.
+    """
     if isinstance(chain, str | bytes | Mapping) or not isinstance(chain, Sequence):
         raise StrategyError("fallback.chain must be a list of strategies (names or {name, params})")
     return Fallback(*(load_strategy(spec) for spec in chain))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +83,10 @@ def guarded(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): nothing is wrong with the work, stop writing quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # the promise is: never a traceback on the command line
         text = str(exc).splitlines()[0] if str(exc) else ""
         print(f"error: {type(exc).__name__}: {text}".rstrip(": "), file=sys.stderr)

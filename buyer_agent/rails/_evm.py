@@ -101,6 +101,7 @@ class EvmRail:
         self.chain = chain
         self._rpc_url = rpc_url
         self._nonces: NonceStore = nonce_store if nonce_store is not None else MemoryNonceStore()
+        self._genesis: str | None = None
         self._confirmations = confirmations
         self._fee_cap = max_fee_per_gas_cap
         self._poll = poll_interval
@@ -184,6 +185,17 @@ class EvmRail:
             self._chain_id = int(await self._w3.eth.chain_id)
         return self._chain_id
 
+    async def _nonce_scope(self, chain: str) -> str:
+        """The chain as nonce reservations know it: its CAIP-2 id and its genesis block.
+
+        A dev chain restarted under the same chain id (every embedded sandbox run starts a fresh
+        anvil) is another ledger: reservations made on the old one must not open a nonce gap here.
+        """
+        if self._genesis is None:
+            block = await self._w3.eth.get_block(0)
+            self._genesis = bytes(block["hash"]).hex()[:16]
+        return f"{chain}#{self._genesis}"
+
     async def _fees(self, request: PaymentRequest) -> tuple[int, int]:
         """``(maxFeePerGas, maxPriorityFeePerGas)`` from the node, never above the cap."""
         block = await self._w3.eth.get_block("latest")
@@ -226,7 +238,9 @@ class EvmRail:
         max_fee, tip = await self._fees(request)
         gases = [await self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls)]
         pending = int(await self._w3.eth.get_transaction_count(self._address, "pending"))
-        first = self._nonces.reserve(request.chain, self._address, pending, len(calls))
+        first = self._nonces.reserve(
+            await self._nonce_scope(request.chain), self._address, pending, len(calls)
+        )
         account: LocalAccount = Account.from_key(self._key.reveal())
         signed = []
         for i, ((purpose, to, data), gas) in enumerate(zip(calls, gases, strict=True)):

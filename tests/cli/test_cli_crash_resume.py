@@ -43,7 +43,7 @@ def fund_wallets(info: dict[str, Any], count: int) -> list[tuple[str, str]]:
     w3 = Web3(Web3.HTTPProvider(info["evm"]["rpc_url"]))
     demo = Account.from_key(info["wallets"]["evm"]["private_key"])
     token = Web3.to_checksum_address(info["evm"]["token_address"])
-    nonce = w3.eth.get_transaction_count(demo.address, "pending")
+    nonce = int(w3.eth.get_transaction_count(demo.address, "pending"))
     chain_id = w3.eth.chain_id
     fee = w3.eth.gas_price * 2 + 10**9
     wallets = [Account.create() for _ in range(count)]

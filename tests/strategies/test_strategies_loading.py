@@ -38,6 +38,11 @@ def test_built_in_names_mappings_and_dashes() -> None:
     assert isinstance(chain, Fallback) and [s.name for s in chain.chain] == ["cheapest", "weighted"]
 
 
+def test_fallback_without_a_chain_is_cheapest_then_best_score() -> None:
+    fallback = load_strategy("fallback")
+    assert [s.name for s in fallback.chain] == ["cheapest", "best_score"]  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -53,7 +58,7 @@ def test_built_in_names_mappings_and_dashes() -> None:
         ({"name": "weighted", "params": {"price": "cheap"}}, "weighted.price must be a number"),
         ({"name": "weighted", "params": "price"}, "must be a mapping"),
         ({"name": "cheapest", "params": {"x": 1}}, "accepted params: none"),
-        ({"name": "fallback"}, "accepted params: chain"),
+        ({"name": "fallback", "params": {"steps": ["cheapest"]}}, "accepted params: chain"),
         ({"name": "fallback", "params": {"chain": "cheapest"}}, "must be a list"),
         ({"name": "fallback", "params": {"chain": []}}, "at least one strategy"),
         ({"name": "fallback", "params": {"chain": ["cheapest", "fastest"]}}, AVAILABLE),
