@@ -4,7 +4,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["buyer_agent", "buyer_agent.journal", "buyer_agent.rails", "buyer_agent.workflow", "strategies"]
+PACKAGES = [
+    "buyer_agent",
+    "buyer_agent.journal",
+    "buyer_agent.market",
+    "buyer_agent.rails",
+    "buyer_agent.sandbox",
+    "buyer_agent.workflow",
+    "strategies",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -35,10 +35,7 @@ from buyer_agent.market._retry import RetryPolicy
 from buyer_agent.market._sync import MarketClient
 from buyer_agent.market._transport import InsecureTransportWarning, RequestOptions
 
-__all__ = [
-    "ENV_API_KEY",
-    "ENV_URL",
-    "LIST_MAX_LIMIT",
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "AgentPairing",
     "AgentPairingChallenge",
     "AgentPairingVerification",
@@ -47,6 +44,8 @@ __all__ = [
     "ConfirmMarketOrderResponse",
     "DelegationPolicy",
     "DisputeMarketOrderResponse",
+    "ENV_API_KEY",
+    "ENV_URL",
     "ExecuteMarketOrderResponse",
     "ExecutionOutcome",
     "ExecutionRun",
@@ -54,6 +53,7 @@ __all__ = [
     "HandoffExecution",
     "InsecureTransportWarning",
     "ItemResponse",
+    "LIST_MAX_LIMIT",
     "ListResponse",
     "Machine",
     "MarketClient",

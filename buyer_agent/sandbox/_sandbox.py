@@ -247,7 +247,9 @@ class Sandbox:
 
         from buyer_agent.sandbox.chains import SolanaRpcServer, SolanaWallet
 
-        self._solana = SolanaRpcServer().start()
+        # With a state dir the Solana ledger persists too, so orders paid there still verify.
+        solana_dir = self.state_dir / "solana" if self.state_dir is not None else None
+        self._solana = SolanaRpcServer(state_dir=solana_dir).start()
         chain = self._solana.chain
         buyer = SolanaWallet.from_keypair(Keypair.from_seed(_DEMO_SOLANA_SEED))
         chain.fund(buyer.address, sol=_DEMO_SOL, usdc=_DEMO_USDC)

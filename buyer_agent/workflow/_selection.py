@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import strategies
 from buyer_agent._errors import PolicyError
+from buyer_agent.workflow import _eligibility
+from buyer_agent.workflow._eligibility import Limits
 from buyer_agent.workflow._quotes import facts_price, money_text, parse_time
 from buyer_agent.workflow._spec import OrderSpec
 
 __all__ = ["Selection", "make_limits", "select_quote", "single_candidate", "to_view"]
 
 
-def _eligibility() -> Any:
-    # Imported by name: the guard lives in its own module (written beside this one) and the
-    # strategies package is a plug-in point; both are only needed when a quote is chosen.
-    return importlib.import_module("buyer_agent.workflow._eligibility")
-
-
-def _strategies() -> Any:
-    return importlib.import_module("strategies")
-
-
-def make_limits(**fields: Any) -> Any:
+def make_limits(**fields: Any) -> Limits:
     """The eligibility guard's ``Limits`` (order budget, per-tx and daily limits, spent today, lists)."""
-    return _eligibility().Limits(**fields)
+    return Limits(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +33,11 @@ class Selection:
     reason: str
 
 
-def to_view(facts: Mapping[str, Any]) -> Any:
+def to_view(facts: Mapping[str, Any]) -> strategies.QuoteView:
     """The strategies' frozen ``QuoteView`` of journaled quote facts (which must have a price)."""
     price = facts_price(facts)
     assert price is not None
-    return _strategies().QuoteView(
+    return strategies.QuoteView(
         quote_id=str(facts["quote_id"]),
         service_id=str(facts["service_id"]),
         provider_key=str(facts.get("provider_key") or ""),
@@ -92,8 +84,8 @@ def select_quote(
     priced = [q for q in quotes if facts_price(q) is not None]
     unpriced = [q for q in quotes if facts_price(q) is None]
     by_id = {q["quote_id"]: q for q in priced}
-    strategy = _strategies().load_strategy(spec.strategy)
-    decision, checked = _eligibility().choose(
+    strategy = strategies.load_strategy(spec.strategy)
+    decision, checked = _eligibility.choose(
         [to_view(q) for q in priced],
         strategy,
         limits,
@@ -153,7 +145,7 @@ def single_candidate(
     """Re-check one quote against the guard right before ordering it: ``(eligible, reasons)``."""
     if facts_price(facts) is None:
         return False, ("the quote has no fixed price",)
-    (cand,) = _eligibility().check_quotes(
+    (cand,) = _eligibility.check_quotes(
         [to_view(facts)], limits, now=now, can_pay=can_pay, allow_handoff=spec.allow_handoff
     )
     return bool(cand.eligible), tuple(cand.reasons)

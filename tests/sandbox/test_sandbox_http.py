@@ -290,3 +290,14 @@ def test_cli_help_explains_every_flag() -> None:
     ).stdout
     for flag in ("--port", "--state-dir", "--faults", "--fault-seed"):
         assert flag in out
+
+
+def test_the_solana_ledger_persists_with_the_state_dir(tmp_path: Path) -> None:
+    if not anvil_available():
+        pytest.skip("anvil is not installed")
+    with Sandbox(state_dir=tmp_path) as first:
+        mint = first.to_json()["solana"]["mint"]
+    with Sandbox(state_dir=tmp_path) as again:
+        # The same mint (a fresh ledger would create a new one): balances and history came back.
+        assert again.to_json()["solana"]["mint"] == mint
+    assert (tmp_path / "solana").is_dir()
