@@ -318,6 +318,10 @@ class Runner:
                 "amount": money_text(amount),
                 "currency": amount.currency,
                 "tx": ctx.get("paid_tx") or _last_tx_id(ctx.get("txs")),
+                # What the market made of it: its payment status after our last call, and how it
+                # checked the proof (``rpc``: against the chain).
+                "status": ctx.get("payment_status"),
+                "verification": _verification(ctx.get("proof")),
             }
         return OrderSummary(
             order_id=rec.order_id,
@@ -1030,7 +1034,12 @@ class Runner:
             "paid",
             confirmed=True,
             payload={"tx": paid_tx, "proof": proof, "payment_status": field_of(payment, "status")},
-            context={"paid_tx": paid_tx, "proof": proof, "paid_at": format_at(self._clock())},
+            context={
+                "paid_tx": paid_tx,
+                "proof": proof,
+                "paid_at": format_at(self._clock()),
+                "payment_status": field_of(payment, "status"),
+            },
             ledger=LedgerChange(LedgerStatus.SPENT),
         )
 
@@ -1067,7 +1076,7 @@ class Runner:
             "lock_escrow",
             escrow=True,
             payload={**body, "payment_status": field_of(_item(resp), "status")},
-            context={"proof": body},
+            context={"proof": body, "payment_status": field_of(_item(resp), "status")},
         )
 
     async def _execute(self, rec: OrderRecord, escrow: bool) -> None:
@@ -1150,7 +1159,10 @@ class Runner:
             )
             status = field_of(field_of(resp, "payment"), "status")
             rec = self._note(
-                rec, "result:confirm_market_order", {"payment_status": status}, {"market_confirmed": True}
+                rec,
+                "result:confirm_market_order",
+                {"payment_status": status},
+                {"market_confirmed": True, "payment_status": status},
             )
         if not escrow:
             self._fire(rec, "confirm", payload={"payment": "released"})
@@ -1181,7 +1193,7 @@ class Runner:
             rec,
             "confirm",
             payload={"release_tx": release_tx, "payment_status": field_of(_item(resp), "status")},
-            context={"release_tx": release_tx},
+            context={"release_tx": release_tx, "payment_status": field_of(_item(resp), "status")},
         )
 
     async def _dispute(self, rec: OrderRecord, reason: str) -> None:
@@ -1219,7 +1231,9 @@ class Runner:
             payment = _item(await self._market.get_market_payment(market_order_id))
             status = field_of(payment, "status")
             if status == "refunded":
-                self._fire(rec, "refund", payload={"payment_status": status})
+                self._fire(
+                    rec, "refund", payload={"payment_status": status}, context={"payment_status": status}
+                )
                 return
             if self._clock() >= deadline:
                 message = f"no refund within {spec.deadlines.refund:g} s (payment is {status}); resume later"
@@ -1238,6 +1252,15 @@ class Runner:
 
 def _error(code: Any, exc: Exception) -> dict[str, Any]:
     return {"code": str(code), "message": str(exc)}
+
+
+def _verification(proof: Any) -> str | None:
+    """How the market checked the payment: ``rpc`` / ``recorded`` proofs, or the escrow deposit."""
+    if not isinstance(proof, Mapping):
+        return None
+    if proof.get("verification_mode"):
+        return str(proof["verification_mode"])
+    return "escrow-lock" if proof.get("escrow_address") else None
 
 
 def _last_tx_id(txs: Any) -> str | None:

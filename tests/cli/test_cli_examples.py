@@ -53,6 +53,12 @@ def test_example_on_the_embedded_sandbox(
     assert pay["rail"] == rail and pay["chain"].startswith(chain)
     assert pay["amount"] == out["quote"]["price"]["amount"] and pay["currency"] == "USDC"
     assert pay["tx"]
+    # The market's own view of the payment: verified (against the chain for EVM, the escrow deposit
+    # for escrow), then released to the provider or refunded to the buyer.
+    assert pay["status"] == ("refunded" if state == "refunded" else "released")
+    assert pay["verification"] == {"wallet": "rpc" if chain == "eip155:" else "recorded"}.get(
+        rail, "escrow-lock"
+    )
     assert Path(out["journal"]).exists()
     # One progress line per state, with its timing, on stderr.
     assert f"→ {state}" in proc.stderr and "s]" in proc.stderr
