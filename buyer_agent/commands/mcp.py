@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE, add_state_dir, guarded
-from buyer_agent.task import load_task
+from buyer_agent.task import load_task, parse_task
 
-__all__ = ["register", "run"]
+__all__ = ["SANDBOX_TASK", "register", "run"]
+
+# The order the tools buy when the server runs on the embedded sandbox without --task: demo money
+# on local chains, so a budget may be assumed. Against a real market only a task file sets one.
+SANDBOX_TASK = """\
+market: sandbox
+task: {service_type: compute.marketplace, operation: sha256}
+budget: "2.50 USDC"
+strategy: cheapest
+payment: {rail: wallet, chain: evm}
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -40,8 +51,9 @@ def register(subparsers: Any) -> None:
         "--task",
         metavar="FILE",
         default=None,
-        help="the task file whose order the tools buy (budget, strategy, rail); without one, "
-        "search_market answers NOT_CONFIGURED",
+        help="the task file whose order the tools buy (budget, strategy, rail); without one the "
+        "embedded sandbox buys with a 2.50 USDC budget, cheapest first, and a real market answers "
+        "NOT_CONFIGURED",
     )
 
 
@@ -58,8 +70,12 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError:
         print(f"error: {MCP_MISSING}", file=sys.stderr)
         return EXIT_USAGE
+    market = args.market if args.market not in (None, "") else os.environ.get("PEAQOS_ORCHESTRATION_URL")
     if args.task:
         agent = BuyerAgent.from_task(load_task(args.task), market=args.market, state_dir=args.state_dir)
+    elif market in (None, "", "sandbox"):
+        demo = parse_task(SANDBOX_TASK, source="<built-in sandbox task>")
+        agent = BuyerAgent.from_task(demo, market=args.market, state_dir=args.state_dir)
     else:
         agent = BuyerAgent.from_env(market=args.market, state_dir=args.state_dir)
     asyncio.run(serve_stdio(agent))

@@ -44,13 +44,19 @@ def _result(res: Any) -> dict[str, Any]:
     return data
 
 
-async def _session(state_dir: Path, errlog: Any) -> None:
+async def _session(state_dir: Path, errlog: Any, task: bool = True) -> None:
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "buyer_agent", "mcp", "--task", str(ROOT / "examples" / "task.yaml")],
+        # Without --task the embedded sandbox buys the built-in task (the model gives the input).
+        args=[
+            "-m",
+            "buyer_agent",
+            "mcp",
+            *(["--task", str(ROOT / "examples" / "task.yaml")] if task else []),
+        ],
         # The state dir through the environment, as an MCP client's config would set it.
         env={"BUYER_AGENT_STATE_DIR": str(state_dir), "PYTHONPATH": os.pathsep.join(sys.path)},
         cwd=ROOT,
@@ -64,7 +70,8 @@ async def _session(state_dir: Path, errlog: Any) -> None:
             assert tool.input_schema == dict(spec.parameters)
             assert tool.annotations is not None and bool(tool.annotations.read_only_hint) == spec.read_only
 
-        found = _result(await session.call_tool("search_market", {}))
+        search_args = {} if task else {"input": {"data": "hello from mcp"}}
+        found = _result(await session.call_tool("search_market", search_args))
         assert found["state"] == "searched" and found["recommended"], found
         order_id = found["order_id"]
 
@@ -79,13 +86,13 @@ async def _session(state_dir: Path, errlog: Any) -> None:
             await session.call_tool("choose_quote", {"order_id": order_id, "quote_id": quote_id})
         )
         assert chosen["state"] == "quoted"
-        for tool, state in (
+        for step, state in (
             ("place_order", "ordered"),
             ("pay_order", "paid"),
             ("execute_order", "executed"),
             ("confirm_order", "confirmed"),
         ):
-            got = _result(await session.call_tool(tool, {"order_id": order_id}))
+            got = _result(await session.call_tool(step, {"order_id": order_id}))
             assert got["state"] == state, got
         assert got["payment"]["amount"] == "0.80" and got["outcome"]["status"] == "completed"
 
@@ -95,11 +102,12 @@ async def _session(state_dir: Path, errlog: Any) -> None:
         assert unknown["error"]["code"] == "UNKNOWN_TOOL"
 
 
-def test_the_mcp_server_lists_the_tools_and_completes_an_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("task", [True, False], ids=["task-file", "built-in-sandbox-task"])
+def test_the_mcp_server_lists_the_tools_and_completes_an_order(tmp_path: Path, task: bool) -> None:
     state_dir = tmp_path / "state"
     log = tmp_path / "server.log"
     with log.open("w") as errlog:
-        asyncio.run(asyncio.wait_for(_session(state_dir, errlog), timeout=120))
+        asyncio.run(asyncio.wait_for(_session(state_dir, errlog, task), timeout=120))
     # The order is in the journal the environment pointed at.
     assert (state_dir / DB_NAME).exists()
     assert "Traceback" not in log.read_text()
