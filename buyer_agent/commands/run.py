@@ -85,7 +85,7 @@ def describe(summary: OrderSummary) -> str:
     """``failed: NO_ELIGIBLE_QUOTE: …`` — the state and, when there is one, the error."""
     text = summary.state.value
     if summary.state is OrderState.AWAITING_APPROVAL:
-        text += " (approve it with the BuyerAgent API, then `resume`)"
+        text += f" (approve it with `python -m buyer_agent approve {summary.order_id}`, then `resume`)"
     error = summary.error
     if error:
         text += f": {error.get('code')}: {error.get('message')}"
