@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "sandbox",
     "approve",
     "mcp",
+    "bench",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}

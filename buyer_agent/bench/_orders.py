@@ -1,0 +1,224 @@
+"""The order-level benchmarks: per-order overhead, concurrency and resume, on one served sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from buyer_agent._errors import BuyerAgentError
+from buyer_agent.agent import BuyerAgent
+from buyer_agent.bench._stack import RawBuyer, ServedSandbox, bench_spec
+from buyer_agent.journal import Journal
+from buyer_agent.market import AsyncMarketClient
+from buyer_agent.workflow import OrderState, PairingSession
+
+__all__ = [
+    "ConcurrencyFigures",
+    "OverheadFigures",
+    "ResumeFigures",
+    "bench_concurrency",
+    "bench_overhead",
+    "bench_resume",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OverheadFigures:
+    """Mean seconds per order: BuyerAgent end to end, and the same calls made raw."""
+
+    agent_s: float
+    raw_s: float
+
+    @property
+    def ratio(self) -> float:
+        """``agent_s / raw_s`` (target ≤ 1.05)."""
+        return self.agent_s / self.raw_s
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyFigures:
+    """Orders per second with ``in_flight`` orders at once: the agent's, and the raw flow's."""
+
+    in_flight: int
+    orders_per_s: float
+    sandbox_orders_per_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """``{in_flight, orders_per_s, sandbox_orders_per_s}``."""
+        return {
+            "in_flight": self.in_flight,
+            "orders_per_s": self.orders_per_s,
+            "sandbox_orders_per_s": self.sandbox_orders_per_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFigures:
+    """Seconds to resume ``orders`` interrupted orders, and to read their journals."""
+
+    orders: int
+    resume_s: float
+    read_s: float
+
+    @property
+    def ratio(self) -> float:
+        """``resume_s / read_s``."""
+        return self.resume_s / self.read_s
+
+
+class _Sides:
+    """An agent and a raw buyer on the same sandbox, both paired and warmed up."""
+
+    def __init__(self, sandbox: ServedSandbox, state_dir: Path) -> None:
+        self.sandbox = sandbox
+        self.agent = BuyerAgent(sandbox.task.url, **sandbox.agent_kwargs(state_dir))
+        info = sandbox.task.info
+        self.client = AsyncMarketClient(sandbox.task.url, api_key=info["api_key"])
+        market: Any = self.client
+        self.pairing = PairingSession.with_platform_key(
+            market, machine_id=info["machine_id"], agent_key=info["wallets"]["evm"]["private_key"]
+        )
+        self.raw: RawBuyer | None = None
+        self.pairing_id = ""
+        self.spec = bench_spec()
+
+    async def start(self) -> None:
+        token = await self.pairing.token()
+        self.pairing_id = str(self.pairing.pairing_id)
+        policy = self.pairing.policy()
+        denied = policy.denied_service_ids | policy.denied_skill_keys if policy is not None else frozenset()
+        key = self.sandbox.new_wallet(2_000 * 10**6)
+        self.raw = RawBuyer(self.sandbox.task, self.client, token, key, denied)
+        await self.agent_order()
+        await self.raw_order()
+
+    async def agent_order(self) -> None:
+        summary = await self.agent.buy(self.spec)
+        if summary.state is not OrderState.CONFIRMED:
+            raise BuyerAgentError(f"benchmark order {summary.order_id} ended {summary.state.value}")
+
+    async def raw_order(self) -> None:
+        assert self.raw is not None
+        status = await self.raw.buy(self.pairing_id)
+        if status != "confirmed":
+            raise BuyerAgentError(f"raw benchmark order ended {status}")
+
+    async def aclose(self) -> None:
+        await self.agent.aclose()
+        if self.raw is not None:
+            await self.raw.aclose()
+        await self.client.aclose()
+
+
+async def _timed(fn: Callable[[], Awaitable[None]]) -> float:
+    started = time.perf_counter()
+    await fn()
+    return time.perf_counter() - started
+
+
+async def bench_overhead(
+    sandbox: ServedSandbox, workdir: Path, n: int, progress: Progress
+) -> OverheadFigures:
+    """``n`` orders each way, alternating agent and raw so both see the same sandbox state."""
+    sides = _Sides(sandbox, workdir / "overhead")
+    try:
+        await sides.start()
+        agent_s = raw_s = 0.0
+        for i in range(n):
+            agent_s += await _timed(sides.agent_order)
+            raw_s += await _timed(sides.raw_order)
+            if (i + 1) % max(1, n // 5) == 0:
+                progress(f"overhead: {i + 1}/{n} orders each way")
+    finally:
+        await sides.aclose()
+    return OverheadFigures(agent_s=agent_s / n, raw_s=raw_s / n)
+
+
+async def bench_concurrency(
+    sandbox: ServedSandbox, workdir: Path, levels: tuple[int, ...], progress: Progress
+) -> list[ConcurrencyFigures]:
+    """Orders per second with each level of orders in flight: the agent (one process), then raw."""
+    out = []
+    for level in levels:
+        sides = _Sides(sandbox, workdir / f"concurrency-{level}")
+        try:
+            await sides.start()
+            agent_s = await _timed_gather(sides.agent_order, level)
+            raw_s = await _timed_gather(sides.raw_order, level)
+        finally:
+            await sides.aclose()
+        figures = ConcurrencyFigures(level, level / agent_s, level / raw_s)
+        progress(
+            f"concurrency: {level} in flight: {figures.orders_per_s:.1f} orders/s "
+            f"(raw {figures.sandbox_orders_per_s:.1f})"
+        )
+        out.append(figures)
+    return out
+
+
+async def _timed_gather(fn: Callable[[], Awaitable[None]], n: int) -> float:
+    started = time.perf_counter()
+    await _gather(fn, n)
+    return time.perf_counter() - started
+
+
+async def _gather(fn: Callable[[], Awaitable[None]], n: int) -> None:
+    tasks = [asyncio.ensure_future(fn()) for _ in range(n)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        # One failure must not leave the others running against a client about to be closed.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def bench_resume(sandbox: ServedSandbox, workdir: Path, n: int, progress: Progress) -> ResumeFigures:
+    """Interrupt ``n`` orders once paid (a process stopped mid-order), then resume them all in a new one.
+
+    The orders are driven step by step to ``paid`` and the agent is closed; a fresh agent over the
+    same journal then resumes every one to ``confirmed`` (execute and confirm against the market).
+    The reference is the time to read the same orders' rows and events from the journal.
+    """
+    state_dir = workdir / "resume"
+    first = BuyerAgent(sandbox.task.url, **sandbox.agent_kwargs(state_dir))
+    spec = bench_spec()
+
+    async def to_paid() -> None:
+        order_id = await first.submit(spec)
+        for step in (first.pair, first.search, first.choose, first.place_order, first.pay):
+            await step(order_id)
+
+    try:
+        await to_paid()  # pairs once, before orders run side by side
+        batch = 50
+        for start in range(1, n, batch):
+            await _gather(to_paid, min(batch, n - start))
+        progress(f"resume: {n} orders interrupted after payment")
+    finally:
+        await first.aclose()
+    journal = Journal.open_dir(state_dir)
+    try:
+        started = time.perf_counter()
+        for rec in journal.orders():
+            journal.events(rec.order_id)
+        read_s = time.perf_counter() - started
+    finally:
+        journal.close()
+    second = BuyerAgent(sandbox.task.url, **sandbox.agent_kwargs(state_dir))
+    try:
+        started = time.perf_counter()
+        summaries = await second.resume()
+        resume_s = time.perf_counter() - started
+    finally:
+        await second.aclose()
+    done = sum(1 for s in summaries if s.state is OrderState.CONFIRMED)
+    if done != n:
+        raise BuyerAgentError(f"resume confirmed {done} of {n} interrupted orders")
+    return ResumeFigures(orders=n, resume_s=resume_s, read_s=read_s)

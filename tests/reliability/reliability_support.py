@@ -1,0 +1,171 @@
+"""Shared by the reliability suite: a served sandbox, funded wallets, task files and on-chain counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+ERC20_MINT = "0x40c10f19"  # mint(address,uint256)
+# USDC a fresh wallet gets: enough for a few orders at the sandbox's prices.
+WALLET_USDC = 10 * 10**6
+
+TASK_TEMPLATE = """\
+market: sandbox
+task:
+  service_type: compute.marketplace
+  task_type: hash
+  operation: sha256
+  input: {{data: "reliability {n}"}}
+  region: eu-west
+budget: "2.50 USDC"
+strategy: cheapest
+payment:
+  rail: {rail}
+  chain: {chain}
+  max_fee_per_gas_gwei: 50
+acceptance:
+  outcome: completed
+deadlines: {{quote: 60, payment: 120, execution: 60, refund: 60}}
+"""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any PEAQOS_ / BUYER_AGENT_ variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
+    env.update(extra)
+    return env
+
+
+def market_env(
+    info: dict[str, Any], evm_key: str | None = None, evm_rpc: str | None = None
+) -> dict[str, str]:
+    """The variables pointing the CLI's keys and RPCs at a served sandbox (the market URL not included)."""
+    return {
+        "PEAQOS_API_KEY": info["api_key"],
+        "PEAQOS_MACHINE_ID": info["machine_id"],
+        "BUYER_AGENT_EVM_KEY": evm_key or info["wallets"]["evm"]["private_key"],
+        "BUYER_AGENT_EVM_RPC": evm_rpc or info["evm"]["rpc_url"],
+        "BUYER_AGENT_SOLANA_KEY": info["wallets"]["solana"]["secret_key"],
+        "BUYER_AGENT_SOLANA_RPC": info["solana"]["rpc_url"],
+    }
+
+
+def write_task(path: Path, n: int = 0, *, rail: str = "wallet", chain: str = "evm") -> Path:
+    """A task file buying one hash over ``rail`` on ``chain``."""
+    path.write_text(TASK_TEMPLATE.format(n=n, rail=rail, chain=chain), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def served_sandbox(log_dir: Path, *extra: str) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
+    """``python -m buyer_agent sandbox`` in its own process; its JSON line and the process.
+
+    Market state stays in memory (no ``--state-dir``): with one, the sandbox rewrites its whole state
+    file on every write, which grows each call's cost with the number of orders.
+    """
+    log = (log_dir / "sandbox.log").open("w", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "buyer_agent", "sandbox", *extra],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, "the sandbox printed no JSON line: " + (log_dir / "sandbox.log").read_text()
+        yield json.loads(line), proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        log.close()
+
+
+def fund_wallets(info: dict[str, Any], count: int, usdc: int = WALLET_USDC) -> list[tuple[str, str]]:
+    """``count`` fresh EVM wallets with gas money (``anvil_setBalance``) and ``usdc`` minted test USDC.
+
+    The token's owner is anvil's first (unlocked) account, so minting needs no key here.
+    """
+    from eth_account import Account
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(info["evm"]["rpc_url"]))
+    token = Web3.to_checksum_address(info["evm"]["token_address"])
+    owner = w3.eth.accounts[0]
+    wallets = [Account.create() for _ in range(count)]
+    hashes = []
+    for wallet in wallets:
+        w3.provider.make_request("anvil_setBalance", [wallet.address, hex(10**18)])  # type: ignore[arg-type]
+        if usdc:
+            data = ERC20_MINT + wallet.address.lower()[2:].rjust(64, "0") + hex(usdc)[2:].rjust(64, "0")
+            hashes.append(w3.eth.send_transaction({"from": owner, "to": token, "data": data, "gas": 100_000}))
+    for h in hashes:
+        assert w3.eth.wait_for_transaction_receipt(h, timeout=60)["status"] == 1
+    return [(w.address, w.key.to_0x_hex()) for w in wallets]
+
+
+def payments_by_sender(info: dict[str, Any]) -> dict[str, int]:
+    """Token Transfer logs on chain, counted by sender (lower-case address): direct and escrow payments."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(info["evm"]["rpc_url"]))
+    logs = w3.eth.get_logs(
+        {
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "address": Web3.to_checksum_address(info["evm"]["token_address"]),
+            "topics": [TRANSFER_TOPIC],
+        }
+    )
+    counts: dict[str, int] = {}
+    for log in logs:
+        sender = "0x" + bytes(log["topics"][1])[-20:].hex()
+        counts[sender] = counts.get(sender, 0) + 1
+    return counts
+
+
+def journal_text(state_dir: Path) -> str:
+    """Every row of every table of the journal in ``state_dir``, as text (for secret scans)."""
+    import sqlite3
+
+    db = state_dir / "buyer_agent.db"
+    if not db.exists():
+        return ""
+    conn = sqlite3.connect(str(db))
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(repr(row) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"'))
+    finally:
+        conn.close()
+
+
+def orders_in(state_dir: Path) -> list[tuple[str, str]]:
+    """``(order_id, state)`` of every order journaled in ``state_dir``."""
+    import sqlite3
+
+    db = state_dir / "buyer_agent.db"
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(str(db))
+    try:
+        return [(r[0], r[1]) for r in conn.execute("SELECT order_id, state FROM orders")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()

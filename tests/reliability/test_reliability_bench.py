@@ -1,0 +1,58 @@
+"""``bench --tiny --json`` runs every benchmark end to end and reports the issue's keys with the right types.
+
+Only the shape is checked: timings never decide a test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from reliability_support import ROOT, clean_env
+
+pytestmark = pytest.mark.chains
+
+
+def test_bench_json_has_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buyer_agent", "bench", "--tiny", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "bench: " in done.stderr  # progress goes to stderr, the JSON alone to stdout
+    report = json.loads(done.stdout)
+    for key in ("overhead_ratio", "journal_ratio", "replay_events_per_s", "resume_ratio"):
+        assert isinstance(report[key], float) and report[key] > 0, key
+    levels = report["concurrency"]
+    assert [c["in_flight"] for c in levels] == [1, 2]
+    for level in levels:
+        assert set(level) == {"in_flight", "orders_per_s", "sandbox_orders_per_s"}
+        assert isinstance(level["orders_per_s"], float) and level["orders_per_s"] > 0
+        assert isinstance(level["sandbox_orders_per_s"], float) and level["sandbox_orders_per_s"] > 0
+
+
+def test_bench_table_names_every_measure() -> None:
+    from buyer_agent.bench import TINY, BenchReport
+    from buyer_agent.bench._journal import JournalFigures
+    from buyer_agent.bench._orders import ConcurrencyFigures, OverheadFigures, ResumeFigures
+
+    report = BenchReport(
+        sizes=TINY,
+        overhead=OverheadFigures(agent_s=0.2, raw_s=0.1),
+        journal=JournalFigures(events_per_s=900.0, raw_commits_per_s=1000.0),
+        replay_events_per_s=150_000.0,
+        resume=ResumeFigures(orders=2, resume_s=1.0, read_s=0.5),
+        concurrency=(ConcurrencyFigures(1, 5.0, 6.0),),
+        seconds=3.0,
+    )
+    table = report.table()
+    assert "2.00x" in table and "MISSED" in table  # overhead 2x misses its 1.05x target
+    assert "0.90x" in table and "150,000/s" in table
+    assert report.to_json()["resume_ratio"] == 2.0
