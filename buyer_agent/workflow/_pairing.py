@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -203,6 +204,9 @@ class PairingSession:
         self._clock = clock
         self._margin = timedelta(seconds=rotate_margin_s)
         self._address: str | None = None
+        # One renewal at a time: orders driven side by side all ask for a token at once, and each
+        # rotation invalidates the token before it, so parallel renewals would reject each other.
+        self._renewing: asyncio.Lock | None = None
         if agent_key is not None:
             from eth_account import Account
 
@@ -292,15 +296,32 @@ class PairingSession:
                 + (f" at {self._expires_at.isoformat()}" if self._expires_at else "")
                 + "; ask the operator for a new pairing token, or configure PEAQOS_API_KEY and an agent key"
             )
-        await self._pair_or_rotate()
+        await self._renew(None)
         assert self._token is not None
         return self._token
 
-    async def refresh(self, reason: str) -> None:
+    async def _renew(self, rejected: Secret | None) -> None:
+        """Pair or rotate unless another caller already replaced the token while we waited."""
+        if self._renewing is None:
+            self._renewing = asyncio.Lock()
+        stale = self._token if rejected is None else rejected
+        async with self._renewing:
+            now = self._clock()
+            valid = self._token is not None and (
+                self._expires_at is None or now + self._margin < self._expires_at
+            )
+            if self._token is not stale and valid:
+                return
+            self._token = None
+            self._expires_at = None
+            await self._pair_or_rotate()
+
+    async def refresh(self, reason: str, token: Secret | None = None) -> None:
         """The market rejected the token (``reason`` is its error code): get a new one.
 
-        Platform-key mode rotates the session, or pairs anew when the pairing is gone. Token mode
-        raises a clear error.
+        Platform-key mode rotates the session, or pairs anew when the pairing is gone (once, when
+        ``token`` — the rejected one — was already replaced by a concurrent caller). Token mode raises a
+        clear error.
         """
         log.info("pairing token rejected (%s); refreshing", reason)
         if self._key is None:
@@ -308,9 +329,7 @@ class PairingSession:
                 f"the market rejected the pairing token for pairing {self.pairing_id} ({reason}); "
                 "ask the operator for a new pairing token (PEAQOS_AGENT_PAIRING_TOKEN)"
             )
-        self._token = None
-        self._expires_at = None
-        await self._pair_or_rotate()
+        await self._renew(token if token is not None else self._token)
 
     async def _pair_or_rotate(self) -> None:
         if self.pairing_id is not None:

@@ -539,7 +539,7 @@ class Runner:
             except OrchestrationApiError as exc:
                 if exc.code in AUTH_REJECTED and not refreshed:
                     refreshed = True
-                    await self._pairing.refresh(exc.code)
+                    await self._pairing.refresh(exc.code, token)
                     continue
                 raise
             except OrchestrationOutcomeUnknown:
