@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,55 @@ acceptance:
   outcome: completed
 deadlines: {{quote: 60, payment: 120, execution: 60, refund: 60}}
 """
+
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+def fork_cli(info: dict[str, Any], orders: list[dict[str, Any]], **cfg: Any) -> list[dict[str, Any]]:
+    """Run CLI orders through the fork server (``crash_worker.py``); one report per order.
+
+    Each order is ``{"state_dir", "key", "task"}`` plus optional ``"url"`` (the market) and ``"env"``.
+    ``cfg`` overrides the worker's settings (``kill``, ``seed``, windows, ``parallel``, ``hang_s``).
+    """
+    config = {
+        "env": market_env(info),
+        "url": info["url"],
+        "orders": orders,
+        "kill": False,
+        "parallel": 4,
+        "hang_s": 90.0,
+        "early": 0.0,
+        "pre_window": 0.0,
+        "post_window": 0.0,
+        **cfg,
+    }
+    done = subprocess.run(
+        [sys.executable, str(WORKER)],
+        input=json.dumps(config),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return sorted(reports, key=lambda r: r["index"])
+
+
+def secret_hits(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
+    """Where any secret (or any JWT-shaped token) appears in ``texts``: ``["<text> holds <secret>"]``."""
+    hits = []
+    for where, text in texts.items():
+        for name, secret in secrets.items():
+            variants = {secret, secret.removeprefix("0x"), secret.lower().removeprefix("0x")}
+            if any(v and v in text for v in variants):
+                hits.append(f"{where} holds {name}")
+        if JWT.search(text):
+            hits.append(f"{where} holds a JWT-shaped token")
+    return hits
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -169,3 +219,42 @@ def orders_in(state_dir: Path) -> list[tuple[str, str]]:
         return []
     finally:
         conn.close()
+
+
+def make_orders(
+    info: dict[str, Any], base: Path, count: int, **extra: Any
+) -> tuple[list[dict[str, Any]], list[str]]:
+    wallets = fund_wallets(info, count)
+    orders = []
+    for i, (_addr, key) in enumerate(wallets):
+        state_dir = base / f"order-{i}"
+        state_dir.mkdir(parents=True)
+        task = write_task(state_dir / "t.yaml", i)
+        orders.append({"state_dir": str(state_dir), "key": key, "task": str(task), **extra})
+    return orders, [addr.lower() for addr, _ in wallets]
+
+
+def final_states(report: dict[str, Any]) -> list[str]:
+    return [state for _, state in orders_in(Path(report["state_dir"]))]
+
+
+def verify_journals(report: dict[str, Any]) -> None:
+    from buyer_agent.journal import Journal
+
+    journal = Journal.open_dir(report["state_dir"])
+    try:
+        for order_id, _ in orders_in(Path(report["state_dir"])):
+            journal.verify(order_id)
+    finally:
+        journal.close()
+
+
+def assert_no_secrets(info: dict[str, Any], reports: list[dict[str, Any]], keys: list[str]) -> None:
+    texts: dict[str, str] = {}
+    for r in reports:
+        texts[f"{r['state_dir']} journal"] = journal_text(Path(r["state_dir"]))
+        texts[f"{r['state_dir']} out"] = r["final"]["stdout"] + r["final"]["stderr"]
+        for i, run in enumerate(r["runs"]):
+            texts[f"{r['state_dir']} run {i}"] = run["stderr"]
+    secrets = {"api key": info["api_key"], **{f"key {i}": k for i, k in enumerate(keys)}}
+    assert secret_hits(texts, secrets) == []

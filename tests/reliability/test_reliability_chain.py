@@ -1,0 +1,150 @@
+"""Chain faults: the RPC node down (at start, while paying), a transaction dropped from the pool, a revert.
+
+Orders run through the real CLI (forked by ``crash_worker.py``) against one served sandbox, their EVM
+RPC through ``reliability_proxies.RpcProxy``, which can close its port (node down) and answer a send
+with the hash while never forwarding it (dropped from the pool). Each order has its own fresh wallet,
+so payments are counted from anvil's Transfer logs per wallet. Outcome: confirmed with exactly one
+payment — directly, or after a clean error exit and a ``resume`` — or a clean failure with none.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_proxies import RpcProxy
+from reliability_support import (
+    final_states,
+    fork_cli,
+    fund_wallets,
+    make_orders,
+    payments_by_sender,
+    verify_journals,
+    write_task,
+)
+
+pytestmark = pytest.mark.chains
+
+SHORT_PAYMENT_TASK = """\
+task: {service_type: compute.marketplace, task_type: hash, operation: sha256, input: {data: dropped}}
+budget: "2.50 USDC"
+payment: {rail: wallet, chain: evm}
+acceptance: {outcome: completed}
+deadlines: {quote: 60, order: 60, payment: 6, execution: 60, refund: 60}
+"""
+
+
+@pytest.fixture()
+def rpc(served: dict[str, Any]) -> Iterator[RpcProxy]:
+    proxy = RpcProxy(served["evm"]["rpc_url"])
+    yield proxy
+    proxy.close()
+
+
+def _resume_until_done(info: dict[str, Any], orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return fork_cli(info, orders, verb="resume", hang_s=120.0)
+
+
+def test_rpc_down_at_start_is_a_clean_failure_then_a_clean_run(
+    served: dict[str, Any], rpc: RpcProxy, tmp_path: Path
+) -> None:
+    orders, (wallet,) = make_orders(served, tmp_path, 1, env={"BUYER_AGENT_EVM_RPC": rpc.url})
+    rpc.stop()
+    (down,) = fork_cli(served, orders, hang_s=120.0)
+    assert down["final"]["code"] == 1 and "error:" in down["final"]["stderr"], down["final"]
+    assert "Traceback" not in down["final"]["stderr"]
+    assert payments_by_sender(served).get(wallet, 0) == 0
+    assert final_states(down) in ([], ["created"], ["paired"], ["searched"], ["quoted"], ["ordered"]), down
+    rpc.start()
+    # The node is back: resuming finishes the same order (running the task again would be a new order).
+    (again,) = _resume_until_done(served, orders) if final_states(down) else fork_cli(served, orders)
+    assert final_states(again) == ["confirmed"], again["final"]["stderr"][-1500:]
+    assert payments_by_sender(served).get(wallet, 0) == 1
+    verify_journals(again)
+
+
+def _when_state(db: Path, state: str, action: Any, timeout: float = 60.0) -> threading.Thread:
+    """Run ``action`` as soon as the journal at ``db`` shows an order in ``state`` (polled every 5 ms)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                try:
+                    rows = conn.execute("SELECT state FROM orders").fetchall()
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                rows = []
+            if any(r[0] == state for r in rows):
+                action()
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_rpc_down_while_paying_never_pays_twice(
+    served: dict[str, Any], rpc: RpcProxy, tmp_path: Path
+) -> None:
+    orders, (wallet,) = make_orders(served, tmp_path, 1, env={"BUYER_AGENT_EVM_RPC": rpc.url})
+
+    def outage() -> None:
+        rpc.stop()
+        time.sleep(3.0)
+        rpc.start()
+
+    watcher = _when_state(Path(orders[0]["state_dir"]) / "buyer_agent.db", "paying", outage)
+    (first,) = fork_cli(served, orders, hang_s=120.0)
+    watcher.join(timeout=30)
+    assert "Traceback" not in first["final"]["stderr"]
+    assert first["final"]["code"] in (0, 1), first["final"]
+    if first["final"]["code"] != 0:
+        assert "error:" in first["final"]["stderr"]
+        (first,) = _resume_until_done(served, orders)
+    assert final_states(first) == ["confirmed"], first["final"]["stderr"][-1500:]
+    assert payments_by_sender(served).get(wallet, 0) == 1
+    verify_journals(first)
+
+
+def test_a_dropped_transaction_is_reconciled_and_paid_once(
+    served: dict[str, Any], rpc: RpcProxy, tmp_path: Path
+) -> None:
+    orders, (wallet,) = make_orders(served, tmp_path, 1, env={"BUYER_AGENT_EVM_RPC": rpc.url})
+    Path(orders[0]["task"]).write_text(SHORT_PAYMENT_TASK, encoding="utf-8")
+    rpc.drop_sends = 1
+    (first,) = fork_cli(served, orders, hang_s=120.0)
+    assert len(rpc.dropped) == 1
+    assert "Traceback" not in first["final"]["stderr"]
+    if first["final"]["code"] != 0:
+        # The payment deadline passed with the transaction nowhere: a clear error, then resume re-sends it.
+        assert "error:" in first["final"]["stderr"]
+        (first,) = _resume_until_done(served, orders)
+    assert final_states(first) == ["confirmed"], first["final"]["stderr"][-1500:]
+    assert payments_by_sender(served).get(wallet, 0) == 1
+    verify_journals(first)
+
+
+def test_a_reverted_payment_fails_clearly_and_moves_no_money(served: dict[str, Any], tmp_path: Path) -> None:
+    wallets = fund_wallets(served, 1, usdc=0)  # gas, but no USDC: the transfer is mined and reverts
+    state_dir = tmp_path / "revert"
+    state_dir.mkdir()
+    order = {"state_dir": str(state_dir), "key": wallets[0][1], "task": str(write_task(state_dir / "t.yaml"))}
+    (report,) = fork_cli(served, [order], hang_s=120.0)
+    final = report["final"]
+    assert final["code"] == 1 and "Traceback" not in final["stderr"]
+    assert "TRANSACTION_REVERTED" in final["stderr"] or "revert" in final["stderr"].lower(), final["stderr"]
+    assert final_states(report) == ["failed"]
+    assert payments_by_sender(served).get(wallets[0][0].lower(), 0) == 0
+    (again,) = _resume_until_done(served, [order])  # nothing left to do, and nothing paid on resume
+    assert again["final"]["code"] == 0
+    assert payments_by_sender(served).get(wallets[0][0].lower(), 0) == 0
+    verify_journals(report)
