@@ -344,8 +344,8 @@ class AsyncMarketClient:
     async def get_market_search(
         self, search_id: str, *, options: RequestOptions | None = None
     ) -> ItemResponse[MarketSearch]:
-        """GET /market/search/:id (platform auth)."""
-        path = f"/market/search/{_id(search_id, 'search_id')}"
+        """GET /market/searches/:id (platform auth)."""
+        path = f"/market/searches/{_id(search_id, 'search_id')}"
         raw = await self._send("GET", path, auth=PLATFORM, options=options)
         return self._item(MarketSearch, raw)
 

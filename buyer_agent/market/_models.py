@@ -263,7 +263,9 @@ class MarketSearch:
     status: str
     quotes: tuple[MarketQuote, ...]
     created_at: str
-    request_payload: Mapping[str, Any] = field(default_factory=dict)
+    request_payload: Mapping[str, Any] = field(
+        default_factory=dict, metadata={"aliases": ("request_payload", "request")}
+    )
     agent_pairing_id: str | None = None
     extra: Mapping[str, Any] = _extra()
 
@@ -295,7 +297,9 @@ class MarketOrder:
     payment: MarketPaymentRailRecommendation
     created_at: str
     updated_at: str
-    input_payload: Mapping[str, Any] = field(default_factory=dict)
+    input_payload: Mapping[str, Any] = field(
+        default_factory=dict, metadata={"aliases": ("input", "input_payload")}
+    )
     search_id: str | None = None
     quote_id: str | None = None
     budget: MarketOrderBudget | None = None

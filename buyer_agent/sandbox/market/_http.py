@@ -35,6 +35,9 @@ def _machine(ctx: MarketContext, call: Call) -> Answer:
     return 200, {"item": machine_record(ctx, machine_id)}
 
 
+_DEMO_CONTROLLER = "0x000000000000000000000000000000000000dEaD"
+
+
 def machine_record(ctx: MarketContext, machine_id: str) -> dict[str, Any]:
     """The demo machine: active, identity verified."""
     return {
@@ -43,7 +46,17 @@ def machine_record(ctx: MarketContext, machine_id: str) -> dict[str, Any]:
         "status": "active",
         "ownerId": "owner_sandbox",
         "identityRef": ctx.settings.machine_identity_ref,
-        "identityProof": {"status": "verified", "method": "sandbox"},
+        # The documented MachineIdentityProof shape; the sandbox's "controller" is a fixed demo address.
+        "identityProof": {
+            "method": "eip191",
+            "identityRef": ctx.settings.machine_identity_ref,
+            "signerAddress": _DEMO_CONTROLLER,
+            "challengeId": "chal_sandbox_identity",
+            "verifiedAt": "2026-01-01T00:00:00.000Z",
+            "challengeExpiresAt": "2026-01-01T00:05:00.000Z",
+            "controllerAddresses": [_DEMO_CONTROLLER],
+            "resolutionSource": "peaqos-mcr",
+        },
         "machineType": "virtual",
         "runtimeProfile": "sandbox",
         "capabilities": ["market.buyer"],
@@ -123,6 +136,9 @@ def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: socketserver's default of 5 resets connections as soon as a hundred agents
+    # (or one agent with a hundred orders in flight) connect at once.
+    request_queue_size = 1024
     market: MarketServer
 
 
