@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -161,6 +162,16 @@ def _secret(value: Any) -> Secret:
 
 def _meta_key(machine_id: str) -> str:
     return f"pairing_id:{machine_id}"
+
+
+def _retry_safely() -> dict[str, str]:
+    """Request options with a fresh idempotency key.
+
+    With a key the client repeats the request after a 5xx, a 429 or a lost answer (the market answers
+    a repeat with the first result); without one a pairing write is never retried, and one transient
+    fault fails the whole order before it starts.
+    """
+    return {"idempotency_key": f"pair-{uuid.uuid4().hex}"}
 
 
 class PairingSession:
@@ -350,6 +361,7 @@ class PairingSession:
         challenge = await self._market.create_agent_pairing_challenge(
             self.machine_id,
             {"agent_address": self._address, "agent_provider": self._provider, "agent_role": self._role},
+            options=_retry_safely(),
         )
         item = getattr(challenge, "item", challenge)
         # The message is signed byte for byte as the market sent it.
@@ -360,7 +372,7 @@ class PairingSession:
         assert self._market is not None
         proof = await self._proof()
         resp = await self._market.create_agent_pairing_session(
-            self.machine_id, pairing_id, {"agent_proof": proof}
+            self.machine_id, pairing_id, {"agent_proof": proof}, options=_retry_safely()
         )
         self._adopt(getattr(resp, "item", resp))
 
@@ -375,7 +387,7 @@ class PairingSession:
         }
         if self._requested_policy is not None:
             params["delegation_policy"] = self._requested_policy
-        resp = await self._market.create_agent_pairing(self.machine_id, params)
+        resp = await self._market.create_agent_pairing(self.machine_id, params, options=_retry_safely())
         self._adopt(getattr(resp, "item", resp))
 
     def _adopt(self, pairing: Any) -> None:

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 S = OrderState
 
 _ESCROW_RAILS = frozenset({"onchain-escrow", "escrow"})
+# Rounds a step is repeated after transient faults (5xx, 429, lost answers) beyond the client's retries.
+_TRANSIENT_ROUNDS = 4
 _BEFORE_MONEY = frozenset({S.CREATED, S.PAIRED, S.SEARCHED, S.QUOTED, S.AWAITING_APPROVAL, S.ORDERED})
 # Which step action runs from which states (for callers that drive orders themselves).
 _ACTIONS: dict[str, frozenset[OrderState]] = {
@@ -187,6 +189,7 @@ class Runner:
         self._locks: dict[str, asyncio.Lock] = {}
         self._owner = lease_owner_id(uuid.uuid4().hex[:12])
         self._started: dict[str, float] = {}
+        self._transient: dict[str, int] = {}
 
     @property
     def journal(self) -> Journal:
@@ -402,11 +405,29 @@ class Runner:
                 await self._accept(rec)
             elif state is S.DISPUTED:
                 await self._await_refund(rec)
+            self._transient.pop(rec.order_id, None)
             return True
         except _Stop:
             return False
         except Exception as exc:
+            wait = self._transient_wait(rec.order_id, exc)
+            if wait is not None:
+                # A transient market fault outlived the client's own retries: wait, then try the
+                # step again (every step is safe to repeat) instead of stopping the order.
+                log.info("order %s: transient %s; trying again in %.1f s", rec.order_id, exc, wait)
+                await asyncio.sleep(wait)
+                return True
             return self._on_error(self._journal.order(rec.order_id), exc)
+
+    def _transient_wait(self, order_id: str, exc: Exception) -> float | None:
+        """Seconds to wait before repeating a step that failed transiently; None once out of rounds."""
+        if not (isinstance(exc, BuyerAgentError) and exc.retryable):
+            return None
+        rounds = self._transient.get(order_id, 0)
+        if rounds >= _TRANSIENT_ROUNDS:
+            return None
+        self._transient[order_id] = rounds + 1
+        return float(min(4.0, 0.5 * 2**rounds))
 
     async def _run_step(self, rec: OrderRecord, action: str, kwargs: Mapping[str, Any]) -> None:
         try:
