@@ -32,7 +32,7 @@ from buyer_agent.sandbox import Sandbox
 
 sdk = pytest.importorskip("peaq_os_sdk.orchestration")
 requests = pytest.importorskip("requests")
-from requests.adapters import BaseAdapter  # noqa: E402 - the SDK's HTTP library, present with it
+from requests.adapters import BaseAdapter  # type: ignore[import-untyped]  # noqa: E402
 
 T = pytest.importorskip("peaq_os_sdk.orchestration.types")
 S = pytest.importorskip("peaq_os_sdk.orchestration.market_services")
@@ -93,7 +93,7 @@ class Recorder(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-class Replay(BaseAdapter):
+class Replay(BaseAdapter):  # type: ignore[misc]
     """A requests adapter that records the SDK's request and answers with a recorded response."""
 
     def __init__(self, exchange: Exchange) -> None:
