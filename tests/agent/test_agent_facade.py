@@ -73,9 +73,6 @@ def test_orders_read_the_journal_without_a_market(tmp_path: Path) -> None:
 
 
 def test_external_market_without_keys_fails_clearly(tmp_path: Path) -> None:
-    if not hasattr(pytest.importorskip("buyer_agent.market"), "AsyncMarketClient"):
-        pytest.skip("the market client has not landed")
-
     async def go() -> None:
         async with BuyerAgent("http://127.0.0.1:9", machine_id="m", state_dir=tmp_path) as agent:
             await agent.start()

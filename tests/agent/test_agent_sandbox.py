@@ -14,20 +14,6 @@ pytestmark = pytest.mark.chains
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _landed() -> bool:
-    try:
-        from buyer_agent.market import AsyncMarketClient  # noqa: F401
-        from buyer_agent.rails import EvmRail, SolanaRail  # noqa: F401
-        from buyer_agent.sandbox import Sandbox  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-if not _landed():
-    pytest.skip("the market client, rails or sandbox have not landed", allow_module_level=True)
-
-
 def test_buy_and_step_on_the_embedded_sandbox(tmp_path: Path) -> None:
     seen: list[ProgressEvent] = []
     task = load_task(EXAMPLES / "task.yaml", env={})

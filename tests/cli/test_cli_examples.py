@@ -12,20 +12,6 @@ from cli_support import cli, market_env, transfers_from
 pytestmark = pytest.mark.chains
 
 
-def _landed() -> bool:
-    try:
-        from buyer_agent.market import AsyncMarketClient  # noqa: F401
-        from buyer_agent.rails import EvmRail, SolanaRail  # noqa: F401
-        from buyer_agent.sandbox import Sandbox  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-if not _landed():
-    pytest.skip("the market client, rails or sandbox have not landed", allow_module_level=True)
-
-
 @pytest.mark.parametrize(
     ("example", "state", "code", "rail", "chain"),
     [

@@ -19,24 +19,6 @@ pytestmark = pytest.mark.chains
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _landed() -> bool:
-    # By name, so this module type-checks before those parts exist.
-    try:
-        for module, name in (
-            ("buyer_agent.market", "AsyncMarketClient"),
-            ("buyer_agent.rails", "EvmRail"),
-            ("buyer_agent.sandbox", "Sandbox"),
-        ):
-            getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
-if not _landed():
-    pytest.skip("the market client, rails or sandbox have not landed", allow_module_level=True)
-
-
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
     env.update(extra)

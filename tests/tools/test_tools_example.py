@@ -12,19 +12,6 @@ pytestmark = pytest.mark.chains
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _landed() -> bool:
-    try:
-        from buyer_agent.market import AsyncMarketClient  # noqa: F401
-        from buyer_agent.sandbox import Sandbox  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-if not _landed():
-    pytest.skip("the market client or the sandbox has not landed", allow_module_level=True)
-
-
 def test_the_llm_tool_loop_example_runs_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     done = subprocess.run(

@@ -22,19 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 mcp = pytest.importorskip("mcp")
 
 
-def _landed() -> bool:
-    try:
-        from buyer_agent.market import AsyncMarketClient  # noqa: F401
-        from buyer_agent.sandbox import Sandbox  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-if not _landed():
-    pytest.skip("the market client or the sandbox has not landed", allow_module_level=True)
-
-
 def _result(res: Any) -> dict[str, Any]:
     (block,) = res.content
     data: dict[str, Any] = json.loads(block.text)

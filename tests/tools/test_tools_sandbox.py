@@ -23,19 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TASK = load_task(ROOT / "examples" / "task.yaml", env={})
 
 
-def _landed() -> bool:
-    try:
-        from buyer_agent.market import AsyncMarketClient  # noqa: F401
-        from buyer_agent.sandbox import Sandbox  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-if not _landed():
-    pytest.skip("the market client or the sandbox has not landed", allow_module_level=True)
-
-
 @pytest.fixture(scope="module")
 def info() -> Iterator[Any]:
     from buyer_agent.sandbox import Sandbox

@@ -15,8 +15,6 @@ from buyer_agent.journal import Journal, LedgerStatus
 from buyer_agent.workflow import Acceptance, OrderSpec, OrderState
 from buyer_agent.workflow._crashpoint import Crash, crash_after
 
-pytest.importorskip("buyer_agent.workflow._eligibility")
-pytest.importorskip("buyer_agent.market")
 pytestmark = pytest.mark.chains
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
