@@ -23,7 +23,7 @@ from buyer_agent._errors import (
     OrchestrationOutcomeUnknown,
     OrchestrationValidationError,
 )
-from buyer_agent._redact import Secret, redact
+from buyer_agent._redact import REDACTED, Secret, redact
 from buyer_agent._version import __version__
 from buyer_agent.market._codes import BAD_RESPONSE, INVALID_RESPONSE_SHAPE
 from buyer_agent.market._wire import dumps, loads, to_snake, to_wire, wire_query
@@ -176,9 +176,10 @@ class Transport:
                 "the request may have been applied"
             ) from exc
         log.debug("%s %s -> %s", method, path, response.status_code)
-        return self._answer(method, path, response)
+        sent = tuple(s.reveal() for s in (self._api_key, auth) if isinstance(s, Secret) and s)
+        return self._answer(method, path, response, sent)
 
-    def _answer(self, method: str, path: str, response: httpx.Response) -> Any:
+    def _answer(self, method: str, path: str, response: httpx.Response, sent: tuple[str, ...]) -> Any:
         status = response.status_code
         if status == 204:
             return None
@@ -194,7 +195,7 @@ class Transport:
                     status_code=0,
                 ) from None
         if status >= 400:
-            raise self._api_error(status, parsed, response)
+            raise self._api_error(status, parsed, response, sent)
         if parsed is None:
             raise OrchestrationApiError(
                 INVALID_RESPONSE_SHAPE,
@@ -203,7 +204,9 @@ class Transport:
             )
         return to_snake(parsed)
 
-    def _api_error(self, status: int, parsed: Any, response: httpx.Response) -> OrchestrationApiError:
+    def _api_error(
+        self, status: int, parsed: Any, response: httpx.Response, sent: tuple[str, ...]
+    ) -> OrchestrationApiError:
         retry_after = _retry_after(response.headers.get("retry-after"))
         request_id = response.headers.get("x-request-id")
         err = parsed.get("error") if isinstance(parsed, Mapping) else None
@@ -225,11 +228,27 @@ class Transport:
                 retry_after=retry_after,
             )
         details = err.get("details")
+        # A market may echo the credentials it rejected; those values never reach the error.
         return OrchestrationApiError(
-            str(err["code"]),
-            str(err["message"]),
+            _scrub(str(err["code"]), sent),
+            _scrub(str(err["message"]), sent),
             status_code=status,
-            details=redact(to_snake(details)) if details is not None else None,
+            details=_scrub(redact(to_snake(details)), sent) if details is not None else None,
             request_id=request_id or (str(err["requestId"]) if err.get("requestId") else None),
             retry_after=retry_after,
         )
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` with every occurrence of the given secret strings replaced, at any depth."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, Mapping):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, secrets) for v in value]
+    return value

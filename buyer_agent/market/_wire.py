@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 __all__ = ["dumps", "loads", "to_snake", "to_wire", "wire_query"]
@@ -19,6 +20,13 @@ _BOUNDARY_2 = re.compile(r"([a-z0-9])([A-Z])")
 # request keys in Python spelling, the same set the official SDK keeps.
 _OPAQUE_IN_RESPONSE = frozenset({"exampleInput", "exampleOutput", "default", "example", "result"})
 _OPAQUE_IN_REQUEST = frozenset({"input"})
+
+# Deeper JSON is refused before parsing: importing py_ecc (via eth-account) raises the recursion
+# limit to 100000, so the C parser would overflow the stack on a hostile ``[[[[...`` and crash the
+# process instead of raising. No documented answer nests anywhere near this.
+MAX_JSON_DEPTH = 200
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def _snake_key(name: str) -> str:
@@ -84,8 +92,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _depth(text: str) -> int:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # the common case: cannot be too deep
+        return 0
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+
+
 def loads(text: str | bytes) -> Any:
-    """Parse JSON with every fractional number as an exact ``Decimal`` (never a float)."""
+    """Parse JSON with every fractional number as an exact ``Decimal`` (never a float).
+
+    Raises:
+        ValueError: Not JSON, a NaN/Infinity literal, or nested deeper than ``MAX_JSON_DEPTH``.
+    """
+    if isinstance(text, bytes | bytearray):
+        # As json.loads decodes bytes; a UnicodeDecodeError is a ValueError.
+        text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
 
 
