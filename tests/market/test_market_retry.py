@@ -1,0 +1,209 @@
+"""Retries: failed reads are repeated, writes only when repeating them cannot act twice.
+
+The policy's ``sleep`` hook records the waits instead of sleeping, so nothing here takes real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import market_support as ms
+import pytest
+
+from buyer_agent._errors import (
+    OrchestrationApiError,
+    OrchestrationNetworkError,
+    OrchestrationOutcomeUnknown,
+)
+from buyer_agent.market import AsyncMarketClient, RetryPolicy
+
+Call = Callable[[AsyncMarketClient], Awaitable[Any]]
+
+UNAVAILABLE = httpx.Response(503, json={"error": {"code": "SERVICE_UNAVAILABLE", "message": "busy"}})
+ORDER_BODY = {"machine_id": ms.MACHINE, "agent_pairing_id": ms.PAIRING, "service_id": ms.SERVICE}
+
+GET_ORDER: Call = lambda m: m.get_market_order(ms.ORDER)  # noqa: E731
+CREATE_ORDER: Call = lambda m: m.create_market_order(ORDER_BODY, ms.TOKEN)  # noqa: E731
+CREATE_ORDER_WITH_KEY: Call = lambda m: m.create_market_order(  # noqa: E731
+    ORDER_BODY, ms.TOKEN, options={"idempotency_key": "order-7f3a"}
+)
+
+
+def attempt(market: ms.Market, call: Call, policy: RetryPolicy) -> Any:
+    """The call's result or raised exception, under ``policy``."""
+
+    async def go() -> Any:
+        async with ms.client_for(market, retry=policy) as client:
+            try:
+                return await call(client)
+            except Exception as exc:  # inspected by the test
+                return exc
+
+    return asyncio.run(go())
+
+
+def test_a_read_answered_503_then_200_succeeds() -> None:
+    sleeps = ms.Sleeps()
+    market = ms.Market(UNAVAILABLE, (200, ms.item(ms.ORDER_ITEM)))
+    result = attempt(market, GET_ORDER, ms.retrying(sleeps))
+    assert result.item.id == ms.ORDER
+    assert len(market.requests) == 2
+    assert len(sleeps.waits) == 1 and 0 <= sleeps.waits[0] <= 4.25
+
+
+def test_429_with_retry_after_waits_exactly_that_long() -> None:
+    sleeps = ms.Sleeps()
+    busy = httpx.Response(
+        429, headers={"Retry-After": "2"}, json={"error": {"code": "RATE", "message": "slow"}}
+    )
+    market = ms.Market(busy, (200, ms.page(ms.MACHINE_ITEM)))
+    result = attempt(market, lambda m: m.list_machines(), ms.retrying(sleeps))
+    assert len(result.items) == 1
+    assert sleeps.waits == [2.0]
+
+
+def test_a_huge_retry_after_is_capped() -> None:
+    sleeps = ms.Sleeps()
+    busy = httpx.Response(503, headers={"Retry-After": "86400"}, content=b"down")
+    market = ms.Market(busy, (200, ms.page()))
+    attempt(market, lambda m: m.list_machines(), RetryPolicy(sleep=sleeps, max_retry_after=30.0))
+    assert sleeps.waits == [30.0]
+
+
+def test_a_read_that_keeps_failing_gives_up_after_the_attempts_with_growing_waits() -> None:
+    sleeps = ms.Sleeps()
+    market = ms.Market(UNAVAILABLE)
+    err = attempt(
+        market, GET_ORDER, RetryPolicy(attempts=4, initial=0.5, max_wait=1.5, jitter=0.0, sleep=sleeps)
+    )
+    assert isinstance(err, OrchestrationApiError) and err.status_code == 503  # the last error, unwrapped
+    assert len(market.requests) == 4
+    assert sleeps.waits == [0.5, 1.0, 1.5]  # doubling from `initial`, capped at `max_wait`
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [UNAVAILABLE, httpx.ReadTimeout("no answer"), httpx.RemoteProtocolError("closed mid-answer")],
+    ids=["503", "read timeout", "connection dropped"],
+)
+def test_a_post_that_is_not_safe_to_repeat_is_sent_once(failure: Any) -> None:
+    sleeps = ms.Sleeps()
+    market = ms.Market(failure, (201, ms.item(ms.ORDER_ITEM)))
+    err = attempt(market, CREATE_ORDER, ms.retrying(sleeps))
+    assert isinstance(err, OrchestrationApiError | OrchestrationOutcomeUnknown)
+    if isinstance(failure, Exception):
+        assert isinstance(err, OrchestrationOutcomeUnknown)  # it may have been applied: reconcile
+    assert len(market.requests) == 1 and sleeps.waits == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [UNAVAILABLE, httpx.ReadTimeout("no answer")],
+    ids=["503", "read timeout"],
+)
+def test_the_same_post_with_an_idempotency_key_is_repeated_with_the_same_key_and_body(failure: Any) -> None:
+    market = ms.Market(failure, (201, ms.item(ms.ORDER_ITEM)))
+    result = attempt(market, CREATE_ORDER_WITH_KEY, ms.retrying(ms.Sleeps()))
+    assert result.item.id == ms.ORDER
+    first, second = market.requests
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "order-7f3a"
+    assert first.content == second.content
+
+
+def test_a_connect_error_is_repeated_even_for_a_post_that_is_not_safe_to_repeat() -> None:
+    # The request never left this machine, so repeating it cannot act twice.
+    market = ms.Market(httpx.ConnectError("refused"), (201, ms.item(ms.ORDER_ITEM)))
+    result = attempt(market, CREATE_ORDER, ms.retrying(ms.Sleeps()))
+    assert result.item.id == ms.ORDER
+    assert len(market.requests) == 2
+
+
+def test_a_connect_error_that_persists_surfaces_as_a_network_error() -> None:
+    market = ms.Market(httpx.ConnectError("refused"))
+    err = attempt(market, CREATE_ORDER, ms.retrying(ms.Sleeps(), attempts=3))
+    assert type(err) is OrchestrationNetworkError
+    assert len(market.requests) == 3
+
+
+WRITES_SAFE_BY_THE_DOCS: list[tuple[str, Call, Any]] = [
+    (
+        "create_payment_intent",
+        lambda m: m.create_payment_intent(ms.ORDER, {"amount": "1.25"}, ms.TOKEN),
+        ms.item(ms.PAYMENT_ITEM),
+    ),
+    (
+        "lock_escrow_payment",
+        lambda m: m.lock_escrow_payment(ms.ORDER, {"transaction_hash": "0xab"}, ms.TOKEN),
+        ms.item(ms.PAYMENT_ITEM),
+    ),
+    ("revoke_agent_pairing (DELETE)", lambda m: m.revoke_agent_pairing(ms.MACHINE, ms.PAIRING), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "answer"), [w[1:] for w in WRITES_SAFE_BY_THE_DOCS], ids=[w[0] for w in WRITES_SAFE_BY_THE_DOCS]
+)
+def test_writes_the_docs_call_idempotent_are_repeated(call: Call, answer: Any) -> None:
+    market = ms.Market(httpx.ReadTimeout("no answer"), UNAVAILABLE, (200 if answer else 204, answer))
+    attempt(market, call, ms.retrying(ms.Sleeps()))
+    assert len(market.requests) == 3
+
+
+WRITES_NOT_SAFE: list[tuple[str, Call]] = [
+    ("execute_market_order", lambda m: m.execute_market_order(ms.ORDER, None, ms.TOKEN)),
+    ("confirm_market_order", lambda m: m.confirm_market_order(ms.ORDER, ms.TOKEN)),
+    ("dispute_market_order", lambda m: m.dispute_market_order(ms.ORDER, {"reason": "x"}, ms.TOKEN)),
+    (
+        "submit_payment_proof",
+        lambda m: m.submit_payment_proof(ms.ORDER, {"transaction_hash": "0x"}, ms.TOKEN),
+    ),
+    ("release_payment", lambda m: m.release_payment(ms.ORDER, None, ms.TOKEN)),
+    ("refund_payment", lambda m: m.refund_payment(ms.ORDER, None, ms.TOKEN)),
+    ("search_market", lambda m: m.search_market({}, ms.TOKEN)),
+    ("create_agent_pairing", lambda m: m.create_agent_pairing(ms.MACHINE, {})),
+    ("create_agent_pairing_session", lambda m: m.create_agent_pairing_session(ms.MACHINE, ms.PAIRING, {})),
+    ("update_agent_pairing (PATCH)", lambda m: m.update_agent_pairing(ms.MACHINE, ms.PAIRING, {})),
+]
+
+
+@pytest.mark.parametrize("call", [w[1] for w in WRITES_NOT_SAFE], ids=[w[0] for w in WRITES_NOT_SAFE])
+def test_other_writes_are_not_repeated_after_a_503(call: Call) -> None:
+    market = ms.Market(UNAVAILABLE)
+    err = attempt(market, call, ms.retrying(ms.Sleeps()))
+    assert isinstance(err, OrchestrationApiError) and err.status_code == 503
+    assert len(market.requests) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 409, 422])
+def test_a_4xx_answer_is_never_repeated(status: int) -> None:
+    market = ms.Market(httpx.Response(status, json={"error": {"code": "NOT_FOUND", "message": "no"}}))
+    err = attempt(market, GET_ORDER, ms.retrying(ms.Sleeps()))
+    assert isinstance(err, OrchestrationApiError) and err.status_code == status
+    assert len(market.requests) == 1
+
+
+def test_a_malformed_answer_is_not_repeated() -> None:
+    market = ms.Market((200, {"item": {"id": 1}}))
+    err = attempt(market, GET_ORDER, ms.retrying(ms.Sleeps()))
+    assert isinstance(err, OrchestrationApiError) and err.code == "INVALID_RESPONSE_SHAPE"
+    assert len(market.requests) == 1
+
+
+def test_retries_can_be_turned_off() -> None:
+    market = ms.Market(UNAVAILABLE, (200, ms.item(ms.ORDER_ITEM)))
+    err = attempt(market, GET_ORDER, RetryPolicy.none())
+    assert isinstance(err, OrchestrationApiError) and err.status_code == 503
+    assert len(market.requests) == 1
+
+
+def test_the_default_policy_retries_reads() -> None:
+    policy = RetryPolicy()
+    assert policy.attempts > 1 and policy.max_retry_after >= 2
+    sleeps = ms.Sleeps()
+    market = ms.Market(UNAVAILABLE, UNAVAILABLE, (200, ms.item(ms.ORDER_ITEM)))
+    attempt(market, GET_ORDER, RetryPolicy(sleep=sleeps))
+    assert len(market.requests) == 3
+    assert all(0 < w <= policy.max_wait + policy.jitter for w in sleeps.waits)
