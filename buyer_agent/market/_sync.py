@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from buyer_agent._errors import OrchestrationConfigError
 from buyer_agent._redact import REDACTED, Secret
 from buyer_agent.market._client import AsyncMarketClient, env_settings
 from buyer_agent.market._retry import RetryPolicy
@@ -58,6 +59,9 @@ class MarketClient:
         return f"MarketClient(base_url={self.base_url!r}, api_key={REDACTED})"
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            coro.close()  # never started: no "never awaited" warning
+            raise OrchestrationConfigError("the market client is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
