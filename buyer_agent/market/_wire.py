@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from itertools import accumulate
 from typing import Any
@@ -20,6 +20,8 @@ _BOUNDARY_2 = re.compile(r"([a-z0-9])([A-Z])")
 # request keys in Python spelling, the same set the official SDK keeps.
 _OPAQUE_IN_RESPONSE = frozenset({"exampleInput", "exampleOutput", "default", "example", "result"})
 _OPAQUE_IN_REQUEST = frozenset({"input"})
+# The same payload under its parameter names, before an order's ``input_payload`` becomes ``input``.
+_OPAQUE_PARAMS = frozenset({"input", "input_payload"})
 
 # Deeper JSON is refused before parsing: importing py_ecc (via eth-account) raises the recursion
 # limit to 100000, so the C parser would overflow the stack on a hostile ``[[[[...`` and crash the
@@ -43,18 +45,34 @@ def _camel_key(name: str) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Dataclass request objects (ours or the official SDK's) as dicts without ``None`` fields."""
+    """Request objects (ours, the official SDK's, or mappings) as plain dicts, as the SDK sends them.
+
+    An entry that is ``None`` is left out, and so is an object left empty (a budget with nothing
+    set); the server reads both as "not given", where an explicit ``null`` may be refused. A
+    provider's ``input`` is the exception: it is sent verbatim (the SDK strips it too).
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if getattr(value, f.name) is not None
-        }
+        return _plain_entries((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return _plain_entries(value.items())
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _plain_entries(entries: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in entries:
+        if value is None:
+            continue
+        if key in _OPAQUE_PARAMS:
+            out[key] = value
+            continue
+        plain = _plain(value)
+        if isinstance(plain, dict) and not plain:
+            continue
+        out[key] = plain
+    return out
 
 
 def _map_keys(value: Any, key_fn: Any, opaque: frozenset[str]) -> Any:

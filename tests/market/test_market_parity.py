@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -561,3 +562,75 @@ def test_every_shared_method_has_a_parity_case() -> None:
     assert {c.id.split("[")[0] for c in CASES} == shared
     for name in shared:
         assert callable(getattr(sdk, name)) and callable(getattr(AsyncMarketClient, name))
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """A request with fields left unset: the SDK's call and ours, given the request object."""
+
+    id: str
+    request: Any
+    theirs: Callable[[PeaqosClient, Any], Any]
+    ours: Callable[[AsyncMarketClient, Any], Awaitable[Any]]
+    answer: Any
+
+
+SPARSE = [
+    Sparse(
+        "order with an empty budget",
+        CreateMarketOrderRequest(
+            machine_id=ms.MACHINE,
+            agent_pairing_id=ms.PAIRING,
+            service_id=ms.SERVICE,
+            input_payload={"data": "x"},
+            budget=CreateMarketOrderBudget(),
+        ),
+        lambda c, p: sdk.create_market_order(c, p, ms.TOKEN),
+        lambda m, p: m.create_market_order(p, ms.TOKEN),
+        ms.item(ms.ORDER_ITEM),
+    ),
+    Sparse(
+        "intent with an empty rail",
+        CreatePaymentIntentRequest(rail=PaymentIntentRailOptions(), currency="USDC"),
+        lambda c, p: sdk.create_payment_intent(c, ms.ORDER, p, ms.TOKEN),
+        lambda m, p: m.create_payment_intent(ms.ORDER, p, ms.TOKEN),
+        ms.item(ms.PAYMENT_ITEM),
+    ),
+    Sparse(
+        "pairing update with one field",
+        UpdateAgentPairingRequest(description="only this"),
+        lambda c, p: sdk.update_agent_pairing(c, ms.MACHINE, ms.PAIRING, p),
+        lambda m, p: m.update_agent_pairing(ms.MACHINE, ms.PAIRING, p),
+        ms.item(ms.PAIRING_ITEM),
+    ),
+    Sparse(
+        "search with an empty budget",
+        MarketSearchRequest(machine_id=ms.MACHINE, budget=MarketSearchBudget()),
+        lambda c, p: sdk.search_market(c, p, ms.TOKEN),
+        lambda m, p: m.search_market(p, ms.TOKEN),
+        ms.item(ms.SEARCH_ITEM),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SPARSE, ids=[c.id for c in SPARSE])
+def test_unset_fields_are_left_out_as_the_sdk_leaves_them_out(sdk_client: PeaqosClient, case: Sparse) -> None:
+    # The SDK's own request object, and the same values as a dict with None entries: no null, no {}.
+    their_sent, _ = _run_theirs(
+        sdk_client, Case(case.id, lambda c: case.theirs(c, case.request), _unused, 200, case.answer)
+    )
+    for params in (case.request, dataclasses.asdict(case.request)):
+        ours = functools.partial(_call_with, case.ours, params)
+        our_sent, _ = _run_ours(Case(case.id, _unused, ours, 200, case.answer))
+        assert our_sent.body == their_sent.body
+        assert "null" not in json.dumps(our_sent.body, default=str) and "{}" not in json.dumps(our_sent.body)
+
+
+def _call_with(
+    method: Callable[[AsyncMarketClient, Any], Awaitable[Any]], params: Any, client: AsyncMarketClient
+) -> Awaitable[Any]:
+    return method(client, params)
+
+
+def _unused(_client: Any) -> Any:
+    raise AssertionError("not called")
