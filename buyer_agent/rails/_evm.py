@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -31,12 +32,17 @@ from buyer_agent.rails._nonces import MemoryNonceStore
 
 __all__ = ["EVM_RAIL_TYPES", "EvmRail"]
 
+log = logging.getLogger(__name__)
+
 DIRECT_TYPES = frozenset({"wallet", "wdk-usdt-transfer"})
 ESCROW_TYPES = frozenset({"onchain-escrow", "escrow"})
 EVM_RAIL_TYPES = DIRECT_TYPES | ESCROW_TYPES
 
 # Fixed gas limits: estimation fails for a transfer that will revert, and such a transfer must still
 # be mined so that it fails visibly (with its reason) instead of vanishing before broadcast.
+#: Seconds a transaction may stay pending before :meth:`EvmRail.wait` checks for a nonce gap below it.
+GAP_AFTER_S = 5.0
+
 GAS_LIMITS: Mapping[str, int] = {
     "transfer": 120_000,
     "approve": 100_000,
@@ -328,13 +334,65 @@ class EvmRail:
         return TxStatus.CONFIRMED
 
     async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
-        """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING)."""
-        deadline = time.monotonic() + timeout
+        """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING).
+
+        A transaction still pending after ``GAP_AFTER_S`` behind a nonce gap is unblocked once (see
+        :meth:`_fill_nonce_gap`).
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        filled = False
         while True:
             state = await self.status(tx)
-            if state is not TxStatus.PENDING or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if state is not TxStatus.PENDING or now >= deadline:
                 return state
+            if not filled and now - started >= GAP_AFTER_S:
+                filled = True
+                await self._fill_nonce_gap(tx)
             await asyncio.sleep(min(self._poll, max(deadline - time.monotonic(), 0)))
+
+    @translated("filling a nonce gap")
+    async def _fill_nonce_gap(self, tx: SignedTx) -> None:
+        """Send 0-value self-transfers at the unused nonces below ``tx``'s, so it can be mined.
+
+        A process killed after reserving a nonce but before journaling the transaction leaves that
+        nonce unused forever; every later transaction of the wallet then waits behind it. Filling it
+        moves no money. Should another order's transaction hold one of these nonces after all, the
+        filler makes it DROPPED (its nonce used), which the runner re-signs: never a second payment.
+        """
+        if str(tx.meta.get("from") or self._address).lower() != self._address.lower():
+            return
+        nonce = int(tx.meta["nonce"])
+        pending = int(await self._w3.eth.get_transaction_count(self._address, "pending"))
+        if pending >= nonce:
+            return
+        log.warning(
+            "nonces %d..%d of %s were never sent; filling them so %s can land",
+            pending,
+            nonce - 1,
+            self._address,
+            tx.tx_id,
+        )
+        account: LocalAccount = Account.from_key(self._key.reveal())
+        max_fee = int(tx.meta.get("max_fee_per_gas") or await self._w3.eth.gas_price * 2)
+        for gap in range(pending, nonce):
+            filler = account.sign_transaction(
+                {
+                    "type": 2,
+                    "chainId": await self._node_chain_id(),
+                    "nonce": gap,
+                    "to": self._address,
+                    "value": 0,
+                    "gas": 21_000,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": min(max_fee, 10**9),
+                }
+            )
+            try:
+                await self._w3.eth.send_raw_transaction(filler.raw_transaction)
+            except Web3RPCError as exc:  # already filled or used meanwhile: nothing to do for this one
+                log.info("nonce %d filler not sent: %s", gap, exc)
 
     # --- checking and proving ------------------------------------------------------------------
 

@@ -148,3 +148,48 @@ def test_a_reverted_payment_fails_clearly_and_moves_no_money(served: dict[str, A
     assert again["final"]["code"] == 0
     assert payments_by_sender(served).get(wallets[0][0].lower(), 0) == 0
     verify_journals(report)
+
+
+def test_a_nonce_reserved_by_a_killed_process_never_blocks_the_wallet(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the crash suite: a SIGKILL between reserving a nonce and journaling the signed
+    # transaction leaves that nonce unused, and every later payment of the wallet waited behind it.
+    import asyncio
+
+    from buyer_agent._money import Money
+    from buyer_agent.rails import EvmRail, _evm
+    from buyer_agent.rails._base import PaymentRequest, TxStatus
+    from buyer_agent.rails._nonces import MemoryNonceStore
+
+    monkeypatch.setattr(_evm, "GAP_AFTER_S", 0.5)
+    ((address, key),) = fund_wallets(served, 1)
+    before = payments_by_sender(served).get(address.lower(), 0)
+
+    async def go() -> tuple[TxStatus, int, int]:
+        rail = EvmRail(
+            served["evm"]["rpc_url"], key, chain=served["evm"]["chain"], nonce_store=MemoryNonceStore()
+        )
+        request = PaymentRequest(
+            order_id="ord_gap",
+            rail_type="wallet",
+            chain=served["evm"]["chain"],
+            token=served["evm"]["token_address"],
+            payer=address,
+            payee="0x000000000000000000000000000000000000dEaD",
+            amount=Money(100, 6, "USDC"),
+            escrow_address=None,
+            fee_cap_wei=None,
+        )
+        try:
+            lost = await rail.prepare(request)  # reserved, signed, never journaled nor sent: the crash
+            (tx,) = await rail.prepare(request)
+            await rail.broadcast(tx)
+            return await rail.wait(tx, 30), int(lost[0].meta["nonce"]), int(tx.meta["nonce"])
+        finally:
+            await rail.aclose()
+
+    status, lost_nonce, nonce = asyncio.run(go())
+    assert (lost_nonce, nonce) == (0, 1)
+    assert status is TxStatus.CONFIRMED
+    assert payments_by_sender(served).get(address.lower(), 0) == before + 1  # the filler moved no token
