@@ -483,3 +483,25 @@ def test_https_and_loopback_do_not_warn(url: str) -> None:
 def test_an_unusable_base_url_is_a_config_error(url: str) -> None:
     with pytest.raises(OrchestrationConfigError):
         AsyncMarketClient(url)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status=st.sampled_from([400, 401, 403, 404, 409, 422, 429, 500, 502, 503]),
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "error": st.fixed_dictionaries(
+                {}, optional={"code": JSON, "message": JSON, "details": JSON, "requestId": JSON}
+            )
+            | JSON
+        },
+    )
+    | JSON,
+)
+def test_any_error_answer_is_an_api_error_carrying_its_status(status: int, body: Any) -> None:
+    err = api_error(ms.Market((status, body)), ORDER_CALL, retry=None)
+    assert err.status_code == status
+    assert err.retryable == (status == 429 or status >= 500)
+    assert isinstance(err.code, str) and isinstance(err.message, str)
+    json.dumps(err.details, default=str)  # details stay plain data
