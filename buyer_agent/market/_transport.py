@@ -69,15 +69,26 @@ class InsecureTransportWarning(UserWarning):
 
 
 def check_base_url(base_url: str) -> str:
-    """The base URL without a trailing slash; warns for plain HTTP to a non-loopback host."""
+    """The base URL without a trailing slash; warns for plain HTTP to a non-loopback host.
+
+    Errors never repeat the URL's credentials: they show scheme, host and path only.
+    """
     if not isinstance(base_url, str) or not base_url.strip():
         raise OrchestrationConfigError("the market URL is empty")
     try:
         url = httpx.URL(base_url.strip())
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise OrchestrationConfigError(f"the market URL {base_url!r} is not a URL: {exc}") from None
+    except (httpx.InvalidURL, TypeError):
+        raise OrchestrationConfigError("the market URL is not a valid URL") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise OrchestrationConfigError(f"the market URL {base_url!r} must be http(s)://host[:port]")
+        # Not echoed: in "user:password@host" the password parses as the path.
+        raise OrchestrationConfigError("the market URL must be http(s)://host[:port][/path]")
+    shown = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}{url.path}"
+    if url.userinfo or url.query or url.fragment:
+        # A query would land in front of every API path, and credentials would sit in every repr.
+        raise OrchestrationConfigError(
+            f"the market URL {shown} must not carry credentials, a query or a fragment "
+            "(the API key goes in api_key / PEAQOS_API_KEY)"
+        )
     if url.scheme == "http" and not _is_loopback(url.host):
         warnings.warn(
             f"plain http:// to {url.host}: the API key and pairing tokens are sent unencrypted",

@@ -505,3 +505,25 @@ def test_any_error_answer_is_an_api_error_carrying_its_status(status: int, body:
     assert err.retryable == (status == 429 or status >= 500)
     assert isinstance(err.code, str) and isinstance(err.message, str)
     json.dumps(err.details, default=str)  # details stay plain data
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://buyer:hunter2-pass@market.example",
+        "https://market.example/?api_key=hunter2-pass",
+        "https://market.example/#hunter2-pass",
+        "ftp://buyer:hunter2-pass@market.example",
+        "buyer:hunter2-pass@market.example",
+    ],
+)
+def test_a_url_carrying_credentials_is_refused_without_repeating_them(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    with pytest.raises(OrchestrationConfigError) as info:
+        AsyncMarketClient(url)
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value)
+    monkeypatch.setenv("PEAQOS_ORCHESTRATION_URL", url)
+    with pytest.raises(OrchestrationConfigError, match="PEAQOS_ORCHESTRATION_URL") as info:
+        AsyncMarketClient.from_env()
+    assert "hunter2" not in str(info.value)
