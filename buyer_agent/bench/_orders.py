@@ -11,7 +11,7 @@ from typing import Any
 
 from buyer_agent._errors import BuyerAgentError
 from buyer_agent.agent import BuyerAgent
-from buyer_agent.bench._stack import RawBuyer, ServedSandbox, bench_spec
+from buyer_agent.bench._stack import BENCH_POLICY, RawBuyer, ServedSandbox, bench_spec
 from buyer_agent.journal import Journal
 from buyer_agent.market import AsyncMarketClient
 from buyer_agent.workflow import OrderState, PairingSession
@@ -48,13 +48,19 @@ class ConcurrencyFigures:
     in_flight: int
     orders_per_s: float
     sandbox_orders_per_s: float
+    failed: int = 0
+    sandbox_failed: int = 0
+    first_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{in_flight, orders_per_s, sandbox_orders_per_s}``."""
+        """``{in_flight, orders_per_s, sandbox_orders_per_s, failed, sandbox_failed, first_error}``."""
         return {
             "in_flight": self.in_flight,
             "orders_per_s": self.orders_per_s,
             "sandbox_orders_per_s": self.sandbox_orders_per_s,
+            "failed": self.failed,
+            "sandbox_failed": self.sandbox_failed,
+            "first_error": self.first_error,
         }
 
 
@@ -65,6 +71,7 @@ class ResumeFigures:
     orders: int
     resume_s: float
     read_s: float
+    confirmed: int = 0
 
     @property
     def ratio(self) -> float:
@@ -82,7 +89,10 @@ class _Sides:
         self.client = AsyncMarketClient(sandbox.task.url, api_key=info["api_key"])
         market: Any = self.client
         self.pairing = PairingSession.with_platform_key(
-            market, machine_id=info["machine_id"], agent_key=info["wallets"]["evm"]["private_key"]
+            market,
+            machine_id=info["machine_id"],
+            agent_key=info["wallets"]["evm"]["private_key"],
+            delegation_policy=BENCH_POLICY,
         )
         self.raw: RawBuyer | None = None
         self.pairing_id = ""
@@ -101,7 +111,11 @@ class _Sides:
     async def agent_order(self) -> None:
         summary = await self.agent.buy(self.spec)
         if summary.state is not OrderState.CONFIRMED:
-            raise BuyerAgentError(f"benchmark order {summary.order_id} ended {summary.state.value}")
+            error = summary.error or {}
+            raise BuyerAgentError(
+                f"benchmark order {summary.order_id} ended {summary.state.value}: "
+                f"{error.get('code')}: {error.get('message')}"
+            )
 
     async def raw_order(self) -> None:
         assert self.raw is not None
@@ -149,23 +163,38 @@ async def bench_concurrency(
         sides = _Sides(sandbox, workdir / f"concurrency-{level}")
         try:
             await sides.start()
-            agent_s = await _timed_gather(sides.agent_order, level)
-            raw_s = await _timed_gather(sides.raw_order, level)
+            agent_s, agent_failed, agent_error = await _timed_gather(sides.agent_order, level)
+            raw_s, raw_failed, raw_error = await _timed_gather(sides.raw_order, level)
         finally:
             await sides.aclose()
-        figures = ConcurrencyFigures(level, level / agent_s, level / raw_s)
+        figures = ConcurrencyFigures(
+            level,
+            (level - agent_failed) / agent_s,
+            (level - raw_failed) / raw_s,
+            agent_failed,
+            raw_failed,
+            agent_error or raw_error,
+        )
         progress(
             f"concurrency: {level} in flight: {figures.orders_per_s:.1f} orders/s "
-            f"(raw {figures.sandbox_orders_per_s:.1f})"
+            f"(raw {figures.sandbox_orders_per_s:.1f}); failed {agent_failed} (raw {raw_failed})"
+            + (f": {figures.first_error}" if figures.first_error else "")
         )
         out.append(figures)
     return out
 
 
-async def _timed_gather(fn: Callable[[], Awaitable[None]], n: int) -> float:
+async def _timed_gather(fn: Callable[[], Awaitable[None]], n: int) -> tuple[float, int, str | None]:
+    """Seconds for ``n`` runs of ``fn`` side by side, how many failed, and the first failure."""
     started = time.perf_counter()
-    await _gather(fn, n)
-    return time.perf_counter() - started
+    results = await asyncio.gather(*(fn() for _ in range(n)), return_exceptions=True)
+    elapsed = time.perf_counter() - started
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for error in errors:
+        if not isinstance(error, Exception):
+            raise error
+    first = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
+    return elapsed, len(errors), first
 
 
 async def _gather(fn: Callable[[], Awaitable[None]], n: int) -> None:
@@ -219,6 +248,5 @@ async def bench_resume(sandbox: ServedSandbox, workdir: Path, n: int, progress: 
     finally:
         await second.aclose()
     done = sum(1 for s in summaries if s.state is OrderState.CONFIRMED)
-    if done != n:
-        raise BuyerAgentError(f"resume confirmed {done} of {n} interrupted orders")
-    return ResumeFigures(orders=n, resume_s=resume_s, read_s=read_s)
+    progress(f"resume: {done} of {n} orders confirmed in {resume_s:.2f} s")
+    return ResumeFigures(orders=n, resume_s=resume_s, read_s=read_s, confirmed=done)

@@ -23,6 +23,7 @@ class BenchReport:
     sizes: BenchSizes
     overhead: OverheadFigures
     journal: JournalFigures
+    journal_full: JournalFigures
     replay_events_per_s: float
     resume: ResumeFigures
     concurrency: tuple[ConcurrencyFigures, ...]
@@ -47,10 +48,16 @@ class BenchReport:
                     "events": self.sizes.journal_events,
                     "events_per_s": self.journal.events_per_s,
                     "raw_commits_per_s": self.journal.raw_commits_per_s,
+                    "full_durability": {
+                        "ratio": self.journal_full.ratio,
+                        "events_per_s": self.journal_full.events_per_s,
+                        "raw_commits_per_s": self.journal_full.raw_commits_per_s,
+                    },
                 },
                 "replay": {"events": self.sizes.replay_events},
                 "resume": {
                     "orders": self.resume.orders,
+                    "confirmed": self.resume.confirmed,
                     "resume_s": self.resume.resume_s,
                     "read_s": self.resume.read_s,
                 },
@@ -77,6 +84,13 @@ class BenchReport:
                 f"{j.events_per_s:,.0f} events/s vs raw SQLite {j.raw_commits_per_s:,.0f} commits/s",
             ),
             (
+                "journal (FULL sync)",
+                f"{self.journal_full.ratio:.2f}x",
+                "-",
+                f"{self.journal_full.events_per_s:,.0f} events/s vs raw SQLite "
+                f"{self.journal_full.raw_commits_per_s:,.0f} commits/s, synchronous=FULL",
+            ),
+            (
                 "replay",
                 f"{self.replay_events_per_s:,.0f}/s",
                 f">= {REPLAY_TARGET:,}/s {_mark(self.replay_events_per_s >= REPLAY_TARGET)}",
@@ -86,7 +100,7 @@ class BenchReport:
                 "resume",
                 f"{r.ratio:.1f}x",
                 "-",
-                f"{r.orders} interrupted orders resumed in {r.resume_s:.2f} s; "
+                f"{r.orders} interrupted orders resumed ({r.confirmed} confirmed) in {r.resume_s:.2f} s; "
                 f"journals read in {r.read_s:.3f} s",
             ),
         ]
@@ -97,7 +111,12 @@ class BenchReport:
                     f"{c.orders_per_s:.1f}/s",
                     "-",
                     f"orders/s with {c.in_flight} in flight; "
-                    f"sandbox+anvil alone (raw) {c.sandbox_orders_per_s:.1f}/s",
+                    f"sandbox+anvil alone (raw) {c.sandbox_orders_per_s:.1f}/s"
+                    + (
+                        f"; FAILED {c.failed} (raw {c.sandbox_failed}): {c.first_error}"
+                        if c.first_error
+                        else ""
+                    ),
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(3)]

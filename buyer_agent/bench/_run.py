@@ -28,6 +28,10 @@ def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _
         workdir = Path(tmp)
         progress(f"journal: {sizes.journal_events:,} events each way")
         journal = bench_journal(workdir, sizes.journal_events)
+        (workdir / "full").mkdir()
+        journal_full = bench_journal(
+            workdir / "full", max(100, sizes.journal_events // 10), durability="full"
+        )
         progress(f"replay: {sizes.replay_events:,} synthetic events")
         replay = bench_replay(sizes.replay_events)
         progress("starting the sandbox (market, anvil, Solana RPC)")
@@ -44,6 +48,7 @@ def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _
         sizes=sizes,
         overhead=overhead,
         journal=journal,
+        journal_full=journal_full,
         replay_events_per_s=replay,
         resume=resume,
         concurrency=tuple(concurrency),

@@ -26,7 +26,7 @@ from buyer_agent._errors import BuyerAgentError
 from buyer_agent.task import parse_task
 from buyer_agent.workflow import OrderSpec
 
-__all__ = ["BenchTask", "RawBuyer", "ServedSandbox", "bench_spec"]
+__all__ = ["BENCH_POLICY", "BenchTask", "RawBuyer", "ServedSandbox", "bench_spec"]
 
 _MINT = "0x40c10f19"  # mint(address,uint256)
 _TRANSFER = "0xa9059cbb"  # transfer(address,uint256)
@@ -44,6 +44,15 @@ strategy: cheapest
 payment: {rail: wallet, chain: evm, max_fee_per_gas_gwei: 50}
 acceptance: {outcome: completed}
 """
+
+
+#: The delegation policy both sides pair with: the sandbox's default daily limit (20 USDC) would stop
+#: a full run after a couple of dozen orders.
+BENCH_POLICY: Mapping[str, Any] = {
+    "per_transaction_limit": Decimal("5"),
+    "daily_spend_limit": Decimal("1000000"),
+    "currency": "USDC",
+}
 
 
 def bench_spec() -> OrderSpec:
@@ -127,6 +136,7 @@ class ServedSandbox:
             "solana_key": info["wallets"]["solana"]["secret_key"],
             "solana_rpc": info["solana"]["rpc_url"],
             "state_dir": state_dir,
+            "delegation_policy": BENCH_POLICY,
         }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from buyer_agent.commands._common import guarded, print_json
@@ -31,6 +32,19 @@ def register(subparsers: Any) -> None:
     # Minimal sizes for the test suite's shape check; the figures mean nothing at this size.
     size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument(
+        "--in-flight",
+        metavar="N,N,...",
+        default=None,
+        help="override the concurrency levels (default 1,10,100,1000; --quick 1,10,20)",
+    )
+    parser.add_argument(
+        "--resume-orders",
+        metavar="N",
+        type=int,
+        default=None,
+        help="override how many interrupted orders are resumed (default 1000; --quick 20)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +56,18 @@ def _run(args: argparse.Namespace) -> int:
     from buyer_agent.bench import FULL, QUICK, TINY, run_benchmarks
 
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.in_flight or args.resume_orders:
+        try:
+            levels = tuple(int(n) for n in args.in_flight.split(",")) if args.in_flight else sizes.in_flight
+        except ValueError:
+            print(f"error: --in-flight: not a list of integers: {args.in_flight!r}", file=sys.stderr)
+            return 2
+        if any(n < 1 for n in levels) or (args.resume_orders is not None and args.resume_orders < 1):
+            print("error: --in-flight and --resume-orders take positive integers", file=sys.stderr)
+            return 2
+        resume = args.resume_orders or sizes.resume_orders
+        name = f"{sizes.name} (in flight {','.join(map(str, levels))}; resume {resume})"
+        sizes = replace(sizes, name=name, in_flight=levels, resume_orders=resume)
 
     def progress(line: str) -> None:
         print(f"bench: {line}", file=sys.stderr, flush=True)

@@ -33,7 +33,8 @@ def test_bench_json_has_every_figure() -> None:
     levels = report["concurrency"]
     assert [c["in_flight"] for c in levels] == [1, 2]
     for level in levels:
-        assert set(level) == {"in_flight", "orders_per_s", "sandbox_orders_per_s"}
+        assert {"in_flight", "orders_per_s", "sandbox_orders_per_s"} <= set(level)
+        assert (level["failed"], level["sandbox_failed"], level["first_error"]) == (0, 0, None)
         assert isinstance(level["orders_per_s"], float) and level["orders_per_s"] > 0
         assert isinstance(level["sandbox_orders_per_s"], float) and level["sandbox_orders_per_s"] > 0
 
@@ -47,6 +48,7 @@ def test_bench_table_names_every_measure() -> None:
         sizes=TINY,
         overhead=OverheadFigures(agent_s=0.2, raw_s=0.1),
         journal=JournalFigures(events_per_s=900.0, raw_commits_per_s=1000.0),
+        journal_full=JournalFigures(events_per_s=90.0, raw_commits_per_s=100.0),
         replay_events_per_s=150_000.0,
         resume=ResumeFigures(orders=2, resume_s=1.0, read_s=0.5),
         concurrency=(ConcurrencyFigures(1, 5.0, 6.0),),
