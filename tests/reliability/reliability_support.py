@@ -39,6 +39,8 @@ deadlines: {{quote: 60, payment: 120, execution: 60, refund: 60}}
 
 
 WORKER = Path(__file__).with_name("crash_worker.py")
+HEX_KEY = re.compile(r"[0-9a-f]{64}")
+HEX_RUN = re.compile(r"[0-9a-fA-F]{64,}")
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 
@@ -75,13 +77,27 @@ def fork_cli(info: dict[str, Any], orders: list[dict[str, Any]], **cfg: Any) -> 
 
 
 def secret_hits(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
-    """Where any secret (or any JWT-shaped token) appears in ``texts``: ``["<text> holds <secret>"]``."""
+    """Where any secret (or any JWT-shaped token) appears in ``texts``: ``["<text> holds <secret>"]``.
+
+    Hex keys are matched inside every run of hex digits (with or without ``0x``, any case); other
+    secrets by plain substring search.
+    """
+    hex_keys: dict[str, str] = {}
+    plain: dict[str, str] = {}
+    for name, secret in secrets.items():
+        bare = secret.lower().removeprefix("0x")
+        if HEX_KEY.fullmatch(bare):
+            hex_keys[bare] = name
+        elif secret:
+            plain[name] = secret
     hits = []
     for where, text in texts.items():
-        for name, secret in secrets.items():
-            variants = {secret, secret.removeprefix("0x"), secret.lower().removeprefix("0x")}
-            if any(v and v in text for v in variants):
-                hits.append(f"{where} holds {name}")
+        for run in HEX_RUN.findall(text):
+            run = run.lower()
+            found = hex_keys.get(run) if len(run) == 64 else next((k for k in hex_keys if k in run), None)
+            if found is not None:
+                hits.append(f"{where} holds {hex_keys.get(found, found)}")
+        hits += [f"{where} holds {name}" for name, secret in plain.items() if secret in text]
         if JWT.search(text):
             hits.append(f"{where} holds a JWT-shaped token")
     return hits

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import fork_cli, fund_wallets, orders_in, payments_by_sender, write_task
+from reliability_support import (
+    assert_no_secrets,
+    fork_cli,
+    fund_wallets,
+    orders_in,
+    payments_by_sender,
+    write_task,
+)
 
 from buyer_agent.journal import Journal
 
@@ -100,10 +107,12 @@ def test_seeded_sigkills_then_resume_pay_exactly_once(
     reports: list[dict[str, Any]] = []
     addresses: dict[int, str] = {}
     kills, batch, next_index = 0, 0, PARALLEL
+    keys: list[str] = []
     while kills < crash_runs:
         # Each order takes ~1.6 landed kills on average; size the batch to what is still missing.
         count = max(4, min(120, int((crash_runs - kills) / 1.4) + 1))
         orders, wallets = make_orders(served, tmp_path, next_index, count)
+        keys += [order["key"] for order in orders]
         got = run_worker(served, orders, seed=SEED + batch, windows=windows)
         assert len(got) == count
         for report in got:
@@ -140,4 +149,6 @@ def test_seeded_sigkills_then_resume_pay_exactly_once(
         if payments != 1:
             problems.append(f"{where}: {payments} payments on chain")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:20])
+    # Every stderr line of every run and resume, and every journal row: no key, API key or token.
+    assert_no_secrets(served, reports, keys)
     assert kills >= crash_runs
