@@ -163,6 +163,8 @@ class RpcProxy:
         self._host, self._port = split.hostname or "127.0.0.1", split.port or 80
         self.drop_sends = 0
         self.dropped: list[str] = []
+        #: ``(method, answer)``: calls to ``method`` ("*" = all) get ``answer`` bytes instead of the node's.
+        self.garbage: tuple[str, bytes] | None = None
         self.port = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -200,7 +202,10 @@ class RpcProxy:
         body = req.rfile.read(int(req.headers.get("Content-Length") or 0))
         call = json.loads(body)
         answer: bytes | None = None
-        if isinstance(call, dict) and call.get("method") == "eth_sendRawTransaction":
+        garbage = self.garbage
+        if garbage is not None and isinstance(call, dict) and garbage[0] in ("*", call.get("method")):
+            answer = garbage[1].replace(b"$ID", json.dumps(call.get("id")).encode())
+        elif isinstance(call, dict) and call.get("method") == "eth_sendRawTransaction":
             with self._lock:
                 drop = self.drop_sends > 0
                 if drop:

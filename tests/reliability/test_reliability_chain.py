@@ -1,4 +1,4 @@
-"""Chain faults: the RPC node down (at start, while paying), a transaction dropped from the pool, a revert.
+"""Chain faults: RPC down (at start, while paying), a dropped transaction, a revert, malformed RPC answers.
 
 Orders run through the real CLI (forked by ``crash_worker.py``) against one served sandbox, their EVM
 RPC through ``reliability_proxies.RpcProxy``, which can close its port (node down) and answer a send
@@ -193,3 +193,46 @@ def test_a_nonce_reserved_by_a_killed_process_never_blocks_the_wallet(
     assert (lost_nonce, nonce) == (0, 1)
     assert status is TxStatus.CONFIRMED
     assert payments_by_sender(served).get(address.lower(), 0) == before + 1  # the filler moved no token
+
+
+GARBAGE = {
+    "not JSON": ("*", b"<html>502</html>"),
+    "truncated": ("*", b'{"jsonrpc":"2.0","id":$ID,"resu'),
+    "receipt of wrong types": (
+        "eth_getTransactionReceipt",
+        b'{"jsonrpc":"2.0","id":$ID,"result":{"status":["x"],"blockNumber":{},"logs":"none"}}',
+    ),
+    "huge nonce": ("eth_getTransactionCount", b'{"jsonrpc":"2.0","id":$ID,"result":"0x' + b"f" * 80 + b'"}'),
+    "missing result": ("eth_getBlockByNumber", b'{"jsonrpc":"2.0","id":$ID}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_malformed_rpc_answers_end_cleanly_then_resume_pays_once(
+    served: dict[str, Any], rpc: RpcProxy, tmp_path: Path, case: str
+) -> None:
+    orders, (wallet,) = make_orders(served, tmp_path, 1, env={"BUYER_AGENT_EVM_RPC": rpc.url})
+
+    def garble() -> None:
+        rpc.garbage = GARBAGE[case]
+
+    watcher = _when_state(Path(orders[0]["state_dir"]) / "buyer_agent.db", "ordered", garble)
+    (first,) = fork_cli(served, orders, hang_s=150.0)
+    watcher.join(timeout=30)
+    final = first["final"]
+    assert "Traceback" not in final["stderr"] and not final["hung"], final
+    assert final["code"] in (0, 1), final
+    if final["code"] != 0:
+        assert "error:" in final["stderr"]
+    verify_journals(first)
+    assert payments_by_sender(served).get(wallet, 0) <= 1
+    rpc.garbage = None
+    (done,) = _resume_until_done(served, orders)
+    verify_journals(done)
+    if final_states(done) == ["failed"]:
+        # Refused before any money moved (the order never got past signing): failed, nothing paid.
+        assert payments_by_sender(served).get(wallet, 0) == 0
+        assert final["code"] == 1
+    else:
+        assert final_states(done) == ["confirmed"], done["final"]["stderr"][-1500:]
+        assert payments_by_sender(served).get(wallet, 0) == 1
