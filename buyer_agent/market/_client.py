@@ -67,6 +67,11 @@ def _token(pairing_token: str | Secret) -> Secret:
     return Secret(pairing_token)
 
 
+def _optional_token(pairing_token: str | Secret | None) -> Auth:
+    """Platform auth without a token; agent-pairing auth (the token checked) with one."""
+    return PLATFORM if pairing_token is None else _token(pairing_token)
+
+
 def _id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise OrchestrationValidationError(name, "must be a non-empty string")
@@ -296,40 +301,53 @@ class AsyncMarketClient:
         *,
         limit: int | None = None,
         cursor: str | None = None,
+        pairing_token: str | Secret | None = None,
         request_options: RequestOptions | None = None,
     ) -> ListResponse[MarketService]:
-        """GET /market/services (platform auth).
+        """GET /market/services (platform auth, or the pairing token when given).
 
-        Filters (``options``): machine_id, service_type, execution_mode, provider_key.
+        Filters (``options``): machine_id, service_type, execution_mode, provider_key. With
+        ``pairing_token`` the call is agent-authenticated (``x-agent-pairing-token``, plus
+        ``x-api-key`` when configured): the machine-scoped private catalogue, as the SDK does it.
         """
+        auth = _optional_token(pairing_token)
         filters = _filters(options, ("machine_id", "service_type", "execution_mode", "provider_key"))
         raw = await self._send(
             "GET",
             "/market/services",
-            auth=PLATFORM,
+            auth=auth,
             query=_page_query(limit, cursor, **filters),
             options=request_options,
         )
         return self._list(MarketService, raw)
 
     def list_market_services_all(
-        self, options: Mapping[str, Any] | Any | None = None, *, limit: int | None = None
+        self,
+        options: Mapping[str, Any] | Any | None = None,
+        *,
+        limit: int | None = None,
+        pairing_token: str | Secret | None = None,
     ) -> AsyncIterator[MarketService]:
-        """Every catalogue entry matching the filters, page by page."""
+        """Every catalogue entry matching the filters, page by page (the token, if any, on every page)."""
         _limit(limit)
-        return self._pages(lambda c: self.list_market_services(options, limit=limit, cursor=c))
+        _optional_token(pairing_token)
+        return self._pages(
+            lambda c: self.list_market_services(options, limit=limit, cursor=c, pairing_token=pairing_token)
+        )
 
     async def get_market_service(
         self,
         service_id: str,
         options: Mapping[str, Any] | Any | None = None,
         *,
+        pairing_token: str | Secret | None = None,
         request_options: RequestOptions | None = None,
     ) -> ItemResponse[MarketService]:
-        """GET /market/services/:id (platform auth); optional filter machine_id."""
+        """GET /market/services/:id (platform auth, or the pairing token when given); filter machine_id."""
         path = f"/market/services/{_id(service_id, 'service_id')}"
+        auth = _optional_token(pairing_token)
         query = _filters(options, ("machine_id",))
-        raw = await self._send("GET", path, auth=PLATFORM, query=query or None, options=request_options)
+        raw = await self._send("GET", path, auth=auth, query=query or None, options=request_options)
         return self._item(MarketService, raw)
 
     async def search_market(
@@ -392,7 +410,7 @@ class AsyncMarketClient:
         options: RequestOptions | None = None,
     ) -> ItemResponse[MarketOrder]:
         """GET /market/orders/:id (platform auth, or the pairing token when given)."""
-        auth: Auth = _token(pairing_token) if pairing_token is not None else PLATFORM
+        auth = _optional_token(pairing_token)
         raw = await self._send(
             "GET", f"/market/orders/{_id(order_id, 'order_id')}", auth=auth, options=options
         )

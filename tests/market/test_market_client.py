@@ -17,7 +17,7 @@ import httpx
 import market_support as ms
 import pytest
 
-from buyer_agent._errors import OrchestrationApiError
+from buyer_agent._errors import OrchestrationApiError, OrchestrationValidationError
 from buyer_agent._redact import Secret
 from buyer_agent._version import __version__
 from buyer_agent.market import (
@@ -248,6 +248,30 @@ CALLS = [
         None,
         (200, ms.item(ms.SERVICE_ITEM)),
         lambda r: assert_that(r.item.operations == ("sha256",) and r.item.metadata == {"tier": "gold"}),
+    ),
+    Call(
+        "list_market_services[pairing token]",
+        lambda m: m.list_market_services({"machine_id": ms.MACHINE}, limit=5, pairing_token=ms.TOKEN),
+        "GET",
+        "/api/v1/market/services",
+        PAIRING,
+        None,
+        (200, ms.page(ms.SERVICE_ITEM)),
+        _list_of(MarketService),
+        {"machineId": ms.MACHINE, "limit": "5"},
+    ),
+    Call(
+        "get_market_service[pairing token]",
+        lambda m: m.get_market_service(
+            ms.SERVICE, {"machine_id": ms.MACHINE}, pairing_token=Secret(ms.TOKEN)
+        ),
+        "GET",
+        f"/api/v1/market/services/{ms.SERVICE}",
+        PAIRING,
+        None,
+        (200, ms.item(ms.SERVICE_ITEM)),
+        lambda r: assert_that(r.item.id == ms.SERVICE),
+        {"machineId": ms.MACHINE},
     ),
     Call(
         "search_market",
@@ -715,6 +739,33 @@ def test_all_iterator_walks_every_page_in_order(
         query = dict(s.query)
         assert query["limit"] == "2"
         assert {k: query[k] for k in filters} == filters
+
+
+def test_the_pairing_token_of_a_service_walk_goes_on_every_page_and_never_in_the_query() -> None:
+    market = ms.Market(
+        (200, ms.page({**ms.SERVICE_ITEM, "id": "svc_a"}, next_cursor="p2")),
+        (200, ms.page({**ms.SERVICE_ITEM, "id": "svc_b"})),
+    )
+
+    async def go() -> list[Any]:
+        async with ms.client_for(market) as client:
+            return await _collect(client.list_market_services_all(limit=1, pairing_token=ms.TOKEN))
+
+    assert [x.id for x in asyncio.run(go())] == ["svc_a", "svc_b"]
+    assert [(s.api_key, s.pairing_token) for s in market.sent] == [(ms.API_KEY, ms.TOKEN)] * 2
+    assert all(ms.TOKEN not in str(r.url) for r in market.requests)
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_an_empty_pairing_token_for_the_catalogue_is_refused_before_sending(token: str) -> None:
+    market = ms.Market((200, ms.page()))
+    for call in (
+        lambda m: m.list_market_services(pairing_token=token),
+        lambda m: m.get_market_service(ms.SERVICE, pairing_token=token),
+    ):
+        with pytest.raises(OrchestrationValidationError):
+            run(market, call)
+    assert market.requests == []
 
 
 def test_an_empty_last_cursor_ends_the_walk() -> None:
