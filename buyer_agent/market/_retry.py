@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,9 +21,11 @@ T = TypeVar("T")
 class RetryPolicy:
     """Retry settings. ``attempts=1`` turns retries off.
 
-    Waits grow exponentially from ``initial`` to ``max_wait`` seconds with up to ``jitter`` seconds
-    of random jitter; a ``Retry-After`` from the server is honoured instead (up to
-    ``max_retry_after``). No try starts after ``max_elapsed`` seconds.
+    Waits grow exponentially from ``initial`` to ``max_wait`` seconds, plus up to ``jitter`` seconds
+    of random jitter drawn from ``uniform`` (added after the cap, so clients waiting at the cap still
+    spread out); a ``Retry-After`` from the server is honoured instead (up to ``max_retry_after``).
+    No try starts after ``max_elapsed`` seconds. ``sleep`` and ``uniform`` are injectable for tests
+    (e.g. ``random.Random(seed).uniform``).
     """
 
     attempts: int = 4
@@ -32,6 +35,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     max_elapsed: float = 90.0
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False, compare=False)
+    uniform: Callable[[float, float], float] = field(default=random.uniform, repr=False, compare=False)
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -56,8 +60,9 @@ def _may_repeat(exc: BaseException, safe: bool) -> bool:
 class _Wait(tenacity.wait.wait_base):
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
+        # Exponential without jitter here: the jitter comes from the policy's own source below.
         self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=policy.initial, max=policy.max_wait, jitter=policy.jitter
+            multiplier=policy.initial, max=policy.max_wait, jitter=0
         )
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
@@ -66,7 +71,8 @@ class _Wait(tenacity.wait.wait_base):
         after = getattr(exc, "retry_after", None)
         if after is not None:
             return float(min(max(after, 0.0), self._policy.max_retry_after))
-        return float(self._backoff(retry_state))
+        jitter = self._policy.uniform(0.0, self._policy.jitter) if self._policy.jitter > 0 else 0.0
+        return float(self._backoff(retry_state)) + min(max(jitter, 0.0), self._policy.jitter)
 
 
 async def call_with_retries(policy: RetryPolicy, safe: bool, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:

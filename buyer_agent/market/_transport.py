@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Literal, TypedDict
 
 import httpx
@@ -118,6 +119,8 @@ def _retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT, never the local zone
+        when = when.replace(tzinfo=UTC)
     return max(when.timestamp() - time.time(), 0.0)
 
 

@@ -6,7 +6,11 @@ The policy's ``sleep`` hook records the waits instead of sleeping, so nothing he
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import random
+import time
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -18,7 +22,7 @@ from buyer_agent._errors import (
     OrchestrationNetworkError,
     OrchestrationOutcomeUnknown,
 )
-from buyer_agent.market import AsyncMarketClient, RetryPolicy
+from buyer_agent.market import AsyncMarketClient, RetryPolicy, _transport
 
 Call = Callable[[AsyncMarketClient], Awaitable[Any]]
 
@@ -207,3 +211,111 @@ def test_the_default_policy_retries_reads() -> None:
     attempt(market, GET_ORDER, RetryPolicy(sleep=sleeps))
     assert len(market.requests) == 3
     assert all(0 < w <= policy.max_wait + policy.jitter for w in sleeps.waits)
+
+
+# --- jitter ------------------------------------------------------------------------------------
+
+
+def _waits(policy: RetryPolicy, sleeps: ms.Sleeps, failures: int = 3) -> list[float]:
+    """The waits ``policy`` makes for a read that fails ``failures`` times, then succeeds."""
+    market = ms.Market(*([UNAVAILABLE] * failures), (200, ms.item(ms.ORDER_ITEM)))
+    assert attempt(market, GET_ORDER, policy).item.id == ms.ORDER
+    assert len(market.requests) == failures + 1
+    return list(sleeps.waits)
+
+
+def _jittered(seed: int, **kw: Any) -> list[float]:
+    sleeps = ms.Sleeps()
+    settings: dict[str, Any] = {"attempts": 4, "initial": 0.5, "max_wait": 0.5, "jitter": 0.25, **kw}
+    policy = RetryPolicy(sleep=sleeps, uniform=random.Random(seed).uniform, **settings)
+    return _waits(policy, sleeps)
+
+
+def test_jitter_spreads_the_waits_between_attempts_and_between_runs_within_its_bounds() -> None:
+    # The exponential part is pinned at 0.5 s (initial == max_wait), so only jitter can differ.
+    first = _jittered(seed=1)
+    assert all(0.5 <= w <= 0.75 for w in first), first
+    assert len(set(first)) == len(first)  # every attempt waits a different time
+    other = _jittered(seed=2)
+    assert all(0.5 <= w <= 0.75 for w in other), other
+    assert other != first  # another run (another draw) waits differently
+    assert _jittered(seed=1) == first  # the injected source makes it reproducible
+
+
+def test_jitter_is_added_on_top_of_the_exponential_backoff_and_after_its_cap() -> None:
+    waits = _jittered(seed=3, initial=0.5, max_wait=1.0)
+    bases = [0.5, 1.0, 1.0]  # doubling, capped at max_wait
+    extras = [w - b for w, b in zip(waits, bases, strict=True)]
+    assert all(0 <= e <= 0.25 for e in extras), waits
+    assert len(set(extras)) == 3  # at the cap too the waits differ, so clients do not retry in step
+
+
+def test_the_default_jitter_source_is_random() -> None:
+    runs = []
+    for _ in range(2):
+        sleeps = ms.Sleeps()
+        runs.append(_waits(RetryPolicy(initial=0.5, max_wait=0.5, jitter=0.25, sleep=sleeps), sleeps))
+    assert all(0.5 <= w <= 0.75 for run in runs for w in run), runs
+    assert runs[0] != runs[1]
+
+
+def test_no_jitter_means_exact_waits() -> None:
+    assert _jittered(seed=4, initial=0.5, max_wait=4.0, jitter=0.0) == [0.5, 1.0, 2.0]
+
+
+# --- Retry-After as an HTTP date ---------------------------------------------------------------
+
+NOW_TS = 1_800_000_000.0  # the moment the answer arrives, for the date arithmetic
+
+
+@pytest.fixture()
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_transport, "time", SimpleNamespace(time=lambda: NOW_TS))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (email.utils.formatdate(NOW_TS + 7, usegmt=True), 7.0),  # IMF-fixdate, 7 s ahead
+        (email.utils.formatdate(NOW_TS + 2, usegmt=False), 2.0),  # numeric zone, same instant
+        (email.utils.formatdate(NOW_TS - 30, usegmt=True), 0.0),  # already past: go now
+        (email.utils.formatdate(NOW_TS + 86_400, usegmt=True), 60.0),  # a day ahead: capped
+    ],
+    ids=["future", "numeric zone", "past", "capped"],
+)
+def test_retry_after_as_an_http_date_waits_until_that_moment(
+    frozen_clock: None, header: str, expected: float
+) -> None:
+    sleeps = ms.Sleeps()
+    busy = httpx.Response(
+        429, headers={"Retry-After": header}, json={"error": {"code": "RATE_LIMITED", "message": "slow"}}
+    )
+    market = ms.Market(busy, (200, ms.item(ms.ORDER_ITEM)))
+    result = attempt(market, GET_ORDER, RetryPolicy(sleep=sleeps, max_retry_after=60.0))
+    assert result.item.id == ms.ORDER
+    assert sleeps.waits == [expected]
+
+
+def test_an_http_date_is_read_as_gmt_whatever_the_local_zone(
+    frozen_clock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9: a date read as local time would be 9 h off
+    time.tzset()
+    try:
+        sleeps = ms.Sleeps()
+        header = email.utils.formatdate(NOW_TS + 5, usegmt=False)  # "… -0000"
+        busy = httpx.Response(503, headers={"Retry-After": header}, content=b"down")
+        market = ms.Market(busy, (200, ms.item(ms.ORDER_ITEM)))
+        attempt(market, GET_ORDER, RetryPolicy(sleep=sleeps, max_retry_after=86_400.0))
+        assert sleeps.waits == [5.0]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_backoff(frozen_clock: None) -> None:
+    sleeps = ms.Sleeps()
+    busy = httpx.Response(503, headers={"Retry-After": "soon-ish"}, content=b"down")
+    market = ms.Market(busy, (200, ms.item(ms.ORDER_ITEM)))
+    attempt(market, GET_ORDER, RetryPolicy(initial=0.5, jitter=0.0, sleep=sleeps))
+    assert sleeps.waits == [0.5]
