@@ -26,8 +26,9 @@ from buyer_agent._errors import TaskFileError
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
 from buyer_agent.workflow import Acceptance, Deadlines, OrderSpec
+from strategies import StrategyError, load_strategy
 
-__all__ = ["SANDBOX", "Task", "load_task", "parse_task"]
+__all__ = ["SANDBOX", "Task", "check_strategy", "load_task", "parse_task"]
 
 #: The ``market`` value meaning the embedded sandbox (also the default).
 SANDBOX = "sandbox"
@@ -71,8 +72,25 @@ class Task:
         return replace(self, market=None if market in (None, "", SANDBOX) else market)
 
     def with_strategy(self, strategy: str | Mapping[str, Any]) -> Task:
-        """The same task with another quote-selection strategy (``--strategy``)."""
+        """The same task with another quote-selection strategy (``--strategy``).
+
+        Raises:
+            TaskFileError: An unknown strategy or bad params (the message lists the available ones),
+                so a bad ``--strategy`` stops the run before any market call.
+        """
+        check_strategy(strategy, "--strategy")
         return replace(self, spec=replace(self.spec, strategy=strategy))
+
+
+def check_strategy(strategy: str | Mapping[str, Any], field: str, *, line: int | None = None) -> None:
+    """Refuse a strategy that cannot be loaded (unknown name, bad params) as a :class:`TaskFileError`.
+
+    Checked when the task is read, so a bad strategy fails before pairing or searching.
+    """
+    try:
+        load_strategy(strategy)
+    except StrategyError as exc:
+        raise TaskFileError(field, str(exc), line=line) from exc
 
 
 def load_task(path: str | Path, *, env: Mapping[str, str] | None = None) -> Task:
@@ -447,8 +465,11 @@ class _Parser:
                 params = self.data(found["params"], "strategy.params")
                 if params is not None and not isinstance(params, dict):
                     raise self._fail("strategy.params", "must be a mapping", found["params"])
-            return {"name": name, "params": params or {}}
-        return self.required_string(node, "strategy")
+            value: str | dict[str, Any] = {"name": name, "params": params or {}}
+        else:
+            value = self.required_string(node, "strategy")
+        check_strategy(value, "strategy", line=_line(node))
+        return value
 
     def payment(self, node: Node) -> dict[str, Any]:
         """The rail, the chain and the EVM fee cap."""

@@ -127,3 +127,92 @@ def test_module_class_paths_and_entry_points(plugin: Path) -> None:
         load_strategy({"name": "fastest", "params": {"latency": 1}})
     with pytest.raises(StrategyError, match="cannot load strategy 'broken'"):
         load_strategy("broken")
+
+
+class _CountingMarket:
+    """A loopback HTTP server that counts every request it gets (and answers 503 to all)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        seen = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+TASK = """\
+task: {service_type: compute.marketplace, operation: sha256, input: {data: x}}
+budget: "2.50 USDC"
+keys: {api_key: "${PEAQOS_API_KEY:-}", evm: "${BUYER_AGENT_EVM_KEY:-}"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("strategy_yaml", "flag", "field", "message"),
+    [
+        (None, "bogus", "--strategy", f"unknown strategy 'bogus'; {AVAILABLE}"),
+        ("strategy: bogus\n", None, "strategy (line 4)", f"unknown strategy 'bogus'; {AVAILABLE}"),
+        (
+            "strategy:\n  name: weighted\n  params: {speed: 1}\n",
+            None,
+            "strategy (line 5)",
+            "bad params for strategy weighted",
+        ),
+        (
+            "strategy: {name: fallback, params: {chain: [cheapest, nope]}}\n",
+            None,
+            "strategy (line 4)",
+            f"unknown strategy 'nope'; {AVAILABLE}",
+        ),
+    ],
+    ids=["cli-flag", "task-name", "task-params", "task-fallback-chain"],
+)
+def test_a_bad_strategy_exits_2_before_any_market_call(
+    strategy_yaml: str | None,
+    flag: str | None,
+    field: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from buyer_agent.cli import main
+
+    monkeypatch.setenv("PEAQOS_API_KEY", "pk_test_counting")
+    monkeypatch.setenv("BUYER_AGENT_EVM_KEY", "0x" + "11" * 32)
+    task = tmp_path / "task.yaml"
+    task.write_text(TASK + (strategy_yaml or ""))
+    market = _CountingMarket()
+    try:
+        state = tmp_path / "state"
+        args = ["run", str(task), "--market", market.url, "--state-dir", str(state)]
+        code = main([*args, *(["--strategy", flag] if flag else [])])
+    finally:
+        market.close()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {field}: ") and message in err, err
+    assert "Traceback" not in err
+    # Refused while the task was read: the market never heard of it and no order was journaled.
+    assert market.requests == []
+    assert not (state / "buyer_agent.db").exists()
