@@ -560,4 +560,7 @@ def test_the_flow_covered_success_and_failure_answers(
 ) -> None:
     # Most calls must have succeeded for the value comparison to mean anything.
     failed = sorted(n for n, (c, _i) in recorded.items() if isinstance(c.ours, Exception))
-    assert set(failed) <= {"list_machines", "refund_payment"}, failed
+    assert set(failed) <= {"refund_payment"}, failed
+    # The machine listing is a real answer with the demo machine in it, not a tolerated 404.
+    machines = recorded["list_machines"][0].ours
+    assert [m.id for m in machines.items] == [recorded["get_machine"][0].ours.item.id]

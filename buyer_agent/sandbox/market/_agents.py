@@ -9,6 +9,7 @@ from web3 import Web3
 
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, invalid
+from buyer_agent.sandbox.market._paging import list_page
 from buyer_agent.sandbox.market._pairing import (
     SessionClaims,
     agent_did_for,
@@ -162,12 +163,16 @@ def create_pairing(ctx: MarketContext, call: Call) -> Answer:
 
 
 def list_pairings(ctx: MarketContext, call: Call) -> Answer:
-    """``GET /machines/:machineId/agent-pairings``."""
+    """``GET /machines/:machineId/agent-pairings?limit&cursor``, oldest first."""
     ctx.require_api_key(call)
     machine_id = ctx.check_machine(call.params["machineId"])
     with ctx.store.lock:
-        items = [public_pairing(p) for p in ctx.store.values("pairings") if p["machineId"] == machine_id]
-    return 200, {"items": items, "nextCursor": None}
+        items = [
+            (i, public_pairing(p))
+            for i, p in enumerate(ctx.store.values("pairings"))
+            if p["machineId"] == machine_id
+        ]
+    return 200, list_page(items, call.query)
 
 
 def _pairing(ctx: MarketContext, call: Call) -> dict[str, Any]:

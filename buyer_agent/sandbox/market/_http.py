@@ -15,6 +15,7 @@ from buyer_agent.sandbox.market import _agents, _execute, _orders, _payments, _s
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, envelope
 from buyer_agent.sandbox.market._faults import FaultConfig, FaultInjector
+from buyer_agent.sandbox.market._paging import list_page
 from buyer_agent.sandbox.market._wire import dumps, iso, loads_body
 
 __all__ = ["API_BASE", "MarketServer"]
@@ -27,6 +28,12 @@ _MAX_BODY = 1 << 20
 
 def _health(ctx: MarketContext, call: Call) -> Answer:
     return 200, {"status": "ok", "service": "buyer-agent sandbox market", "time": iso(ctx.clock())}
+
+
+def _machines(ctx: MarketContext, call: Call) -> Answer:
+    """``GET /machines?limit&cursor`` (platform): the sandbox has one machine, the demo machine."""
+    ctx.require_api_key(call)
+    return 200, list_page([(0, machine_record(ctx, ctx.settings.machine_id))], call.query)
 
 
 def _machine(ctx: MarketContext, call: Call) -> Answer:
@@ -68,17 +75,34 @@ def machine_record(ctx: MarketContext, machine_id: str) -> dict[str, Any]:
     }
 
 
+#: Where the record an audit event is about lives, to find its machine.
+_AUDITED = {"agent-pairing": "pairings", "market-order": "orders", "market-payment": "payments"}
+
+
+def _event_machine(ctx: MarketContext, event: dict[str, Any]) -> str | None:
+    collection = _AUDITED.get(event["resourceType"])
+    record = ctx.store.get(collection, event["resourceId"]) if collection else None
+    return None if record is None else record.get("machineId")
+
+
 def _audit(ctx: MarketContext, call: Call) -> Answer:
+    """``GET /audit-events?type&resourceType&resourceId&machineId&limit&cursor``, oldest first."""
     ctx.require_api_key(call)
-    limit = _orders.parse_limit(call.query.get("limit"))
     wanted = {k: call.query.get(k) for k in ("type", "resourceType", "resourceId")}
+    machine = call.query.get("machineId")
     with ctx.store.lock:
-        items = [e for e in ctx.store.audit if all(v is None or e[k] == v for k, v in wanted.items())]
-    return 200, {"items": items[-limit:], "nextCursor": None}
+        entries = [
+            (position, {k: v for k, v in event.items() if not k.startswith("_")})
+            for position, event in enumerate(ctx.store.audit)
+            if all(v is None or event[k] == v for k, v in wanted.items())
+            and (machine is None or _event_machine(ctx, event) == machine)
+        ]
+    return 200, list_page(entries, call.query)
 
 
 _ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/health", _health),
+    ("GET", "/machines", _machines),
     ("GET", "/machines/:machineId", _machine),
     ("POST", "/machines/:machineId/agent-pairings/challenges", _agents.create_challenge),
     ("POST", "/machines/:machineId/agent-pairings", _agents.create_pairing),

@@ -7,6 +7,7 @@ from typing import Any
 from buyer_agent.sandbox.market._catalogue import SERVICE_TYPE, SKILL_KEY, ServiceSpec, service_by_id
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, invalid
+from buyer_agent.sandbox.market._paging import list_page
 from buyer_agent.sandbox.market._policy import check_order
 from buyer_agent.sandbox.market._state import new_id
 from buyer_agent.sandbox.market._wire import (
@@ -24,7 +25,6 @@ __all__ = [
     "get_order",
     "list_orders",
     "order_for_agent",
-    "parse_limit",
     "public",
     "spent_today",
     "touch",
@@ -183,22 +183,14 @@ def get_order(ctx: MarketContext, call: Call) -> Answer:
 
 
 def list_orders(ctx: MarketContext, call: Call) -> Answer:
-    """``GET /market/orders?machineId=…`` (platform)."""
+    """``GET /market/orders?machineId=…&limit&cursor`` (platform), oldest first."""
     ctx.require_api_key(call)
     machine = call.query.get("machineId")
     if machine is None:
         raise invalid("machineId", "required query parameter")
     ctx.check_machine(machine)
-    limit = parse_limit(call.query.get("limit"))
     with ctx.store.lock:
-        orders = [public(o) for o in ctx.store.values("orders")][-limit:]
-    return 200, {"items": orders, "nextCursor": None}
-
-
-def parse_limit(text: str | None) -> int:
-    """A ``limit`` query parameter (default 100, 1..500)."""
-    if text is None:
-        return 100
-    if not text.isdigit() or not 1 <= int(text) <= 500:
-        raise invalid("limit", "must be an integer 1..500")
-    return int(text)
+        orders = [
+            (i, public(o)) for i, o in enumerate(ctx.store.values("orders")) if o["machineId"] == machine
+        ]
+    return 200, list_page(orders, call.query)

@@ -18,6 +18,7 @@ from buyer_agent.sandbox.market._catalogue import (
 )
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, invalid
+from buyer_agent.sandbox.market._paging import list_page
 from buyer_agent.sandbox.market._state import new_id
 from buyer_agent.sandbox.market._wire import (
     iso,
@@ -58,20 +59,20 @@ def _catalogue(ctx: MarketContext) -> list[ServiceSpec]:
 
 
 def list_services(ctx: MarketContext, call: Call) -> Answer:
-    """``GET /market/services`` (platform key or a pairing token)."""
+    """``GET /market/services?…&limit&cursor`` (platform key or a pairing token)."""
     _auth_either(ctx, call)
     moment = iso(ctx.clock())
     wanted_type = call.query.get("serviceType")
     mode = call.query.get("executionMode")
     provider = call.query.get("providerKey")
     items = [
-        service_record(spec, ctx.facts, moment)
-        for spec in _catalogue(ctx)
+        (i, service_record(spec, ctx.facts, moment))
+        for i, spec in enumerate(_catalogue(ctx))
         if (wanted_type is None or _TYPE_ALIASES.get(wanted_type, wanted_type) == SERVICE_TYPE)
         and (mode is None or spec.execution_mode == mode)
         and (provider is None or spec.provider_key == provider)
     ]
-    return 200, {"items": items, "nextCursor": None}
+    return 200, list_page(items, call.query)
 
 
 def get_service(ctx: MarketContext, call: Call) -> Answer:
