@@ -437,6 +437,14 @@ class EvmRail:
             return str(request.escrow_address), request.payee
         return None
 
+    @translated("reading an EVM revert reason")
+    async def revert_reason(self, tx: SignedTx) -> str | None:
+        """Why a mined ``tx`` reverted (``Error(string)`` text, a panic, a custom error); None if unknown."""
+        receipt = await self._receipt(tx.tx_id)
+        if receipt is None or int(receipt["status"]) == 1:
+            return None
+        return await self._revert_reason(tx, receipt)
+
     async def _revert_reason(self, tx: SignedTx, receipt: Mapping[str, Any]) -> str | None:
         """Replay the call at its block with ``eth_call`` to read the ``Error(string)`` reason."""
         call = {

@@ -17,7 +17,6 @@ from buyer_agent._errors import (
     PaymentMismatchError,
     PolicyError,
     StateError,
-    UnsupportedRailError,
 )
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
@@ -32,6 +31,7 @@ from buyer_agent.journal import (
 )
 from buyer_agent.journal._canonical import format_at
 from buyer_agent.rails._base import PaymentRequest, Rail, SignedTx, TxStatus
+from buyer_agent.rails._registry import rail_for
 from buyer_agent.workflow._acceptance import check_acceptance
 from buyer_agent.workflow._crashpoint import crash_hook_from_env
 from buyer_agent.workflow._evidence import dispute_evidence
@@ -839,10 +839,7 @@ class Runner:
     # --- payment ------------------------------------------------------------------------------
 
     def _rail(self, rail_type: str, chain: str) -> Rail:
-        for rail in self._rails:
-            if rail.supports(rail_type, chain):
-                return rail
-        raise UnsupportedRailError(rail_type, chain, [r.name for r in self._rails])
+        return rail_for(rail_type, chain, self._rails)
 
     async def _pay(self, rec: OrderRecord) -> None:
         spec = self._spec(rec)
@@ -931,7 +928,7 @@ class Runner:
                 if status is TxStatus.CONFIRMED:
                     continue
                 if status is TxStatus.REVERTED:
-                    self._reverted(rec, tx, what)
+                    self._reverted(rec, tx, what, await _revert_reason(rail, tx))
                     return None
                 if status is TxStatus.DROPPED:
                     rec = await self._reprepare(rec, rail, key, tx, what)
@@ -945,7 +942,7 @@ class Runner:
                 if status is TxStatus.CONFIRMED:
                     continue
                 if status is TxStatus.REVERTED:
-                    self._reverted(rec, tx, what)
+                    self._reverted(rec, tx, what, await _revert_reason(rail, tx))
                     return None
                 if status is TxStatus.PENDING and self._clock() >= deadline:
                     message = (
@@ -964,13 +961,13 @@ class Runner:
             if not redo:
                 return rec
 
-    def _reverted(self, rec: OrderRecord, tx: SignedTx, what: str) -> None:
-        """The transaction was mined and reverted: no transfer happened; fail with its id."""
+    def _reverted(self, rec: OrderRecord, tx: SignedTx, what: str, reason: str | None = None) -> None:
+        """The transaction was mined and reverted: no transfer happened; fail with its id and reason."""
         self._fail(
             rec,
             "TRANSACTION_REVERTED",
-            f"the {what} transaction {tx.tx_id} reverted",
-            payload={"tx_id": tx.tx_id},
+            f"the {what} transaction {tx.tx_id} reverted" + (f": {reason}" if reason else ""),
+            payload={"tx_id": tx.tx_id, **({"reason": reason} if reason else {})},
         )
         return None
 
@@ -1109,12 +1106,19 @@ class Runner:
         market_order_id = str(rec.context["market_order_id"])
         rec, key = self._key(rec, "execute_key", "execute_market_order")
         try:
-            resp = await self._call(
-                lambda t: self._market.execute_market_order(
-                    market_order_id, {"input": dict(spec.input)}, t, options={"idempotency_key": key}
+            # A service that has not answered by the execution deadline is disputed, not waited for.
+            resp = await asyncio.wait_for(
+                self._call(
+                    lambda t: self._market.execute_market_order(
+                        market_order_id, {"input": dict(spec.input)}, t, options={"idempotency_key": key}
+                    ),
+                    deadline=deadline,
                 ),
-                deadline=deadline,
+                timeout=max((deadline - self._clock()).total_seconds(), 0.0),
             )
+        except TimeoutError:
+            await self._dispute(rec, f"execution did not complete within {spec.deadlines.execution:g} s")
+            return
         except OrchestrationApiError as exc:
             if exc.retryable:
                 raise
@@ -1288,6 +1292,19 @@ def _last_tx_id(txs: Any) -> str | None:
     if not txs:
         return None
     return str(txs[-1].get("tx_id"))
+
+
+async def _revert_reason(rail: Rail, tx: SignedTx) -> str | None:
+    """Why ``tx`` reverted, from rails that can tell (``revert_reason``); never raises."""
+    read = getattr(rail, "revert_reason", None)
+    if read is None:
+        return None
+    try:
+        reason = await read(tx)
+    except Exception as exc:  # the failure is reported either way; the reason is a courtesy
+        log.info("could not read why %s reverted: %s", tx.tx_id, exc)
+        return None
+    return str(reason) if reason else None
 
 
 def _chain_matches(wanted: str, chain: str) -> bool:
