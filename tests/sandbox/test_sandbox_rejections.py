@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from sandbox_kit import Market, Pairing, evm_wallet, started_sandbox
+from sandbox_kit import Market, Pairing, evm_wallet, send_spl, started_sandbox
+from solders.keypair import Keypair
 from web3 import Web3
 
 from buyer_agent.sandbox import Sandbox
@@ -313,3 +314,174 @@ def test_execute_before_payment_and_confirm_before_delivery(box: Sandbox, market
         409,
         "ORDER_CLOSED",
     )
+
+
+def test_a_paused_pairing_is_inactive_until_resumed(market: Market) -> None:
+    pairing = market.pair()
+    search = {"machineId": market.machine_id}
+    base = f"/machines/{market.machine_id}/agent-pairings/{pairing.id}"
+    assert market.agent(pairing, "POST", "/market/search", search).status_code == 200
+    paused = market.http.patch(base, json={"status": "paused"})
+    assert paused.status_code == 200 and paused.json()["item"]["status"] == "paused"
+
+    body = error(market.agent(pairing, "POST", "/market/search", search), 403, "AGENT_PAIRING_INACTIVE")
+    assert "paused" in body["message"]
+    order = {"machineId": market.machine_id, "agentPairingId": pairing.id, "serviceId": "svc_hash_budget"}
+    error(market.agent(pairing, "POST", "/market/orders", order), 403, "AGENT_PAIRING_INACTIVE")
+    # No fresh session for a paused pairing either.
+    challenge = market.challenge(market.buyer)
+    proof = {
+        "challengeId": challenge["challengeId"],
+        "signature": market.sign(market.buyer, challenge["message"]),
+    }
+    error(market.http.post(base + "/sessions", json={"agentProof": proof}), 403, "AGENT_PAIRING_INACTIVE")
+
+    # Resuming it (the policy unchanged) makes the same token work again.
+    assert market.http.patch(base, json={"status": "active"}).status_code == 200
+    assert market.agent(pairing, "POST", "/market/search", search).status_code == 200
+
+
+# --- Solana proofs -----------------------------------------------------------------------------
+
+SOL_PRICE = 900_000  # svc_hash_sol, 0.90 USDC
+
+
+def _solana_order(
+    market: Market,
+) -> tuple[Pairing, dict[str, Any], dict[str, Any], Callable[..., httpx.Response]]:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_sol", data="solana rejections")
+    payment = market.intent(
+        pairing, order["id"], {"payerAddress": market.info["wallets"]["solana"]["address"]}
+    )
+    assert payment["rail"]["chain"].startswith("solana:")
+    return pairing, order, payment, _proof_step(market, pairing, order["id"])
+
+
+def _solana_proof(payment: dict[str, Any], signature: str, **override: Any) -> dict[str, Any]:
+    rail = payment["rail"]
+    return {
+        "verificationMode": "rpc",
+        "chain": rail["chain"],
+        "token": "USDC",
+        "tokenMint": rail["tokenMint"],
+        "payerAddress": rail["payerAddress"],
+        "payeeAddress": rail["payeeAddress"],
+        "amount": str(payment["amount"]),
+        "tokenDecimals": 6,
+        "rawAmount": rail["metadata"]["rawAmount"],
+        "transactionSignature": signature,
+        **override,
+    }
+
+
+def _spl(market: Market, to_owner: str, raw: int) -> str:
+    sol = market.info["wallets"]["solana"]
+    return send_spl(
+        market.info["solana"]["rpc_url"], sol["secret_key"], market.info["solana"]["mint"], to_owner, raw
+    )
+
+
+def test_solana_proof_to_the_wrong_payee_is_refused(market: Market) -> None:
+    _pairing, _order, payment, prove = _solana_order(market)
+    stranger = str(Keypair().pubkey())
+    to_stranger = _spl(market, stranger, SOL_PRICE)
+    # The transfer is real and of the right amount, but the provider got nothing.
+    body = error(prove(_solana_proof(payment, to_stranger)), 400, "PAYMENT_TRANSFER_NOT_FOUND")
+    assert body["details"]["payee"] == payment["rail"]["payeeAddress"]
+    declared = error(
+        prove(_solana_proof(payment, to_stranger, payeeAddress=stranger)), 400, "VALIDATION_ERROR"
+    )
+    assert declared["details"]["field"] == "payeeAddress"
+    assert market.http.get(f"/market/orders/{payment['orderId']}/payment").json()["item"]["status"] == (
+        "intent_created"
+    )
+
+
+def test_solana_proof_of_the_wrong_amount_is_refused(market: Market) -> None:
+    _pairing, _order, payment, prove = _solana_order(market)
+    payee = payment["rail"]["payeeAddress"]
+    for raw in (SOL_PRICE - 1, SOL_PRICE + 1):
+        signature = _spl(market, payee, raw)
+        body = error(prove(_solana_proof(payment, signature)), 400, "PAYMENT_TRANSFER_NOT_FOUND")
+        assert body["details"]["rawAmount"] == str(SOL_PRICE)
+    short = _spl(market, payee, SOL_PRICE - 1)
+    declared = error(prove(_solana_proof(payment, short, amount="0.899999")), 400, "VALIDATION_ERROR")
+    assert declared["details"]["field"] == "amount"
+
+
+def test_a_reused_solana_signature_is_refused(market: Market) -> None:
+    pairing, _order, payment, prove = _solana_order(market)
+    signature = _spl(market, payment["rail"]["payeeAddress"], SOL_PRICE)
+    held = prove(_solana_proof(payment, signature))
+    assert held.status_code == 200 and held.json()["item"]["status"] == "held", held.text
+    assert prove(_solana_proof(payment, signature)).status_code == 200  # the same proof again: idempotent
+
+    other = market.order(pairing, "svc_hash_sol", data="second order")
+    other_payment = market.intent(pairing, other["id"], {"payerAddress": payment["rail"]["payerAddress"]})
+    r = _proof_step(market, pairing, other["id"])(_solana_proof(other_payment, signature))
+    body = error(r, 409, "PAYMENT_PROOF_REUSED")
+    assert body["details"]["paymentId"] == payment["id"]
+    # Also in "recorded" mode, where the chain is not read: the signature is spent either way.
+    r = _proof_step(market, pairing, other["id"])(
+        _solana_proof(other_payment, signature, verificationMode="recorded")
+    )
+    error(r, 409, "PAYMENT_PROOF_REUSED")
+
+
+# --- escrow lock -------------------------------------------------------------------------------
+
+ESCROW_PRICE = 1_000_000  # svc_hash_escrow, 1.00 USDC
+
+
+def _escrow_order(market: Market) -> tuple[dict[str, Any], dict[str, Any], Callable[[str], httpx.Response]]:
+    pairing = market.pair()
+    order = market.order(pairing, "svc_hash_escrow", data="escrow rejections")
+    payment = market.intent(pairing, order["id"])
+    rail = payment["rail"]
+    assert rail["type"] == "onchain-escrow"
+
+    def lock(tx: str) -> httpx.Response:
+        body = {"transactionHash": tx, "chain": rail["chain"], "escrowAddress": rail["escrowAddress"]}
+        return market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment/escrow-lock", body)
+
+    return order, payment, lock
+
+
+def _still_unpaid(market: Market, order: dict[str, Any]) -> None:
+    assert (
+        market.http.get(f"/market/orders/{order['id']}/payment").json()["item"]["status"] == "intent_created"
+    )
+
+
+def test_escrow_lock_without_a_deposit_on_chain_is_refused(box: Sandbox, market: Market) -> None:
+    order, payment, lock = _escrow_order(market)
+    buyer = evm_wallet(market.buyer)
+    # A mined transaction that deposits nothing: tokens sent straight to the escrow contract.
+    plain = box.evm.transfer_usdc(buyer, payment["rail"]["escrowAddress"], ESCROW_PRICE)
+    error(lock(plain), 400, "PAYMENT_TRANSFER_NOT_FOUND")
+    # A real deposit, but for another order: this order's deposit slot is still empty.
+    elsewhere = box.evm.deposit(buyer, "ord_some_other_order", payment["rail"]["payeeAddress"], ESCROW_PRICE)
+    error(lock(elsewhere), 400, "PAYMENT_TRANSFER_NOT_FOUND")
+    # A transaction hash the chain has never seen.
+    error(lock("0x" + "5a" * 32), 409, "PAYMENT_NOT_MINED")
+    _still_unpaid(market, order)
+
+
+def test_escrow_lock_of_a_deposit_of_the_wrong_amount_is_refused(box: Sandbox, market: Market) -> None:
+    order, payment, lock = _escrow_order(market)
+    tx = box.evm.deposit(
+        evm_wallet(market.buyer), order["id"], payment["rail"]["payeeAddress"], ESCROW_PRICE - 1
+    )
+    body = error(lock(tx), 400, "PAYMENT_TRANSFER_NOT_FOUND")
+    assert body["details"]["amount"] == str(ESCROW_PRICE - 1)
+    _still_unpaid(market, order)
+
+
+def test_escrow_lock_of_a_deposit_to_the_wrong_payee_is_refused(box: Sandbox, market: Market) -> None:
+    order, _payment, lock = _escrow_order(market)
+    stranger = Account.create().address
+    tx = box.evm.deposit(evm_wallet(market.buyer), order["id"], stranger, ESCROW_PRICE)
+    body = error(lock(tx), 400, "PAYMENT_TRANSFER_NOT_FOUND")
+    assert body["details"]["payee"].lower() == stranger.lower()
+    _still_unpaid(market, order)
