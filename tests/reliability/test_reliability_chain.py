@@ -141,8 +141,20 @@ def test_a_reverted_payment_fails_clearly_and_moves_no_money(served: dict[str, A
     (report,) = fork_cli(served, [order], hang_s=120.0)
     final = report["final"]
     assert final["code"] == 1 and "Traceback" not in final["stderr"]
-    assert "TRANSACTION_REVERTED" in final["stderr"] or "revert" in final["stderr"].lower(), final["stderr"]
+    # The order's error names the transaction and why the token refused it, not only that it reverted.
+    assert "reverted: ERC20: insufficient balance" in final["stderr"], final["stderr"]
     assert final_states(report) == ["failed"]
+    from buyer_agent.journal import Journal
+
+    journal = Journal.open_dir(state_dir)
+    try:
+        (rec,) = journal.orders()
+        assert rec.context["error"]["code"] == "TRANSACTION_REVERTED"
+        assert rec.context["error"]["message"].endswith("reverted: ERC20: insufficient balance")
+        failed = journal.events(rec.order_id)[-1]
+        assert failed.trigger == "fail" and failed.payload["reason"] == "ERC20: insufficient balance"
+    finally:
+        journal.close()
     assert payments_by_sender(served).get(wallets[0][0].lower(), 0) == 0
     (again,) = _resume_until_done(served, [order])  # nothing left to do, and nothing paid on resume
     assert again["final"]["code"] == 0
