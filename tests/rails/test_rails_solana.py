@@ -190,6 +190,32 @@ def test_an_expired_blockhash_is_dropped_and_only_then_reprepared(server: Solana
     assert chain.usdc_balance(buyer.address) == 2 * USDC
 
 
+def test_the_read_back_refuses_a_transfer_of_another_mint(server: SolanaRpcServer) -> None:
+    # The right amount to the right payee, but in the sandbox's USDC mint while the intent named
+    # another mint: peaq records Solana proofs unchecked, so the rail must refuse it itself.
+    chain = server.chain
+    buyer = chain.new_wallet(usdc=2 * USDC)
+    payee = chain.new_wallet()
+    paid = request(server, buyer, payee.address, USDC, order_id="sol-mint")
+    other_mint = str(SolanaWallet.create().address)
+    assert other_mint != server.mint
+
+    async def main() -> None:
+        rail = rail_of(server, buyer)
+        (tx,) = await rail.prepare(paid)
+        await rail.broadcast(tx)
+        assert await rail.wait(tx, 10) is TxStatus.CONFIRMED
+        await rail.verify(paid, [tx])  # the mint it really moved passes
+        wrong = request(server, buyer, payee.address, USDC, order_id="sol-mint", token=other_mint)
+        with pytest.raises(PaymentMismatchError) as caught:
+            await rail.verify(wrong, [tx])
+        assert caught.value.expected == USDC and caught.value.actual == 0
+        await rail.aclose()
+
+    run(main())
+    assert chain.usdc_balance(payee.address) == USDC
+
+
 def test_a_transfer_beyond_the_balance_fails_and_moves_nothing(server: SolanaRpcServer) -> None:
     chain = server.chain
     buyer = chain.new_wallet(usdc=100)
