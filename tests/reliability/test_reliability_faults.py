@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from reliability_support import (
     assert_no_secrets,
@@ -52,3 +53,7 @@ def test_every_order_completes_once_under_20_percent_market_faults(
         assert paid.get(wallet, 0) == 1, f"{report['state_dir']}: {paid.get(wallet, 0)} payments"
         verify_journals(report)
     assert_no_secrets(faulted, reports, [o["key"] for o in orders])
+    # The faults really happened: the sandbox counts every kind it injected.
+    counts = httpx.get(faulted["url"] + "/sandbox/faults", headers={"x-api-key": faulted["api_key"]})
+    injected = counts.json()["injected"]
+    assert all(injected[kind] > 0 for kind in ("5xx", "429", "timeout", "drop_after_commit")), injected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sandbox_kit import Market, started_sandbox
 
+from buyer_agent._errors import OrchestrationError
+from buyer_agent.market import AsyncMarketClient, RetryPolicy
 from buyer_agent.sandbox import Sandbox
 from buyer_agent.sandbox.chains import anvil_available
 from buyer_agent.sandbox.market import FaultConfig, parse_fault_spec
@@ -206,6 +209,61 @@ def test_faults_5xx_429_timeout_and_drop_after_commit(market: Market, no_faults:
     assert retry.status_code == 200
     orders = market.http.get("/market/orders", params=listing).json()["items"]
     assert len(orders) == before + 1 and orders[-1]["id"] == retry.json()["item"]["id"]
+
+
+def test_latency_set_at_run_time_delays_answers_past_a_shorter_client_timeout(
+    market: Market, no_faults: None
+) -> None:
+    machine = f"/machines/{market.machine_id}"
+    short = httpx.Client(
+        base_url=market.http.base_url, headers={"x-api-key": market.info["api_key"]}, timeout=0.3
+    )
+
+    async def read_machine() -> Any:
+        async with AsyncMarketClient(
+            market.info["url"], api_key=market.info["api_key"], retry=RetryPolicy.none()
+        ) as client:
+            try:
+                return await client.get_machine(market.machine_id, options={"timeout": 0.3})
+            except Exception as exc:  # inspected below
+                return exc
+
+    with short:
+        assert short.get(machine).status_code == 200  # answered well within 0.3 s without the fault
+        before = market.http.get("/sandbox/faults").json()["injected"]
+        set_ = market.http.post("/sandbox/faults", json={"latencyMs": 1500})
+        assert set_.status_code == 200 and set_.json()["item"]["latencyMs"] == 1500
+        # The same read now outlives a client that waits 0.3 s: plain httpx, and our client.
+        with pytest.raises(httpx.ReadTimeout):
+            short.get(machine)
+        failed = asyncio.run(read_machine())
+        assert isinstance(failed, OrchestrationError) and failed.retryable, failed
+        # /sandbox/* is never delayed, and it counted the delayed requests.
+        after = short.get("/sandbox/faults").json()["injected"]
+        assert after["latency"] - before["latency"] == 2
+        assert after["5xx"] == before["5xx"] and after["timeout"] == before["timeout"]
+        # A client patient enough gets the answer; with the latency off, the short one does again.
+        assert market.http.get(machine).status_code == 200
+        market.http.post("/sandbox/faults", json={})
+        assert short.get(machine).status_code == 200
+        ok = asyncio.run(read_machine())
+        assert not isinstance(ok, Exception) and ok.item.id == market.machine_id
+
+
+def test_fault_counters_count_what_was_injected(market: Market, no_faults: None) -> None:
+    pairing = market.pair()
+    search = {"machineId": market.machine_id}
+    before = market.http.get("/sandbox/faults").json()["injected"]
+    market.http.post("/sandbox/faults", json={"rate5xx": 1})
+    for _ in range(3):
+        _error(market.agent(pairing, "POST", "/market/search", search), 503, "SERVICE_UNAVAILABLE")
+    market.http.post("/sandbox/faults", json={"rate429": 1})
+    _error(market.agent(pairing, "POST", "/market/search", search), 429, "RATE_LIMITED")
+    market.http.post("/sandbox/faults", json={})
+    assert market.agent(pairing, "POST", "/market/search", search).status_code == 200
+    after = market.http.get("/sandbox/faults").json()["injected"]
+    delta = {k: after[k] - before[k] for k in after}
+    assert delta == {"requests": 5, "latency": 0, "5xx": 3, "429": 1, "timeout": 0, "drop_after_commit": 0}
 
 
 def test_fault_spec_parsing() -> None:

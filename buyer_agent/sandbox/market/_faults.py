@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from buyer_agent.sandbox.market._errors import invalid
 
-__all__ = ["Fault", "FaultConfig", "FaultInjector", "parse_fault_spec"]
+__all__ = ["COUNTED", "Fault", "FaultConfig", "FaultInjector", "parse_fault_spec"]
 
 #: What the server does to one request: nothing, an error answer, hang up, or answer-less commit.
 Fault = Literal["none", "5xx", "429", "timeout", "drop_after_commit"]
@@ -106,13 +106,22 @@ def parse_fault_spec(spec: str, seed: int | None = None) -> FaultConfig:
     return FaultConfig(**values)
 
 
+#: What :meth:`FaultInjector.counts` reports: requests seen, and how many got each fault.
+COUNTED = ("requests", "latency", "5xx", "429", "timeout", "drop_after_commit")
+
+
 class FaultInjector:
-    """Draws one fault per request from the current :class:`FaultConfig` (seeded, thread-safe)."""
+    """Draws one fault per request from the current :class:`FaultConfig` (seeded, thread-safe).
+
+    It counts what it did since the start (``GET /sandbox/faults`` shows it as ``injected``), so a
+    test can check that the faults it asked for really happened.
+    """
 
     def __init__(self, config: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._config = config or FaultConfig()
         self._rng = random.Random(self._config.seed)
+        self._counts = dict.fromkeys(COUNTED, 0)
 
     @property
     def config(self) -> FaultConfig:
@@ -125,10 +134,23 @@ class FaultInjector:
             self._config = config
             self._rng = random.Random(config.seed)
 
+    def counts(self) -> dict[str, int]:
+        """Requests seen and faults injected since the start (never reset by :meth:`configure`)."""
+        with self._lock:
+            return dict(self._counts)
+
     def draw(self) -> Fault:
         """The fault for the next request."""
+        return self.decide()[0]
+
+    def decide(self) -> tuple[Fault, int]:
+        """The fault for the next request and the latency (ms) to add before it, both counted."""
         with self._lock:
             config = self._config
+            self._counts["requests"] += 1
+            if config.latency_ms:
+                self._counts["latency"] += 1
+            chosen: Fault = "none"
             for fault, rate in (
                 ("5xx", config.rate_5xx),
                 ("429", config.rate_429),
@@ -136,5 +158,7 @@ class FaultInjector:
                 ("drop_after_commit", config.rate_drop_after_commit),
             ):
                 if rate > 0 and self._rng.random() < rate:
-                    return fault  # type: ignore[return-value]
-        return "none"
+                    chosen = fault  # type: ignore[assignment]
+                    self._counts[fault] += 1
+                    break
+            return chosen, config.latency_ms

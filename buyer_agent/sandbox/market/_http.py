@@ -219,8 +219,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             path = path[len(API_BASE) :] or "/"
         extension = path.startswith("/sandbox/") or path == "/sandbox"
         if not extension:
-            fault = market.faults.draw()
-            latency = market.faults.config.latency_ms
+            fault, latency = market.faults.decide()
             if latency:
                 time.sleep(latency / 1000)
             if fault == "5xx":
@@ -361,13 +360,13 @@ class MarketServer:
         call = Call(params={}, query={}, body={}, headers=headers)
         if path == "/sandbox/faults":
             self.ctx.require_api_key(call)
-            if method == "GET":
-                return 200, {"item": self.faults.config.to_json()}
             if method == "POST":
                 self.faults.configure(FaultConfig.from_json(loads_body(raw)))
                 _log.info("faults set to %s", self.faults.config)
-                return 200, {"item": self.faults.config.to_json()}
-            raise ApiError(405, "METHOD_NOT_ALLOWED", "use GET or POST")
+            elif method != "GET":
+                raise ApiError(405, "METHOD_NOT_ALLOWED", "use GET or POST")
+            # ``item`` is the settings (POST them back as they are); ``injected`` what was done so far.
+            return 200, {"item": self.faults.config.to_json(), "injected": self.faults.counts()}
         if path == "/sandbox/info" and method == "GET":
             return 200, {"item": self.ctx.public_info}
         raise ApiError(404, "NOT_FOUND", f"no route {method} {path}")
