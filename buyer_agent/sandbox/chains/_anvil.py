@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import os
@@ -85,10 +86,16 @@ class _Banner:
     def read(self, proc: subprocess.Popen[bytes]) -> None:
         """Parse the banner, then keep draining anvil's log so its pipe never fills."""
         assert proc.stdout is not None
+        # stop() may close the pipe while a line is still being read (ValueError): the log just ends.
+        with contextlib.suppress(ValueError):
+            self._read(proc.stdout)
+        self.ready.set()  # the process ended: wake start() so it reports the failure at once
+
+    def _read(self, out: Any) -> None:
         section = ""
         addresses: dict[int, str] = {}
         keys: dict[int, str] = {}
-        for raw in proc.stdout:
+        for raw in out:
             line = raw.decode("utf-8", "replace").strip()
             self.tail.append(_HEX_SECRET.sub("0x…", line))
             if self.ready.is_set():
@@ -107,7 +114,6 @@ class _Banner:
                 )
                 self.port = int(m.group(2))
                 self.ready.set()
-        self.ready.set()  # the process ended: wake start() so it reports the failure at once
 
 
 class AnvilNode:
