@@ -352,6 +352,9 @@ class BuyerAgent:
             if solana_chain is None:
                 solana_chain = await _solana_caip2(solana_rpc)
             rails.append(SolanaRail(solana_rpc, solana_key.reveal(), chain=solana_chain))
+        # Third-party rails (entry-point group ``buyer_agent.rails``) come after the built-in ones:
+        # the runner picks the first rail that supports a quote's rail type and chain.
+        rails.extend(_plugin_rails())
         if not rails:
             raise OrchestrationConfigError(
                 "no payment rail: set BUYER_AGENT_EVM_KEY and BUYER_AGENT_EVM_RPC "
@@ -565,6 +568,32 @@ class BuyerAgent:
         if id is not None:
             return [await runner.drive(id)]
         return list(await asyncio.gather(*(runner.drive(order_id) for order_id in mine)))
+
+
+def _plugin_rails() -> list[Any]:
+    """One rail from each factory registered under the ``buyer_agent.rails`` entry points.
+
+    A factory is called with no arguments (it reads its own configuration) and may return None to
+    stay out (e.g. when it is not configured).
+
+    Raises:
+        RailError: an entry point cannot be loaded, or its factory fails or returns no rail.
+    """
+    from buyer_agent._errors import RailError
+    from buyer_agent.rails import Rail, load_entry_point_rails
+
+    rails: list[Any] = []
+    for name, factory in load_entry_point_rails().items():
+        try:
+            rail = factory()
+        except Exception as exc:  # a third party's failure must not look like ours
+            raise RailError(f"the rail entry point {name!r} failed to build its rail: {exc}") from exc
+        if rail is None:
+            continue
+        if not isinstance(rail, Rail):
+            raise RailError(f"the rail entry point {name!r} returned {type(rail).__name__}, not a Rail")
+        rails.append(rail)
+    return rails
 
 
 async def _solana_caip2(rpc_url: str) -> str:
