@@ -13,10 +13,25 @@ from typing import Any
 
 from buyer_agent._money import Money
 
-__all__ = ["GENESIS_HASH", "dumps", "event_hash", "format_at", "jsonable", "loads"]
+__all__ = [
+    "GENESIS_HASH",
+    "chain_hash",
+    "dumps",
+    "encode_clean",
+    "event_hash",
+    "format_at",
+    "jsonable",
+    "loads",
+]
 
 #: ``prev_hash`` of an order's first event.
 GENESIS_HASH = "0" * 64
+
+#: Canonical text of a value that is already plain JSON (see :func:`jsonable`); built once, since
+#: ``json.dumps`` with options builds a new encoder on every call.
+encode_clean = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_quote = json.encoder.encode_basestring
+_PLAIN = (str, int, bool, type(None))
 
 
 def jsonable(value: Any) -> Any:
@@ -25,6 +40,11 @@ def jsonable(value: Any) -> Any:
     Floats are refused, because a float cannot hold money exactly and its text form is not a
     stable part of a hash.
     """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -54,7 +74,7 @@ def jsonable(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Canonical JSON text: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return encode_clean(jsonable(value))
 
 
 def loads(text: str | None) -> Any:
@@ -82,19 +102,26 @@ def event_hash(
     dst: str,
     payload: Mapping[str, Any],
 ) -> str:
-    """``sha256_hex(prev_hash + canonical)`` over the event's fields (the replay contract)."""
-    canonical = json.dumps(
-        {
-            "order_id": order_id,
-            "seq": seq,
-            "at": at,
-            "trigger": trigger,
-            "src": src,
-            "dst": dst,
-            "payload": jsonable(payload),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+    """``sha256_hex(prev_hash + canonical)`` over the event's fields (the replay contract).
+
+    ``canonical`` is the JSON object of ``order_id, seq, at, trigger, src, dst, payload`` with sorted
+    keys, no spaces and UTF-8 kept.
+    """
+    return chain_hash(prev_hash, order_id, seq, at, trigger, src, dst, dumps(payload))
+
+
+def chain_hash(
+    prev_hash: str, order_id: str, seq: int, at: str, trigger: str, src: str, dst: str, payload_text: str
+) -> str:
+    """:func:`event_hash` for a payload already in canonical text (the journal encodes it once).
+
+    The object is written out key by key in sorted order, which is byte for byte what
+    ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` gives.
+    """
+    if type(seq) is not int:
+        raise TypeError(f"an event's seq must be an int, not {type(seq).__name__}")
+    canonical = (
+        f'{{"at":{_quote(at)},"dst":{_quote(dst)},"order_id":{_quote(order_id)},'
+        f'"payload":{payload_text},"seq":{seq},"src":{_quote(src)},"trigger":{_quote(trigger)}}}'
     )
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()

@@ -220,6 +220,13 @@ def _closing_lines(fh: IO[str]) -> Iterator[str]:
         yield from fh
 
 
+def _imported_context(header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The order's working context rebuilt from its events, so ``show``/``orders`` read it as usual."""
+    from buyer_agent.journal._evidence import context_from_events  # needs the workflow: lazily
+
+    return {**context_from_events(events), "imported_from": header.get("exported_at")}
+
+
 def import_order(journal: Journal, header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> bool:
     """Copy a verified order into ``journal`` exactly (same events, same hashes).
 
@@ -245,21 +252,23 @@ def import_order(journal: Journal, header: Mapping[str, Any], events: Sequence[M
         )
     if not events:
         raise JournalError(f"order {order_id} has no events to import")
-    first, last = events[0], events[-1]
+    first = events[0]
     market_order_id = header.get("market_order_id")
     try:
         with journal.db.atomic() as db:
             db.execute(
                 "INSERT INTO orders (order_id, state, context, spec, market_order_id, created_at, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                # The row starts where the first event does; each inserted event then moves it on
+                # (the schema's events_move_order trigger), ending in the last event's state.
                 [
                     order_id,
-                    str(last["dst"]),
-                    dumps({"imported_from": header.get("exported_at")}),
+                    str(first["src"]),
+                    dumps(_imported_context(header, events)),
                     dumps(header.get("spec") or {}),
                     market_order_id,
                     str(first["at"]),
-                    str(last["at"]),
+                    str(first["at"]),
                 ],
             )
             db.conn.executemany(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,7 +17,16 @@ from sqlite_utils import Database
 from buyer_agent._errors import JournalError, JournalIntegrityError
 from buyer_agent._money import Money
 from buyer_agent._redact import is_sensitive_key
-from buyer_agent.journal._canonical import GENESIS_HASH, dumps, event_hash, format_at, jsonable, loads
+from buyer_agent.journal._canonical import (
+    GENESIS_HASH,
+    chain_hash,
+    dumps,
+    encode_clean,
+    event_hash,
+    format_at,
+    jsonable,
+    loads,
+)
 from buyer_agent.journal._paths import DB_NAME
 from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
 from buyer_agent.journal._schema import migrate
@@ -24,6 +34,10 @@ from buyer_agent.journal._schema import migrate
 __all__ = ["Journal", "lease_owner_id", "utc_now"]
 
 _DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+# The message of the schema's events_at_head trigger.
+_STALE = "stale writer"
+# Context keys are the framework's own names; anything else cannot be a JSON path member safely.
+_CONTEXT_KEY = re.compile(r"[A-Za-z0-9_:.-]+")
 
 
 def utc_now() -> datetime:
@@ -57,6 +71,9 @@ class Journal:
         self.path: Path | None = Path(path) if path is not None else None
         self.durability = durability
         self._clock = clock
+        # The (state, seq, hash) head of each order this journal wrote last: a cache the database
+        # checks on every append (see :meth:`record`), never trusted on its own.
+        self._heads: dict[str, tuple[str, int, str]] = {}
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +143,9 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [order_id, state, dumps(context or {}), dumps(spec), at, at],
             )
-            return self._append(db, order_id, 1, GENESIS_HASH, at, trigger, state, state, first_payload)
+            event = self._append(db, order_id, (state, 0, GENESIS_HASH), at, trigger, state, first_payload)
+        self._heads[order_id] = (state, event.seq, event.hash)
+        return event
 
     def record(
         self,
@@ -142,6 +161,11 @@ class Journal:
         market_order_id: str | None = None,
     ) -> Event:
         """Append an event and update the order row (state, context) in ONE transaction.
+
+        The database accepts the event only at the order's head and in ``src`` (the schema's
+        ``events_at_head`` trigger) and then moves the order row to ``dst``; this journal remembers
+        the heads it wrote, so an append costs one insert, and reads the row again only when another
+        writer moved the order meanwhile.
 
         Args:
             order_id: The order.
@@ -162,62 +186,59 @@ class Journal:
         """
         at_dt = self._clock()
         at = format_at(at_dt)
-        payload = dict(payload or {})
-        with self._atomic() as db:
-            # Write first: it takes the database's write lock before anything is read, so two
-            # writers never read the same last event and the transaction never needs an upgrade.
-            cur = db.execute("UPDATE orders SET updated_at = ? WHERE order_id = ?", [at, order_id])
-            if cur.rowcount != 1:
-                raise JournalError(f"no order {order_id} in the journal")
-            row = db.execute("SELECT state, context FROM orders WHERE order_id = ?", [order_id]).fetchone()
-            if row[0] != src:
-                raise JournalError(f"order {order_id} is {row[0]}, not {src}: refusing event {trigger}")
-            last = db.execute(
-                "SELECT seq, hash FROM events WHERE order_id = ? ORDER BY seq DESC LIMIT 1", [order_id]
-            ).fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-            context = dict(loads(row[1]) or {})
-            for key, value in (context_patch or {}).items():
-                if value is None:
-                    context.pop(key, None)
-                else:
-                    context[key] = value
-            sets = ["state = ?", "context = ?"]
-            args: list[Any] = [dst, dumps(context)]
-            if pairing_id is not None:
-                sets.append("pairing_id = ?")
-                args.append(pairing_id)
-            if market_order_id is not None:
-                sets.append("market_order_id = ?")
-                args.append(market_order_id)
-            db.execute(f"UPDATE orders SET {', '.join(sets)} WHERE order_id = ?", [*args, order_id])
-            event = self._append(db, order_id, seq, prev, at, trigger, src, dst, payload)
-            if ledger is not None:
-                self._apply_ledger(db, order_id, ledger, at_dt)
+        clean = jsonable(payload or {})
+        sets, args = _row_changes(context_patch, pairing_id, market_order_id)
+        for attempt in (1, 2):
+            head = self._heads.get(order_id)
+            if head is None or head[0] != src or attempt == 2:
+                head = self._read_head(order_id)
+                if head[0] != src:
+                    raise JournalError(f"order {order_id} is {head[0]}, not {src}: refusing event {trigger}")
+            try:
+                with self._atomic() as db:
+                    event = self._append(db, order_id, head, at, trigger, dst, clean)
+                    if sets:
+                        db.execute(f"UPDATE orders SET {sets} WHERE order_id = ?", [*args, order_id])
+                    if ledger is not None:
+                        self._apply_ledger(db, order_id, ledger, at_dt)
+            except JournalError as exc:
+                self._heads.pop(order_id, None)
+                if attempt == 1 and _STALE in str(exc):
+                    continue  # another writer moved the order: read its head and try once more
+                raise
+            self._heads[order_id] = (dst, event.seq, event.hash)
             return event
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_head(self, order_id: str) -> tuple[str, int, str]:
+        row = self.db.execute(
+            "SELECT state, last_seq, last_hash FROM orders WHERE order_id = ?", [order_id]
+        ).fetchone()
+        if row is None:
+            raise JournalError(f"no order {order_id} in the journal")
+        return (str(row[0]), int(row[1]), str(row[2]))
 
     def _append(
         self,
         db: Database,
         order_id: str,
-        seq: int,
-        prev: str,
+        head: tuple[str, int, str],
         at: str,
         trigger: str,
-        src: str,
         dst: str,
-        payload: Mapping[str, Any],
+        payload: Any,
     ) -> Event:
+        src, last_seq, prev = head
         clean = jsonable(payload)
-        digest = event_hash(
-            prev, order_id=order_id, seq=seq, at=at, trigger=trigger, src=src, dst=dst, payload=clean
-        )
+        text = encode_clean(clean)
+        seq = last_seq + 1
+        digest = chain_hash(prev, order_id, seq, at, trigger, src, dst, text)
         db.execute(
             "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [order_id, seq, at, trigger, src, dst, dumps(clean), prev, digest],
+            [order_id, seq, at, trigger, src, dst, text, prev, digest],
         )
-        return Event(order_id, seq, at, trigger, src, dst, loads(dumps(clean)), prev, digest)
+        return Event(order_id, seq, at, trigger, src, dst, clean, prev, digest)
 
     def order(self, order_id: str) -> OrderRecord:
         """The order's current row.
@@ -444,6 +465,37 @@ class Journal:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     [key, value],
                 )
+
+
+def _row_changes(
+    context_patch: Mapping[str, Any] | None, pairing_id: str | None, market_order_id: str | None
+) -> tuple[str, list[Any]]:
+    """The ``SET`` clause (and its arguments) an event's row changes need; empty when there are none.
+
+    The context is patched inside SQLite (``json_set`` / ``json_remove`` on the stored text), so an
+    event never reads, decodes and rewrites the whole context.
+    """
+    sets: list[str] = []
+    args: list[Any] = []
+    if context_patch:
+        expr = "context"
+        for key, value in context_patch.items():
+            if not _CONTEXT_KEY.fullmatch(key):
+                raise JournalError(f"context key {key!r} is not a plain name")
+            if value is None:
+                expr = f"json_remove({expr}, ?)"
+                args.append(f'$."{key}"')
+            else:
+                expr = f"json_set({expr}, ?, json(?))"
+                args.extend([f'$."{key}"', dumps(value)])
+        sets.append(f"context = {expr}")
+    if pairing_id is not None:
+        sets.append("pairing_id = ?")
+        args.append(pairing_id)
+    if market_order_id is not None:
+        sets.append("market_order_id = ?")
+        args.append(market_order_id)
+    return ", ".join(sets), args
 
 
 def _order(row: Any) -> OrderRecord:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from buyer_agent.journal._canonical import GENESIS_HASH
+
 __all__ = ["MIGRATIONS", "migrate"]
 
 MIGRATIONS = Migrations("buyer_agent.journal")
@@ -81,6 +83,43 @@ def m001_initial(db: Database) -> None:
         """
     )
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m002_order_head(db: Database) -> None:
+    """The order row keeps its chain head, and the database appends events only at that head.
+
+    ``last_seq`` and ``last_hash`` name the order's newest event. An event is accepted only when it
+    starts in the order's state and links to that head (else ``stale writer``); once accepted, it
+    moves the order row to its ``dst`` and becomes the head. The row can no longer disagree with
+    its events, and a writer that read the order before another one moved it is refused by the
+    database itself.
+    """
+    db.execute("ALTER TABLE orders ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0")
+    db.execute(f"ALTER TABLE orders ADD COLUMN last_hash TEXT NOT NULL DEFAULT '{GENESIS_HASH}'")
+    db.execute(
+        "UPDATE orders SET (last_seq, last_hash) = ("
+        "SELECT seq, hash FROM events WHERE events.order_id = orders.order_id ORDER BY seq DESC LIMIT 1"
+        ") WHERE EXISTS (SELECT 1 FROM events WHERE events.order_id = orders.order_id)"
+    )
+    db.execute(
+        """
+        CREATE TRIGGER events_at_head BEFORE INSERT ON events
+        WHEN (SELECT state != NEW.src OR last_seq + 1 != NEW.seq OR last_hash != NEW.prev_hash
+              FROM orders WHERE order_id = NEW.order_id)
+        BEGIN SELECT RAISE(ABORT, 'stale writer: the event does not start at the order''s head'); END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER events_move_order AFTER INSERT ON events
+        BEGIN
+            UPDATE orders SET state = NEW.dst, last_seq = NEW.seq, last_hash = NEW.hash,
+                updated_at = NEW.at
+            WHERE order_id = NEW.order_id;
+        END
+        """
+    )
 
 
 def migrate(db: Database) -> None:

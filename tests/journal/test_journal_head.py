@@ -1,0 +1,109 @@
+"""The database keeps each order row at its chain head: appends only there, from the row's state."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from buyer_agent import JournalError
+from buyer_agent.journal import GENESIS_HASH, Journal, event_hash
+from buyer_agent.journal._canonical import dumps
+from buyer_agent.journal._schema import MIGRATIONS
+
+
+def test_another_writer_moving_the_order_is_seen_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    mine, theirs = Journal(path), Journal(path)
+    mine.create_order("o1", {})
+    mine.record("o1", "pair", "created", "paired", {"p": 1})
+    # Another process appends in the same state, then moves the order on.
+    theirs.record("o1", "note:seen", "paired", "paired", {"n": 1})
+    ev = mine.record("o1", "note:mine", "paired", "paired", {"n": 2})
+    assert ev.seq == 4 and ev.prev_hash == theirs.events("o1")[2].hash
+    theirs.record("o1", "search", "paired", "searched", {})
+    with pytest.raises(JournalError, match="is searched, not paired"):
+        mine.record("o1", "note:late", "paired", "paired", {})
+    assert [e.trigger for e in mine.events("o1")] == ["submit", "pair", "note:seen", "note:mine", "search"]
+    assert mine.verify("o1") == 5
+    assert mine.order("o1").state == "searched"
+
+
+def test_the_database_refuses_an_event_not_at_the_head(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    first = journal.create_order("o1", {})
+    journal.record("o1", "pair", "created", "paired", {})
+
+    def insert(seq: int, src: str, prev: str) -> None:
+        at = "2026-01-01T00:00:00.000000Z"
+        digest = event_hash(prev, order_id="o1", seq=seq, at=at, trigger="x", src=src, dst=src, payload={})
+        journal.db.execute(
+            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+            "VALUES ('o1', ?, ?, 'x', ?, ?, '{}', ?, ?)",
+            [seq, at, src, src, prev, digest],
+        )
+
+    head = journal.events("o1")[-1]
+    for seq, src, prev in [(3, "created", head.hash), (2, "paired", first.hash), (3, "paired", first.hash)]:
+        with pytest.raises(sqlite3.IntegrityError, match="stale writer"):
+            insert(seq, src, prev)
+    assert journal.verify("o1") == 2
+
+
+def test_context_patches_are_exact_and_remove_keys(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.create_order("o1", {}, context={"keep": "k", "drop": 1})
+    huge = 2**200
+    journal.record(
+        "o1",
+        "note:c",
+        "created",
+        "created",
+        {},
+        {
+            "price": Decimal("1.000000000000000000000001"),
+            "big": huge,
+            "nested": {"b": [1, "x"]},
+            "drop": None,
+        },
+    )
+    ctx = dict(journal.order("o1").context)
+    assert ctx == {"keep": "k", "price": "1.000000000000000000000001", "big": huge, "nested": {"b": [1, "x"]}}
+    with pytest.raises(JournalError, match="not a plain name"):
+        journal.record("o1", "note:c", "created", "created", {}, {'a"b': 1})
+    with pytest.raises(TypeError, match="float"):
+        journal.record("o1", "note:c", "created", "created", {}, {"f": 0.5})
+    assert len(journal.events("o1")) == 2  # the refused patches wrote nothing
+
+
+def test_a_journal_written_before_the_head_columns_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(path, isolation_level=None))
+    MIGRATIONS.apply(db, stop_before="m002_order_head")
+    at = "2026-01-01T00:00:00.000000Z"
+    db.execute(
+        "INSERT INTO orders (order_id, state, context, spec, created_at, updated_at) "
+        "VALUES ('o1', 'paired', '{}', '{}', ?, ?)",
+        [at, at],
+    )
+    prev = GENESIS_HASH
+    for seq, (trigger, src, dst) in enumerate(
+        [("submit", "created", "created"), ("pair", "created", "paired")], 1
+    ):
+        digest = event_hash(
+            prev, order_id="o1", seq=seq, at=at, trigger=trigger, src=src, dst=dst, payload={}
+        )
+        db.execute(
+            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+            "VALUES ('o1', ?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, at, trigger, src, dst, dumps({}), prev, digest],
+        )
+        prev = digest
+    db.close()
+    journal = Journal(path)
+    ev = journal.record("o1", "search", "paired", "searched", {})
+    assert (ev.seq, ev.prev_hash) == (3, prev)
+    assert journal.verify("o1") == 3
