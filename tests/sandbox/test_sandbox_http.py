@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_kit import Market, started_sandbox
+from sandbox_kit import Market, send_spl, started_sandbox
 
 from buyer_agent._errors import OrchestrationError
 from buyer_agent.market import AsyncMarketClient, RetryPolicy
@@ -336,6 +337,128 @@ def test_cli_prints_one_json_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         httpx.post(
             info["evm"]["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2
         )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state or "\nState:\tX" in state  # exited, waiting to be reaped
+
+
+def _refused(url: str, payload: dict[str, Any]) -> bool:
+    try:
+        httpx.post(url, json=payload, timeout=2)
+    except httpx.TransportError:
+        return True
+    return False
+
+
+def _serve(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    with log.open("ab") as err:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "buyer_agent", "sandbox", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, log.read_text()
+    return proc, json.loads(line)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_port_and_state_dir_and_a_signal_stops_the_market_and_both_chains(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    if not anvil_available():
+        pytest.skip("anvil is not installed")
+    port, state, log = _free_port(), tmp_path / "state", tmp_path / "stderr.log"
+    proc, info = _serve(["--port", str(port), "--state-dir", str(state)], log)
+    try:
+        assert info["url"] == f"http://127.0.0.1:{port}"  # --port reached the market
+        assert httpx.get(info["url"] + "/api/v1/health").status_code == 200
+        api = httpx.Client(base_url=info["url"] + "/api/v1", headers={"x-api-key": info["api_key"]})
+        with api:
+            challenge = api.post(
+                f"/machines/{info['machine_id']}/agent-pairings/challenges",
+                json={
+                    "agentAddress": info["wallets"]["evm"]["address"],
+                    "agentProvider": "t",
+                    "agentRole": "b",
+                },
+            )
+            assert challenge.status_code == 200
+        solana_rpc = {"jsonrpc": "2.0", "id": 1, "method": "getHealth"}
+        assert httpx.post(info["solana"]["rpc_url"], json=solana_rpc, timeout=5).json()["result"] == "ok"
+        chains = _children(proc.pid)
+        assert chains, "anvil runs as a child process of the sandbox"
+        # A Solana transfer just before the signal: a clean stop saves the ledger with it.
+        sol = info["wallets"]["solana"]
+        signature = send_spl(
+            info["solana"]["rpc_url"], sol["secret_key"], info["solana"]["mint"], sol["address"], 1
+        )
+
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+        assert proc.stdout is not None and proc.stdout.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    # The market, the EVM chain (its process too) and the Solana RPC are all gone.
+    assert _refused(info["url"] + "/api/v1/health", {})
+    assert _refused(info["evm"]["rpc_url"], {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+    assert _refused(info["solana"]["rpc_url"], solana_rpc)
+    assert all(_gone(pid) for pid in chains), chains
+    # --state-dir reached it: market state, the anvil chain and the Solana ledger were kept there,
+    # and a restart on it serves the same API key, contracts and mint.
+    assert (state / "market" / "market-state.json").is_file()
+    assert (state / "anvil").is_dir() and (state / "solana" / "solana-state.json").is_file()
+    again, info2 = _serve(["--state-dir", str(state)], log)
+    try:
+        assert (info2["api_key"], info2["evm"]["token_address"], info2["solana"]["mint"]) == (
+            info["api_key"],
+            info["evm"]["token_address"],
+            info["solana"]["mint"],
+        )
+        lookup = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "getTransaction",
+            "params": [signature, {"encoding": "json"}],
+        }
+        assert httpx.post(info2["solana"]["rpc_url"], json=lookup, timeout=5).json()["result"] is not None
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()
+        if again.stdout is not None:
+            again.stdout.close()
 
 
 def test_cli_help_explains_every_flag() -> None:
