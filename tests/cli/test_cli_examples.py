@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,46 @@ def test_example_on_the_embedded_sandbox(
     shown = json.loads(cli("show", out["order_id"], "--json", "--state-dir", str(tmp_path / "state")).stdout)
     assert shown["order"]["state"] == state
     assert any(pay["tx"] in step["tx"] for step in shown["timeline"])
+
+
+# For each example: what cheapest picks, the quotes on its own rail it may choose between, the one
+# over its 2.50 budget and the one the demo pairing's policy denies.
+VARIETY = {
+    "task.yaml": ("svc_hash_budget", {"svc_hash_budget", "svc_hash_fast"}, "svc_hash_premium",
+                  "svc_hash_denied"),
+    "escrow.yaml": ("svc_hash_escrow", {"svc_hash_escrow", "svc_hash_escrow_pro"}, "svc_hash_escrow_premium",
+                    "svc_hash_escrow_denied"),
+    "solana.yaml": ("svc_hash_sol", {"svc_hash_sol", "svc_hash_sol_fast"}, "svc_hash_sol_premium",
+                    "svc_hash_sol_denied"),
+    "dispute.yaml": ("svc_hash_faulty", {"svc_hash_faulty", "svc_hash_faulty_pro"}, "svc_hash_faulty_premium",
+                     "svc_hash_faulty_denied"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("example", sorted(VARIETY))
+def test_each_example_has_quotes_to_choose_between(example: str, tmp_path: Path) -> None:
+    chosen, eligible, over_budget, denied = VARIETY[example]
+    proc = cli("run", f"examples/{example}", "--json", "--state-dir", str(tmp_path))
+    # The example's outcome is unchanged: dispute.yaml still disputes and is refunded.
+    assert proc.returncode == (3 if example == "dispute.yaml" else 0), proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["quote"]["service_id"] == chosen
+    seen = {c["service_id"]: c for c in out["candidates"]}
+    ok = [c for c in out["candidates"] if c["eligible"]]
+    assert {c["service_id"] for c in ok} == eligible
+    # Several eligible quotes at different prices and different market scores.
+    assert len({c["price"]["amount"] for c in ok}) == len(ok) >= 2
+    market_scores = {r for c in ok for r in c["reasons"] if r.startswith("market score ")}
+    assert len(market_scores) == len(ok), market_scores
+    # Quotes on the example's own rail that no strategy may take, each for its one reason.
+    assert seen[over_budget]["eligible"] is False
+    assert seen[over_budget]["reasons"] == [
+        f"price {seen[over_budget]['price']['amount']} USDC over order budget 2.50 USDC"
+    ]
+    assert seen[denied]["eligible"] is False
+    assert seen[denied]["reasons"] == [f"service {denied} is denied by the policy"]
+    # The denied one is cheaper than any eligible quote: only the policy keeps it out.
+    assert Decimal(seen[denied]["price"]["amount"]) < min(Decimal(c["price"]["amount"]) for c in ok)
 
 
 def test_default_demo_picks_the_cheapest_eligible_quote(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from eth_account.messages import encode_defunct
 from sandbox_kit import Market, evm_wallet, started_sandbox
 
 from buyer_agent.sandbox import Sandbox
+from buyer_agent.sandbox.market._policy import DEFAULT_POLICY
 
 sdk = pytest.importorskip("peaq_os_sdk")
 from peaq_os_sdk import PeaqosClient  # noqa: E402
@@ -82,7 +83,8 @@ def _pair(client: PeaqosClient, market: Market) -> tuple[str, str]:
             agent_proof=AgentProofInput(challenge_id=challenge.challenge_id, signature=signature),
         ),
     ).item
-    assert pairing.pairing_token and pairing.delegation_policy.denied_service_ids == ("svc_hash_denied",)
+    denied = tuple(DEFAULT_POLICY["deniedServiceIds"])
+    assert pairing.pairing_token and pairing.delegation_policy.denied_service_ids == denied
     return pairing.id, pairing.pairing_token
 
 

@@ -103,6 +103,52 @@ CATALOGUE: tuple[ServiceSpec, ...] = (
         capabilities=("sha256", "hashing", "escrow"), faulty=True,
         notes=("Reports completed outcomes whose result is not a valid hash (dispute demo).",),
     ),
+    # Every example (task, escrow, solana, dispute) gets, on its own rail, quotes to choose between:
+    # eligible ones at different prices and scores, one over a typical 2.50 budget, and a cheap one
+    # denied by the demo policy (``DEFAULT_POLICY``).
+    ServiceSpec(
+        "svc_hash_escrow_premium", "Escrowed SHA-256 Premium", "escrowprime", "EscrowPrime", 3_200_000,
+        _d("0.97"), "onchain-escrow", "evm", latency_ms=25, reputation=_d("0.97"), region="eu-west",
+        capabilities=("sha256", "hashing", "escrow", "low-latency"),
+    ),
+    ServiceSpec(
+        "svc_hash_escrow_denied", "Cheap escrowed SHA-256 (denied by the demo policy)", "shadyescrow",
+        "ShadyEscrow", 500_000, _d("0.78"), "onchain-escrow", "evm", latency_ms=180, reputation=_d("0.38"),
+        capabilities=("sha256", "hashing", "escrow"),
+    ),
+    ServiceSpec(
+        "svc_hash_sol_premium", "Premium SHA-256 on Solana", "solprime", "SolPrime", 3_500_000, _d("0.98"),
+        "wallet", "solana", latency_ms=30, reputation=_d("0.98"),
+        capabilities=("sha256", "hashing", "low-latency"),
+    ),
+    ServiceSpec(
+        "svc_hash_sol_denied", "Cheap SHA-256 on Solana (denied by the demo policy)", "shadysol", "ShadySol",
+        500_000, _d("0.77"), "wallet", "solana", latency_ms=220, reputation=_d("0.36"),
+    ),
+    ServiceSpec(
+        "svc_hash_faulty_pro", "SHA-256 Pro (unverified provider)", "faultypro", "FaultyPro", 1_300_000,
+        _d("0.82"), "onchain-escrow", "evm", latency_ms=70, reputation=_d("0.35"),
+        operation=OPERATION_UNVERIFIED, capabilities=("sha256", "hashing", "escrow"), faulty=True,
+        notes=("Reports completed outcomes whose result is not a valid hash (dispute demo).",),
+    ),
+    ServiceSpec(
+        "svc_hash_faulty_premium", "SHA-256 Premium (unverified provider)", "faultyprime", "FaultyPrime",
+        3_000_000, _d("0.90"), "onchain-escrow", "evm", latency_ms=30, reputation=_d("0.33"),
+        operation=OPERATION_UNVERIFIED, capabilities=("sha256", "hashing", "escrow"), faulty=True,
+        notes=("Reports completed outcomes whose result is not a valid hash (dispute demo).",),
+    ),
+    ServiceSpec(
+        "svc_hash_faulty_denied", "Cheap SHA-256 (unverified, denied by the demo policy)", "faultyshady",
+        "FaultyShady", 500_000, _d("0.60"), "onchain-escrow", "evm", latency_ms=160, reputation=_d("0.20"),
+        operation=OPERATION_UNVERIFIED, capabilities=("sha256", "hashing", "escrow"), faulty=True,
+        notes=("Reports completed outcomes whose result is not a valid hash (dispute demo).",),
+    ),
+    # The cheapest quote when a task allows handoffs: native_first passes it over, cheapest takes it.
+    ServiceSpec(
+        "svc_hash_handoff_lite", "SHA-256 by external handoff (lite)", "handlite", "HandLite", 500_000,
+        _d("0.60"), "wallet", "evm", latency_ms=1200, reputation=_d("0.70"),
+        execution_mode="external-handoff",
+    ),
 )  # fmt: skip
 
 _BY_ID = {spec.id: spec for spec in CATALOGUE}

@@ -16,7 +16,13 @@ DEFAULT_POLICY: dict[str, Any] = {
     "allowedSkillKeys": [],
     "deniedSkillKeys": [],
     "allowedServiceIds": [],
-    "deniedServiceIds": ["svc_hash_denied"],
+    # One cheap, tempting service per example's rail (catalogue): strategies must never get it.
+    "deniedServiceIds": [
+        "svc_hash_denied",
+        "svc_hash_escrow_denied",
+        "svc_hash_sol_denied",
+        "svc_hash_faulty_denied",
+    ],
     "perTransactionLimit": Decimal(5),
     "dailySpendLimit": Decimal(20),
     "currency": "USDC",
