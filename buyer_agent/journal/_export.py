@@ -260,7 +260,7 @@ def import_order(journal: Journal, header: Mapping[str, Any], events: Sequence[M
                 "INSERT INTO orders (order_id, state, context, spec, market_order_id, created_at, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 # The row starts where the first event does; each inserted event then moves it on
-                # (the schema's events_move_order trigger), ending in the last event's state.
+                # (the schema's events_move_* triggers), ending in the last event's state.
                 [
                     order_id,
                     str(first["src"]),

@@ -34,6 +34,8 @@ from buyer_agent.journal._schema import migrate
 __all__ = ["Journal", "lease_owner_id", "utc_now"]
 
 _DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+# Events recorded before a side effect runs: committed durably (see Journal._atomic).
+_INTENT = "intent:"
 # The message of the schema's events_at_head trigger.
 _STALE = "stale writer"
 # Context keys are the framework's own names; anything else cannot be a JSON path member safely.
@@ -54,8 +56,10 @@ class Journal:
 
     Args:
         path: The database file; None for an in-memory journal (tests).
-        durability: ``"normal"`` (``synchronous=NORMAL``: survives a process crash) or ``"full"``
-            (``synchronous=FULL``: also survives a power cut, slower).
+        durability: ``"normal"`` (``synchronous=NORMAL``, except that every ``intent:`` event is
+            committed with a sync of the log, so the record of each side effect, and everything
+            journaled before it, survives a power cut before the effect runs) or ``"full"``
+            (``synchronous=FULL``: every event survives a power cut, slower).
         clock: Where event times come from (injected so tests and replays are deterministic).
     """
 
@@ -113,10 +117,22 @@ class Journal:
         return self._clock()
 
     @contextmanager
-    def _atomic(self) -> Iterator[Database]:
+    def _atomic(self, *, durable: bool = False) -> Iterator[Database]:
+        """One transaction; ``durable`` syncs the log at its commit even at ``synchronous=NORMAL``.
+
+        In WAL mode a synced commit also makes every earlier commit durable (the log is written in
+        order), so syncing the intents is enough for nothing done outside to be forgotten.
+        """
+        sync = durable and self.durability == "normal" and self.path is not None
         try:
-            with self.db.atomic() as db:
-                yield db
+            if sync:
+                self.db.execute("PRAGMA synchronous=FULL")
+            try:
+                with self.db.atomic() as db:
+                    yield db
+            finally:
+                if sync:
+                    self.db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
 
@@ -195,7 +211,7 @@ class Journal:
                 if head[0] != src:
                     raise JournalError(f"order {order_id} is {head[0]}, not {src}: refusing event {trigger}")
             try:
-                with self._atomic() as db:
+                with self._atomic(durable=trigger.startswith(_INTENT)) as db:
                     event = self._append(db, order_id, head, at, trigger, dst, clean)
                     if sets:
                         db.execute(f"UPDATE orders SET {sets} WHERE order_id = ?", [*args, order_id])

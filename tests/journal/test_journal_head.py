@@ -107,3 +107,29 @@ def test_a_journal_written_before_the_head_columns_is_migrated(tmp_path: Path) -
     ev = journal.record("o1", "search", "paired", "searched", {})
     assert (ev.seq, ev.prev_hash) == (3, prev)
     assert journal.verify("o1") == 3
+
+
+def test_intents_are_synced_before_their_effect_and_other_events_are_not(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.create_order("o1", {})
+    seen: list[str] = []
+    journal.db.conn.set_trace_callback(seen.append)
+
+    def syncs(trigger: str, src: str, dst: str) -> list[str]:
+        seen.clear()
+        journal.record("o1", trigger, src, dst, {})
+        assert journal.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL after
+        return [s for s in seen if s.startswith("PRAGMA synchronous=")]
+
+    assert syncs("intent:broadcast_payment", "created", "created") == [
+        "PRAGMA synchronous=FULL",
+        "PRAGMA synchronous=NORMAL",
+    ]
+    assert syncs("result:broadcast_payment", "created", "created") == []
+    assert syncs("pair", "created", "paired") == []
+    full = Journal(tmp_path / "full.db", durability="full")
+    full.create_order("o1", {})
+    full.db.conn.set_trace_callback(seen.append)
+    seen.clear()
+    full.record("o1", "intent:x", "created", "created", {})
+    assert not [s for s in seen if s.startswith("PRAGMA")]  # every commit is synced there already
