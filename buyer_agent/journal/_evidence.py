@@ -27,15 +27,26 @@ def _as_event(e: Event | Mapping[str, Any]) -> Event:
     )
 
 
-def context_from_events(events: Sequence[Event]) -> dict[str, Any]:
+def context_from_events(events: Sequence[Event | Mapping[str, Any]]) -> dict[str, Any]:
     """The facts the runner keeps in the order's context, rebuilt from the event payloads.
 
-    Used for orders whose live context is not at hand (an imported or exported journal).
+    Used for orders whose live context is not at hand (an imported or exported journal): the quote
+    chosen and why, the candidates, the payment request, transactions, proof and the market's payment
+    status, the outcome, and the error the order stands on, as the runner's summary reads them.
     """
     ctx: dict[str, Any] = {}
     quotes: dict[str, Any] = {}
-    for ev in events:
+    for ev in map(_as_event, events):
         p = ev.payload
+        if "payment_status" in p:
+            ctx["payment_status"] = p["payment_status"]
+        if ev.trigger in ("fail", "note:error") and p.get("code") is not None:
+            ctx["error"] = {"code": p.get("code"), "message": p.get("message")}
+        elif ev.trigger == "dispute":
+            ctx["error"] = {"code": "DISPUTED", "message": p.get("reason")}
+        elif ":" not in ev.trigger and ev.trigger not in ("refund", "cancel"):
+            # A step that succeeds clears the error of an earlier, stopped attempt (as the runner does).
+            ctx["error"] = None
         if ev.trigger in ("search", "choose"):
             quotes.update({str(q["quote_id"]): q for q in p.get("quotes") or []})
         if ev.trigger == "pair":

@@ -85,6 +85,25 @@ def test_real_order_round_trip(sandbox: dict[str, Any], tmp_path: Path) -> None:
         assert not secret or (secret not in text and secret not in text.lower())
     assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", text)
     assert _cli("import", str(path), "--state-dir", str(tmp_path / "b"), env=env).returncode == 0
+    # The imported order reads like the original: its context is rebuilt from the events, so show and
+    # orders give the same quote, candidates, payment, outcome and decision.
+    shown: dict[str, Any] = {}
+    for where in ("a", "b"):
+        proc = _cli("show", oid, "--json", "--state-dir", str(tmp_path / where), env=env)
+        assert proc.returncode == 0, proc.stderr
+        shown[where] = json.loads(proc.stdout)
+        assert shown[where]["order"].pop("journal").startswith(str(tmp_path / where))
+    assert shown["b"] == shown["a"]
+    order = shown["b"]["order"]
+    for key in ("order_id", "state", "quote", "candidates", "payment", "outcome"):
+        assert order[key] == out[key], key
+    assert shown["b"]["decision"] == "cheapest eligible quote: 0.80 USDC (svc_hash_budget)"
+    listed: dict[str, Any] = {}
+    for where in ("a", "b"):
+        proc = _cli("orders", "--json", "--state-dir", str(tmp_path / where), env=env)
+        (listed[where],) = json.loads(proc.stdout)
+        listed[where].pop("journal")
+    assert listed["b"] == listed["a"] and listed["b"]["quote"] == out["quote"]
     here = _cli("replay", oid, "--json", "--state-dir", str(tmp_path / "a"), env=env)
     there = _cli("replay", oid, "--json", "--state-dir", str(tmp_path / "b"), env=env)
     from_file = _cli("replay", str(path), "--json", env=env)
@@ -95,13 +114,16 @@ def test_real_order_round_trip(sandbox: dict[str, Any], tmp_path: Path) -> None:
     assert a["events"] == b["events"] == f["events"]
     assert a["timeline"] == b["timeline"] == f["timeline"]
     assert a["timeline"]["quote"]["service_id"] == out["quote"]["service_id"]
+    assert a["timeline"]["quote"]["why"] == "cheapest eligible quote: 0.80 USDC (svc_hash_budget)"
     assert out["payment"]["tx"] in {t["tx_id"] for t in a["timeline"]["transactions"]}
     # What-if over the real journal: best_score would have paid for svc_hash_fast.
     w = _cli("replay", str(path), "--strategy", "best_score", "--json", env=env)
+    assert w.returncode == 0, w.stderr
     what = json.loads(w.stdout)["what_if"]
-    if "error" not in what:
-        assert what["alternative"]["service_id"] == "svc_hash_fast"
-        assert what["difference"] == {"amount": "+0.40", "currency": "USDC"}
+    assert "error" not in what, what
+    assert what["recorded"]["service_id"] == "svc_hash_budget"
+    assert what["alternative"]["service_id"] == "svc_hash_fast"
+    assert what["difference"] == {"amount": "+0.40", "currency": "USDC"}
 
 
 def test_real_dispute_evidence(sandbox: dict[str, Any], tmp_path: Path) -> None:
@@ -113,3 +135,20 @@ def test_real_dispute_evidence(sandbox: dict[str, Any], tmp_path: Path) -> None:
     for key in ("quote", "policy_decision", "payment", "outcome", "acceptance_failure", "journal"):
         assert bundle.get(key), key
     assert bundle["payment"]["tx"] and "dispute" in bundle["journal"]
+    # The bundle is the one the workflow attached to the dispute (as the market received it), plus the
+    # bindings of the dispute event and the journal's head.
+    exported = tmp_path / "d.jsonl"
+    assert _cli("export", out["order_id"], "-o", str(exported), "--state-dir", str(tmp_path / "s"),
+                env=_env()).returncode == 0  # fmt: skip
+    events = [json.loads(line) for line in exported.read_text().splitlines()[1:]]
+    (dispute,) = [e for e in events if e["trigger"] == "dispute"]
+    assert bundle["journal"].pop("dispute") == {"seq": dispute["seq"], "hash": dispute["hash"]}
+    assert bundle.pop("order_id") == out["order_id"]
+    assert bundle.pop("head") == {"seq": events[-1]["seq"], "hash": events[-1]["hash"]}
+    assert bundle == dispute["payload"]["evidence"]
+    # With the payment transaction and its proof (the escrow lock), bound to the journal's events.
+    assert bundle["payment"]["tx"] == out["payment"]["tx"]
+    assert bundle["payment"]["proof"]["transaction_hash"] == out["payment"]["tx"]
+    assert bundle["quote"]["quote_id"] == out["quote"]["quote_id"]
+    (paid,) = [e for e in events if e["trigger"] == "paid"]
+    assert bundle["journal"]["payment"] == {"seq": paid["seq"], "hash": paid["hash"]}
