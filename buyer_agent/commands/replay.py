@@ -159,6 +159,17 @@ def run(args: argparse.Namespace) -> int:
     good = [d for d in docs if "error" not in d]
     summary = summarise((d["state"], d["verified"], d["timeline"]) for d in good)
     summary["unreadable"] = len(docs) - len(good)
+    # Name every journal that does not verify (or cannot be read), so a summary never hides one.
+    summary["broken"] = [
+        {
+            "source": d["source"],
+            "order_id": d.get("order_id"),
+            "seq": (d.get("breakage") or {}).get("seq"),
+            "reason": (d.get("breakage") or {}).get("reason") or d.get("error"),
+        }
+        for d in docs
+        if not d["verified"]
+    ]
     if args.json:
         dump_json({"orders": docs, "summary": summary})
     else:
@@ -169,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['orders']} orders, {summary['verified']} verified; outcomes {summary['outcomes']}; "
             f"spend {summary['spend']}; seconds in each state {summary['seconds_in_state']}"
         )
+        for b in summary["broken"]:
+            where = f"order {b['order_id']} at event {b['seq']}" if b["order_id"] else "unreadable"
+            print(f"BROKEN {b['source']}: {where}: {b['reason']}")
     if any(not d["verified"] for d in good):
         return EXIT_BROKEN
     return EXIT_UNREADABLE if unreadable else EXIT_OK

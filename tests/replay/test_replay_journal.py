@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,19 @@ def test_round_trip_export_import_replay(journal: Journal, tmp_path: Path, capsy
     ]  # fmt: skip
     assert tl["quote"]["service_id"] == "svc_hash_budget"
     assert tl["quote"]["price"] == {"amount": "0.80", "currency": "USDC"}
+    # The quote chosen and why: the strategy's decision as recorded, with its ranking and candidates.
+    assert tl["quote"]["why"] == "cheapest eligible quote: 0.80 USDC"
+    decision = tl["decision"]
+    assert decision["strategy"] == "cheapest" and decision["reason"] == "cheapest eligible quote: 0.80 USDC"
+    assert decision["quote_id"] == "q_svc_hash_budget"
+    assert decision["ranking"] == ["q_svc_hash_budget", "q_svc_hash_fast"]
+    assert {c["service_id"]: c["eligible"] for c in decision["candidates"]} == {
+        "svc_hash_budget": True, "svc_hash_fast": True, "svc_hash_premium": False, "svc_hash_denied": False,
+    }  # fmt: skip
+    assert main(["replay", "ord_golden_1", "--state-dir", str(other)]) == 0
+    text = capsys.readouterr().out
+    assert "quote: q_svc_hash_budget (svc_hash_budget) 0.80 USDC" in text
+    assert "— cheapest eligible quote: 0.80 USDC" in text
     assert tl["transactions"][0]["tx_id"] == "0x" + "ab" * 32
     assert tl["spent"] == {"amount": "0.80", "currency": "USDC"}
     assert tl["states"][0]["seconds"] == "0.250000"
@@ -182,6 +197,72 @@ def test_replay_a_directory_summarises(journal: Journal, tmp_path: Path, capsys:
     assert "2 orders, 2 verified" in capsys.readouterr().out
 
 
+def test_a_directory_with_one_broken_journal_exits_1_and_names_it(
+    journal: Journal, tmp_path: Path, capsys: Any
+) -> None:
+    write_order(journal, "ord_a")
+    write_order(journal, "ord_b")
+    d = tmp_path / "many"
+    d.mkdir()
+    (d / "ord_a.jsonl").write_text("\n".join(_export(journal, "ord_a")) + "\n")
+    lines = _export(journal, "ord_b")
+    lines[7] = lines[7].replace('"status":"created"', '"status":"paid"')
+    (d / "ord_b.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(d), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    s = doc["summary"]
+    assert s["orders"] == 2 and s["verified"] == 1 and s["unreadable"] == 0
+    assert [o["verified"] for o in doc["orders"]] == [True, False]
+    reason = doc["orders"][1]["breakage"]["reason"]
+    broken = {"source": str(d / "ord_b.jsonl"), "order_id": "ord_b", "seq": 7, "reason": reason}
+    assert s["broken"] == [broken]
+    assert main(["replay", str(d)]) == 1
+    text = capsys.readouterr().out
+    assert "2 orders, 1 verified" in text
+    assert f"BROKEN {broken['source']}: order ord_b at event 7: " in text
+    # An unreadable file in the directory is named as well (and the broken one still wins: exit 1).
+    (d / "junk.jsonl").write_text("not a journal\n")
+    assert main(["replay", str(d), "--json"]) == 1
+    s = json.loads(capsys.readouterr().out)["summary"]
+    assert s["unreadable"] == 1
+    assert sorted(b["source"] for b in s["broken"]) == sorted([broken["source"], str(d / "junk.jsonl")])
+
+
+def test_a_final_state_other_than_the_header_or_the_order_row_says_is_named(
+    journal: Journal, tmp_path: Path, capsys: Any
+) -> None:
+    write_order(journal)
+    lines = _export(journal)
+    header = json.loads(lines[0])
+    assert header["final_state"] == "confirmed"
+    # The header (not hash-chained) claims another final state: the rebuilt state disagrees.
+    header["final_state"] = "refunded"
+    path = tmp_path / "claims.jsonl"
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    r = replay_file(path)
+    assert r.state == "confirmed" and not r.verified
+    assert r.breakage is not None and r.breakage.seq == 14
+    assert r.breakage.reason == "the events rebuild confirmed, but the journal says the order is refunded"
+    assert main(["replay", str(path), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"] == "confirmed" and doc["verified"] is False
+    assert doc["breakage"] == {"seq": 14, "reason": r.breakage.reason}
+    # The order row of a state directory claims another state than its events rebuild.
+    db = journal.path
+    assert db is not None
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE orders SET state = 'failed' WHERE order_id = 'ord_golden_1'")
+    assert main(["replay", "ord_golden_1", "--state-dir", str(db.parent), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"] == "confirmed" and doc["verified"] is False
+    assert doc["breakage"] == {
+        "seq": 14,
+        "reason": "the events rebuild confirmed, but the journal says the order is failed",
+    }
+    assert main(["replay", "ord_golden_1", "--state-dir", str(db.parent)]) == 1
+    assert "BROKEN at event 14: the events rebuild confirmed" in capsys.readouterr().out
+
+
 def test_golden_journals_replay(capsys: Any) -> None:
     files = sorted(GOLDEN.glob("*.jsonl"))
     assert files, "no golden journals committed"
@@ -234,7 +315,16 @@ def test_evidence_of_a_disputed_order(journal: Journal, tmp_path: Path) -> None:
         assert by_seq[ref["seq"]].hash == ref["hash"]
     out = tmp_path / "evidence.json"
     assert main(["evidence", "ord_d", "-o", str(out), "--state-dir", str(journal.path.parent)]) == 0  # type: ignore[union-attr]
-    assert json.loads(out.read_text())["journal"] == json.loads(json.dumps(bundle["journal"]))
+    written = json.loads(out.read_text())
+    assert written["journal"] == json.loads(json.dumps(bundle["journal"]))
+    # The command writes the very bundle the workflow attached to the dispute, plus what binds it.
+    (dispute,) = [e for e in events if e.trigger == "dispute"]
+    attached = json.loads(json.dumps(dispute.payload["evidence"], default=str))
+    assert written["journal"].pop("dispute") == {"seq": dispute.seq, "hash": dispute.hash}
+    assert written.pop("order_id") == "ord_d"
+    assert written.pop("head") == {"seq": events[-1].seq, "hash": events[-1].hash}
+    assert written == attached
+    assert written["payment"]["proof"]["transaction_hash"] == written["payment"]["tx"] == "0x" + "ab" * 32
     # Before a dispute, the bundle is built the same way from the events alone.
     pre = build_evidence([e.to_json() for e in events[:-3]], reason="checking")
     assert pre["reason"] == "checking" and pre["journal"]["outcome"]["seq"] == events[-4].seq

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from replay_orders import write_order
 
 from buyer_agent.cli import main
@@ -14,10 +13,6 @@ from buyer_agent.journal import Journal
 from buyer_agent.journal._export import export_lines
 from buyer_agent.journal._replay import replay_order
 from buyer_agent.journal._whatif import what_if
-
-pytest.importorskip("strategies", reason="strategies not importable")
-if not hasattr(__import__("strategies"), "load_strategy"):
-    pytest.skip("strategies.load_strategy has not landed yet", allow_module_level=True)
 
 
 def test_best_score_over_a_cheapest_journal_picks_svc_hash_fast(journal: Journal) -> None:
