@@ -239,7 +239,11 @@ class AgentTools:
             }
         if summary.candidates:
             chosen = (summary.quote or {}).get("quote_id")
-            listed = self._candidates({"candidates": summary.candidates, "recommended": chosen})
+            # The recorded decision line: the strategy's, or "chosen by the caller: …" for a pick by quote id.
+            reason = self._agent.journal.order(order_id).context.get("decision_reason")
+            listed = self._candidates(
+                {"candidates": summary.candidates, "recommended": chosen, "reason": reason}
+            )
             return {**head, **listed, "chosen": chosen, "next": self._view(summary)["next"]}
         return {
             **head,

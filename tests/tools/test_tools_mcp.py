@@ -19,8 +19,6 @@ from buyer_agent.tools import TOOLS
 pytestmark = pytest.mark.chains
 ROOT = Path(__file__).resolve().parents[2]
 
-mcp = pytest.importorskip("mcp")
-
 
 def _result(res: Any) -> dict[str, Any]:
     (block,) = res.content
@@ -31,10 +29,15 @@ def _result(res: Any) -> dict[str, Any]:
     return data
 
 
-async def _session(state_dir: Path, errlog: Any, task: bool = True) -> None:
+async def _session(
+    state_dir: Path, errlog: Any, task: bool = True, env_state_dir: Path | None = None
+) -> None:
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
+    # With a task file the state dir is given by --state-dir (over $BUYER_AGENT_STATE_DIR pointing
+    # elsewhere); without, through the environment only, as an MCP client's config would set it.
+    flag = ["--state-dir", str(state_dir)] if task else []
     params = StdioServerParameters(
         command=sys.executable,
         # Without --task the embedded sandbox buys the built-in task (the model gives the input).
@@ -43,9 +46,12 @@ async def _session(state_dir: Path, errlog: Any, task: bool = True) -> None:
             "buyer_agent",
             "mcp",
             *(["--task", str(ROOT / "examples" / "task.yaml")] if task else []),
+            *flag,
         ],
-        # The state dir through the environment, as an MCP client's config would set it.
-        env={"BUYER_AGENT_STATE_DIR": str(state_dir), "PYTHONPATH": os.pathsep.join(sys.path)},
+        env={
+            "BUYER_AGENT_STATE_DIR": str(env_state_dir or state_dir),
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        },
         cwd=ROOT,
     )
     async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
@@ -69,6 +75,10 @@ async def _session(state_dir: Path, errlog: Any, task: bool = True) -> None:
 
         listed_cands = _result(await session.call_tool("list_candidates", {"order_id": order_id}))
         quote_id = listed_cands["recommended"]
+        # The candidates come with the strategy's reasons and its decision line (cheapest here).
+        assert listed_cands["strategy_reason"] == "cheapest eligible quote: 0.80 USDC (svc_hash_budget)"
+        (top,) = [c for c in listed_cands["candidates"] if c["quote_id"] == quote_id]
+        assert "price 0.80 USDC, the lowest" in top["reasons"]
         chosen = _result(
             await session.call_tool("choose_quote", {"order_id": order_id, "quote_id": quote_id})
         )
@@ -92,11 +102,14 @@ async def _session(state_dir: Path, errlog: Any, task: bool = True) -> None:
 @pytest.mark.parametrize("task", [True, False], ids=["task-file", "built-in-sandbox-task"])
 def test_the_mcp_server_lists_the_tools_and_completes_an_order(tmp_path: Path, task: bool) -> None:
     state_dir = tmp_path / "state"
+    elsewhere = tmp_path / "env-state"
     log = tmp_path / "server.log"
     with log.open("w") as errlog:
-        asyncio.run(asyncio.wait_for(_session(state_dir, errlog, task), timeout=120))
-    # The order is in the journal the environment pointed at.
+        run = _session(state_dir, errlog, task, env_state_dir=elsewhere if task else None)
+        asyncio.run(asyncio.wait_for(run, timeout=120))
+    # The order is in the journal --state-dir (with a task file) or the environment pointed at.
     assert (state_dir / DB_NAME).exists()
+    assert not (elsewhere / DB_NAME).exists()
     assert "Traceback" not in log.read_text()
 
 

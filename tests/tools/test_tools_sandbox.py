@@ -217,6 +217,47 @@ def test_only_an_eligible_quote_can_be_chosen(loop: asyncio.Runner, make_agent: 
     )
 
 
+@pytest.mark.parametrize(
+    ("strategy", "service", "own", "reason"),
+    [
+        (
+            "cheapest",
+            "svc_hash_budget",
+            "price 0.80 USDC, the lowest",
+            "cheapest eligible quote: 0.80 USDC (svc_hash_budget)",
+        ),
+        (
+            "best_score",
+            "svc_hash_fast",
+            "market score 0.92, the highest",
+            "best market score 0.92: svc_hash_fast at 1.20 USDC",
+        ),
+    ],
+)
+def test_list_candidates_gives_the_strategys_reasons(
+    loop: asyncio.Runner, make_agent: Factory, strategy: str, service: str, own: str, reason: str
+) -> None:
+    agent = make_agent(spec=replace(TASK.spec, strategy=strategy))
+    order_id = call(loop, agent, "search_market")["order_id"]
+    listed = call(loop, agent, "list_candidates", order_id=order_id)
+    assert listed["strategy_reason"] == reason
+    by_id = {c["quote_id"]: c for c in listed["candidates"]}
+    top = by_id[listed["recommended"]]
+    assert top["service_id"] == service and top["eligible"] is True
+    # The strategy's own reasons follow the guard's line; the guard's alone for the ineligible.
+    assert top["reasons"][0].startswith("eligible: ") and own in top["reasons"]
+    (denied,) = [c for c in listed["candidates"] if c["service_id"] == "svc_hash_denied"]
+    assert denied["eligible"] is False and denied["reasons"] == [
+        "service svc_hash_denied is denied by the policy"
+    ]
+    # Once chosen, the order's candidates still carry the reasons and the decision it was made on.
+    call(loop, agent, "choose_quote", order_id=order_id)
+    after = call(loop, agent, "list_candidates", order_id=order_id)
+    assert after["chosen"] == listed["recommended"] and after["strategy_reason"] == reason
+    assert after["candidates"] == listed["candidates"]
+    assert call(loop, agent, "cancel_order", order_id=order_id)["state"] == "cancelled"
+
+
 def test_the_approval_threshold_holds_the_order_until_the_cli_approves(
     loop: asyncio.Runner, make_agent: Factory
 ) -> None:
