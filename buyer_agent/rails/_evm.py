@@ -50,6 +50,8 @@ GAS_LIMITS: Mapping[str, int] = {
     "escrow_release": 200_000,
 }
 _HEADROOM_NUM, _HEADROOM_DEN = 5, 4
+#: Receipts the rail keeps (oldest dropped first); enough for every order in flight.
+_MINED_KEPT = 4096
 
 
 def _caip2_id(chain: str) -> int | None:
@@ -115,7 +117,15 @@ class EvmRail:
         self._w3 = AsyncWeb3(
             AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
         )
+        # Middlewares that only cost calls here: "validation" asks the node's chain id before every
+        # gas estimate and eth_call (the rail checks the chain itself, once), a payment names
+        # addresses, never ENS names, and the gas middlewares fill fields the rail always sets.
+        for name in ("validation", "ens_name_to_address", "gas_price_strategy", "gas_estimate"):
+            self._w3.middleware_onion.remove(name)
         self._chain_id: int | None = None
+        # Receipts of mined transactions, read once by status() and reused by verify(): the rail
+        # treats a receipt with its confirmations as final (it does not follow reorgs).
+        self._mined: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"EvmRail(rpc_url={self._rpc_url!r}, address={self._address!r}, chain={self.chain!r})"
@@ -307,10 +317,18 @@ class EvmRail:
             raise RailError(f"the node refused transaction {tx.tx_id}: {exc}") from exc
 
     async def _receipt(self, tx_id: str) -> Any:
+        known = self._mined.get(tx_id)
+        if known is not None:
+            return known
         try:
-            return await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
+            receipt = await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
         except TransactionNotFound:
             return None
+        if receipt is not None and self._confirmations == 1:
+            if len(self._mined) >= _MINED_KEPT:
+                self._mined.pop(next(iter(self._mined)))
+            self._mined[tx_id] = receipt
+        return receipt
 
     @translated("reading an EVM transaction's status")
     async def status(self, tx: SignedTx) -> TxStatus:
