@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from transitions import Machine
+
 from buyer_agent._errors import (
     BuyerAgentError,
     OrchestrationApiError,
@@ -190,6 +192,10 @@ class Runner:
         self._owner = lease_owner_id(uuid.uuid4().hex[:12])
         self._started: dict[str, float] = {}
         self._transient: dict[str, int] = {}
+        # While an order is driven: its machine (built once, not per trigger) and when its lease is
+        # due for renewal (halfway through its time to live, by the journal's clock).
+        self._machines: dict[str, tuple[OrderModel, Machine]] = {}
+        self._renew_at: dict[str, datetime] = {}
 
     @property
     def journal(self) -> Journal:
@@ -353,9 +359,7 @@ class Runner:
             await self.lock.acquire()
             try:
                 rec = self.runner._journal.order(self.order_id)
-                if not self.runner._journal.acquire_lease(
-                    self.order_id, self.runner._owner, self.runner._ttl(rec)
-                ):
+                if not self.runner._renew_lease(rec):
                     raise StateError(
                         f"order {self.order_id} is being driven by another process ({rec.lease_owner})",
                         state=rec.state,
@@ -368,12 +372,22 @@ class Runner:
 
         async def __aexit__(self, *exc: object) -> None:
             try:
+                self.runner._renew_at.pop(self.order_id, None)
+                self.runner._machines.pop(self.order_id, None)
                 self.runner._journal.release_lease(self.order_id, self.runner._owner)
             finally:
                 self.lock.release()
 
     def _lease(self, order_id: str) -> Runner._LeaseCtx:
         return Runner._LeaseCtx(self, order_id)
+
+    def _renew_lease(self, rec: OrderRecord) -> bool:
+        """Take or renew the order's lease; True when this runner holds it."""
+        ttl = self._ttl(rec)
+        if not self._journal.acquire_lease(rec.order_id, self._owner, ttl):
+            return False
+        self._renew_at[rec.order_id] = self._clock() + timedelta(seconds=ttl / 2)
+        return True
 
     def _ttl(self, rec: OrderRecord) -> float:
         d = OrderSpec.from_json(rec.spec).deadlines if rec.spec else None
@@ -383,7 +397,9 @@ class Runner:
     async def _advance(self, rec: OrderRecord) -> bool:
         """One step from the order's state; False when driving must stop for now."""
         state = S(rec.state)
-        self._journal.acquire_lease(rec.order_id, self._owner, self._ttl(rec))
+        renew_at = self._renew_at.get(rec.order_id)
+        if renew_at is None or self._clock() >= renew_at:
+            self._renew_lease(rec)
         try:
             if state is S.CREATED:
                 await self._pair(rec)
@@ -505,8 +521,16 @@ class Runner:
         if trigger not in ("fail", "dispute", "refund", "cancel"):
             # A step that succeeds clears an error recorded by an earlier, stopped attempt.
             kwargs["context"] = {"error": None, **(kwargs.get("context") or {})}
-        model = OrderModel(self._journal, rec.order_id)
-        build_machine(model, rec.state)
+        entry = self._machines.get(rec.order_id)
+        if entry is None:
+            model = OrderModel(self._journal, rec.order_id)
+            entry = (model, build_machine(model, rec.state))
+            if rec.order_id in self._renew_at:  # kept only while the order is driven under its lease
+                self._machines[rec.order_id] = entry
+        model, machine = entry
+        if model.state != rec.state:
+            machine.set_state(rec.state)
+        model.last_event = None
         if not model.trigger(trigger, **kwargs):
             raise PolicyError(f"the guard refused {trigger} from {rec.state}", rule=f"guard:{trigger}")
         if model.last_event is not None:
