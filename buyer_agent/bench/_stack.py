@@ -2,8 +2,9 @@
 
 The sandbox runs as a separate process (``python -m buyer_agent sandbox``), so the market and anvil
 never share this process's GIL with the agent being measured. The raw flow makes the same HTTP calls
-with :class:`AsyncMarketClient` and the same chain calls (sign, ``eth_sendRawTransaction``, receipt
-polls) with nothing of the framework around them: no journal, no state machine, no strategy.
+with :class:`AsyncMarketClient` and the chain calls any EIP-1559 payer makes (base fee, tip, gas
+estimate, sign, ``eth_sendRawTransaction``, receipt polls; nonces counted locally) with nothing of the
+framework around them: no journal, no state machine, no strategy, no reconciliation reads.
 """
 
 from __future__ import annotations
@@ -247,16 +248,21 @@ class RawBuyer:
         raw_amount = int(str(meta.get("raw_amount", meta.get("rawAmount"))))
         payee = str(rail.payee_address)
         data = _TRANSFER + payee.lower()[2:].rjust(64, "0") + hex(raw_amount)[2:].rjust(64, "0")
+        # What any EIP-1559 payer asks the node before signing: the base fee, the tip and the gas.
+        base = int((await self._rpc("eth_getBlockByNumber", ["latest", False]))["baseFeePerGas"], 16)
+        tip = int(await self._rpc("eth_maxPriorityFeePerGas", []), 16)
+        call = {"from": self._account.address, "to": rail.token_address, "data": data}
+        gas = int(await self._rpc("eth_estimateGas", [call]), 16)
         signed = self._account.sign_transaction(
             {
                 "to": rail.token_address,
                 "data": data,
                 "value": 0,
-                "gas": 100_000,
+                "gas": max(120_000, gas * 5 // 4),
                 "nonce": await self._next_nonce(),
                 "chainId": self._chain_id,
-                "maxFeePerGas": 50 * 10**9,
-                "maxPriorityFeePerGas": 10**9,
+                "maxFeePerGas": min(2 * base + tip, 50 * 10**9),
+                "maxPriorityFeePerGas": tip,
             }
         )
         tx_hash = await self._rpc(
