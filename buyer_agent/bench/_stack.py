@@ -163,6 +163,8 @@ class RawBuyer:
         self._rpc_url = info["evm"]["rpc_url"]
         self._account = Account.from_key(key)
         self._http = httpx.AsyncClient(timeout=30)
+        # Bounded like the market client's requests, so many orders in flight queue cheaply.
+        self._slots = asyncio.Semaphore(64)
         self._nonce: int | None = None
         self._nonce_lock = asyncio.Lock()
         self._chain_id = int(self._chain.split(":")[1])
@@ -173,11 +175,11 @@ class RawBuyer:
         await self._http.aclose()
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
-        body = (
-            await self._http.post(
+        async with self._slots:
+            answer = await self._http.post(
                 self._rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
             )
-        ).json()
+        body = answer.json()
         if "error" in body:
             raise BuyerAgentError(f"{method}: {body['error']}")
         return body["result"]
