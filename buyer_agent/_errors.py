@@ -78,8 +78,9 @@ class OrchestrationError(BuyerAgentError):
 class OrchestrationApiError(OrchestrationError):
     """The server answered with an error envelope (or a body the client could not use).
 
-    ``status_code`` is 0 for errors the client synthesises before or after the wire
-    (``INVALID_RESPONSE_SHAPE``). ``details`` is redacted of secrets.
+    ``status_code`` is 0 for an answer whose JSON does not match the documented shape
+    (``INVALID_RESPONSE_SHAPE``); an answer with no usable JSON at all is ``BAD_RESPONSE`` with the
+    status the market sent. ``details`` is redacted of secrets.
     """
 
     def __init__(
@@ -108,7 +109,12 @@ class OrchestrationApiError(OrchestrationError):
 
 
 class OrchestrationNetworkError(OrchestrationError):
-    """The request did not reach the server (connect error, DNS, refused). Safe to repeat."""
+    """A network failure.
+
+    This class itself means the request did not reach the server (connect error, DNS, refused):
+    safe to repeat. Its subclass :class:`OrchestrationOutcomeUnknown` means it may have reached it;
+    catch that one first where a write must be reconciled rather than repeated.
+    """
 
     retryable = True
 

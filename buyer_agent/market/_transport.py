@@ -27,7 +27,7 @@ from buyer_agent._errors import (
 )
 from buyer_agent._redact import REDACTED, Secret, redact
 from buyer_agent._version import __version__
-from buyer_agent.market._codes import BAD_RESPONSE, INVALID_RESPONSE_SHAPE
+from buyer_agent.market._codes import BAD_RESPONSE
 from buyer_agent.market._wire import dumps, loads, to_snake, to_wire, wire_query
 
 __all__ = [
@@ -217,19 +217,15 @@ class Transport:
             parsed = loads(raw) if raw else None
         except (ValueError, RecursionError):
             parsed = None
-            if status < 400:
-                raise OrchestrationApiError(
-                    INVALID_RESPONSE_SHAPE,
-                    f"{method} {path}: the market answered {status} with a body that is not JSON",
-                    status_code=0,
-                ) from None
         if status >= 400:
             raise self._api_error(status, parsed, response, sent)
         if parsed is None:
+            # As the official SDK: a success answer with no JSON in it (empty, ``null``, not JSON)
+            # is BAD_RESPONSE with the status the market sent.
             raise OrchestrationApiError(
-                INVALID_RESPONSE_SHAPE,
-                f"{method} {path}: the market answered {status} with no body",
-                status_code=0,
+                BAD_RESPONSE,
+                f"{method} {path}: the market answered {status} without a JSON body",
+                status_code=status,
             )
         return to_snake(parsed)
 

@@ -148,11 +148,27 @@ ORDER = ms.item(ms.ORDER_ITEM)
 PAYMENT = ms.item(ms.PAYMENT_ITEM)
 SEARCH = ms.item(ms.SEARCH_ITEM)
 
-MALFORMED: list[tuple[str, Call, Any]] = [
+NOT_JSON: list[tuple[str, Call, Any]] = [
     ("not json", ORDER_CALL, b"this is not json"),
     ("truncated json", ORDER_CALL, json.dumps(ORDER).encode()[:-7]),
     ("empty body", ORDER_CALL, b""),
     ("json null", ORDER_CALL, b"null"),
+    ("deep nesting", ORDER_CALL, ("[" * 100_000 + "]" * 100_000).encode()),
+    ("NaN literal", PAYMENT_CALL, json.dumps(PAYMENT).replace("1.25", "NaN").encode()),
+    ("Infinity literal", PAYMENT_CALL, json.dumps(PAYMENT).replace("1.25", "-Infinity").encode()),
+]
+
+
+@pytest.mark.parametrize(("call", "body"), [m[1:] for m in NOT_JSON], ids=[m[0] for m in NOT_JSON])
+def test_a_success_answer_without_json_is_bad_response_with_its_status(call: Call, body: Any) -> None:
+    # As the official SDK (and the reference, 1.6): BAD_RESPONSE for an empty or non-JSON success body.
+    err = api_error(ms.Market((201, body)), call)
+    assert err.code == BAD_RESPONSE
+    assert err.status_code == 201
+    assert not err.retryable
+
+
+MALFORMED: list[tuple[str, Call, Any]] = [
     ("a list, not an object", ORDER_CALL, [ORDER]),
     ("item missing", ORDER_CALL, {"order": ms.ORDER_ITEM}),
     ("item not an object", ORDER_CALL, {"item": "ord_01"}),
@@ -174,8 +190,6 @@ MALFORMED: list[tuple[str, Call, Any]] = [
     ("amount infinity string", PAYMENT_CALL, _with(PAYMENT, "item.amount", "Infinity")),
     ("amount huge", PAYMENT_CALL, json.dumps(PAYMENT).replace("1.25", "1e400").encode()),
     ("amount huge integer", PAYMENT_CALL, json.dumps(PAYMENT).replace("1.25", "9" * 120).encode()),
-    ("NaN literal", PAYMENT_CALL, json.dumps(PAYMENT).replace("1.25", "NaN").encode()),
-    ("Infinity literal", PAYMENT_CALL, json.dumps(PAYMENT).replace("1.25", "-Infinity").encode()),
     ("quote price negative", SEARCH_CALL, _with(SEARCH, "item.quotes.0.pricing.amount", -3)),
     ("quote score a string", SEARCH_CALL, _with(SEARCH, "item.quotes.0.score", "high")),
     ("required field null", ORDER_CALL, _with(ORDER, "item.status", None)),
@@ -183,7 +197,6 @@ MALFORMED: list[tuple[str, Call, Any]] = [
     ("execute 200 without run", EXECUTE_CALL, _with(ms.EXECUTE_200, "execution.run", ...)),
     ("execute 202 without handoff", EXECUTE_CALL, _with(ms.EXECUTE_202, "execution.handoff", ...)),
     ("execute without order", EXECUTE_CALL, _with(ms.EXECUTE_200, "order", ...)),
-    ("deep nesting", ORDER_CALL, ("[" * 100_000 + "]" * 100_000).encode()),
 ]
 
 
@@ -230,11 +243,20 @@ CALLS = st.sampled_from(
 )
 
 
+def _is_json_body(body: Any) -> bool:
+    # What the market would send: JSON text other than ``null`` (NaN and Infinity are not JSON).
+    try:
+        json.dumps(body, allow_nan=False)
+    except ValueError:
+        return False
+    return body is not None
+
+
 def _accepts_or_refuses_cleanly(call: Call, body: Any) -> None:
     result = outcome(ms.Market((200, body)), call)
     if isinstance(result, BaseException):
         assert isinstance(result, OrchestrationApiError), repr(result)
-        assert result.code == INVALID_RESPONSE_SHAPE
+        assert result.code == (INVALID_RESPONSE_SHAPE if _is_json_body(body) else BAD_RESPONSE)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
