@@ -70,7 +70,7 @@ def find_anvil() -> str | None:
 
 
 def anvil_available() -> bool:
-    """True when :func:`find_anvil` finds a binary (the sandbox may fall back otherwise)."""
+    """True when :func:`find_anvil` finds a binary (without one the sandbox cannot start its EVM chain)."""
     return find_anvil() is not None
 
 
