@@ -711,9 +711,7 @@ class Runner:
         )
         limits_doc = limits_json(limits)
         if sel.choice is None:
-            reasons = "; ".join(
-                f"{c['service_id']}: {', '.join(c['reasons'])}" for c in sel.candidates if not c["eligible"]
-            )
+            reasons = _why_not(sel.candidates)
             self._fail(
                 rec,
                 "NO_ELIGIBLE_QUOTE",
@@ -1316,6 +1314,23 @@ def _last_tx_id(txs: Any) -> str | None:
     if not txs:
         return None
     return str(txs[-1].get("tx_id"))
+
+
+#: Refused quotes named in a NO_ELIGIBLE_QUOTE message; every one, with all its reasons, is in the
+#: order's candidates (``run --json``, ``show``).
+_WHY_NOT_SHOWN = 5
+
+
+def _why_not(candidates: Sequence[Mapping[str, Any]]) -> str:
+    """One line on why no quote was eligible: the first reason of the first few refused quotes."""
+    refused = [c for c in candidates if not c["eligible"]]
+    parts = []
+    for c in refused[:_WHY_NOT_SHOWN]:
+        first, *rest = list(c["reasons"]) or ["refused"]
+        parts.append(f"{c['service_id']}: {first}" + (f" (+{len(rest)} more)" if rest else ""))
+    if len(refused) > _WHY_NOT_SHOWN:
+        parts.append(f"and {len(refused) - _WHY_NOT_SHOWN} more quotes; every reason is in the candidates")
+    return "; ".join(parts)
 
 
 async def _revert_reason(rail: Rail, tx: SignedTx) -> str | None:

@@ -154,3 +154,17 @@ def test_dispute_evidence_binds_journal_hashes() -> None:
     assert ev["journal"]["quote"] == {"seq": choose.seq, "hash": choose.hash}
     assert ev["journal"]["payment"] == {"seq": paid.seq, "hash": paid.hash}
     assert ev["payment"]["tx"] == "0xabc" and ev["acceptance_failure"] == "bad result"
+
+
+def test_no_eligible_quote_says_why_in_one_short_line() -> None:
+    from buyer_agent.workflow._runner import _why_not
+
+    refused = [
+        {"service_id": f"svc_{i}", "eligible": False, "reasons": [f"price {i} over budget", "denied", "x"]}
+        for i in range(8)
+    ]
+    line = _why_not([{"service_id": "svc_ok", "eligible": True, "reasons": ["eligible"]}, *refused])
+    assert line.startswith("svc_0: price 0 over budget (+2 more); svc_1: price 1 over budget (+2 more)")
+    assert "svc_4: price 4 over budget (+2 more); and 3 more quotes" in line
+    assert "svc_ok" not in line and "svc_5" not in line and "denied" not in line
+    assert _why_not([{"service_id": "s", "eligible": False, "reasons": ["expired"]}]) == "s: expired"
