@@ -67,7 +67,16 @@ def run_order(info: dict[str, Any], key: str, state_dir: Path, crash: str | None
     )
 
 
+def market_order_ids(info: dict[str, Any]) -> set[str]:
+    """Every market order the sandbox holds for its machine."""
+    from buyer_agent.market import MarketClient
+
+    with MarketClient(info["url"], api_key=info["api_key"]) as market:
+        return {o.id for o in market.list_market_orders_all(machine_id=info["machine_id"])}
+
+
 def test_kill_at_every_step_then_resume_pays_exactly_once(external: dict[str, Any], tmp_path: Path) -> None:
+    before = market_order_ids(external)  # the session's sandbox may hold other tests' orders
     # A reference order: how many events does an uninterrupted order journal?
     (ref_addr, ref_key), *_ = fund_wallets(external, 1)
     ref = run_order(external, ref_key, tmp_path / "ref")
@@ -80,19 +89,25 @@ def test_kill_at_every_step_then_resume_pays_exactly_once(external: dict[str, An
     kill_points = [step["seq"] for step in steps[:-1]]
     wallets = fund_wallets(external, len(kill_points))
 
-    def crash_and_resume(seq: int, wallet: tuple[str, str]) -> tuple[int, str, str, int, str]:
+    def crash_and_resume(seq: int, wallet: tuple[str, str]) -> tuple[int, str, str, int, str, str]:
         address, key = wallet
         state_dir = tmp_path / f"kill-{seq}"
         crashed = run_order(external, key, state_dir, crash=f"seq:{seq}")
         assert crashed.returncode == -signal.SIGKILL, (seq, crashed.returncode, crashed.stderr)
         env = market_env(external, evm_key=key)
         resumed = cli("resume", "--market", external["url"], "--json", "--state-dir", str(state_dir), env=env)
-        states = [s["state"] for s in json.loads(resumed.stdout or "[]")]
-        final = states[0] if states else "?"
-        return seq, final, resumed.stderr, resumed.returncode, address
+        summaries = json.loads(resumed.stdout or "[]")
+        final = summaries[0]["state"] if summaries else "?"
+        market_order = summaries[0]["market_order_id"] if summaries else "?"
+        return seq, final, resumed.stderr, resumed.returncode, address, market_order
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(crash_and_resume, kill_points, wallets))
-    for seq, final, stderr, code, address in results:
+    for seq, final, stderr, code, address, _ in results:
         assert (seq, final, code) == (seq, "confirmed", 0), stderr
         assert transfers_from(external, address) == 1, f"kill after event {seq}: not exactly one payment"
+    # The market saw each order once too: a resume after a kill between placing the order and
+    # journaling its answer reuses the journaled idempotency key instead of placing a second one.
+    journaled = {json.loads(ref.stdout)["market_order_id"], *(r[5] for r in results)}
+    assert len(journaled) == 1 + len(kill_points)
+    assert market_order_ids(external) - before == journaled
