@@ -252,7 +252,7 @@ def test_a_dropped_transaction_whose_nonce_was_reused_is_dropped_and_only_then_r
     req = request(chain, buyer, payee, 1 * USDC, order_id="dropped-1")
 
     async def main() -> None:
-        rail = EvmRail(chain.rpc_url, buyer.private_key, chain=chain.caip2)
+        rail = EvmRail(chain.rpc_url, buyer.private_key, chain=chain.caip2, drop_settle_s=0.3)
         node.set_automine(False)
         (first,) = await rail.prepare(req)
         await rail.broadcast(first)
@@ -261,9 +261,11 @@ def test_a_dropped_transaction_whose_nonce_was_reused_is_dropped_and_only_then_r
         assert await rail.status(first) is TxStatus.PENDING
         node.set_automine(True)
         chain.transfer_usdc(buyer, other, 1)  # another transaction takes the nonce
+        # Nonce used, no receipt: DROPPED only once that has held for the settle time.
+        assert await rail.status(first) is TxStatus.PENDING
+        assert await rail.wait(first, 5) is TxStatus.DROPPED
+        await rail.broadcast(first)  # its nonce is used: nothing is sent, and nothing fails
         assert await rail.status(first) is TxStatus.DROPPED
-        with pytest.raises(RailError, match="nonce"):
-            await rail.broadcast(first)
         (second,) = await rail.prepare(req)
         assert second.meta["nonce"] == first.meta["nonce"] + 1
         assert await settle(rail, [second]) == [TxStatus.CONFIRMED]
@@ -273,6 +275,38 @@ def test_a_dropped_transaction_whose_nonce_was_reused_is_dropped_and_only_then_r
     run(main())
     assert chain.usdc_balance(payee) == 1 * USDC
     assert chain.usdc_balance(buyer.address) == 4 * USDC - 1
+
+
+def test_a_mined_transaction_whose_receipt_is_late_is_never_dropped(chain: EvmChain) -> None:
+    # A node may count a mined transaction's nonce before it serves the receipt. One look at "nonce
+    # used, no receipt" called it DROPPED and the runner signed a second payment (crash suite, 2 in
+    # ~700 orders): the verdict must hold for the settle time first.
+    buyer = chain.new_wallet(usdc=5 * USDC)
+    payee = EvmWallet.create().address
+    req = request(chain, buyer, payee, 1 * USDC, order_id="late-receipt-1")
+
+    async def main() -> None:
+        rail = EvmRail(chain.rpc_url, buyer.private_key, chain=chain.caip2, drop_settle_s=0.5)
+        (tx,) = await rail.prepare(req)
+        await rail.broadcast(tx)
+        real = rail._receipt
+        hidden = {"left": 6}  # the receipt lookups that find nothing yet
+
+        async def late(tx_id: str) -> Any:
+            if hidden["left"] > 0:
+                hidden["left"] -= 1
+                return None
+            return await real(tx_id)
+
+        rail._receipt = late  # type: ignore[method-assign]
+        assert await rail.status(tx) is TxStatus.PENDING  # mined, nonce used, receipt not served yet
+        assert await rail.wait(tx, 5) is TxStatus.CONFIRMED
+        await rail.verify(req, [tx])
+        await rail.aclose()
+
+    run(main())
+    assert transfers_from(chain, buyer.address) == 1
+    assert chain.usdc_balance(payee) == 1 * USDC
 
 
 def test_a_transfer_beyond_the_balance_reverts_with_its_reason(chain: EvmChain) -> None:
