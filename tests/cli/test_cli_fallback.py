@@ -6,17 +6,15 @@ whose policy changed after the agent paired would); everything else reaches the 
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from cli_support import cli, market_env, transfers_from
+from loopback_proxy import LoopbackProxy
 
 pytestmark = pytest.mark.chains
 
@@ -24,70 +22,33 @@ ORDERS = "/api/v1/market/orders"
 SEARCH = "/api/v1/market/search"
 
 
-class RefusingProxy:
+class RefusingProxy(LoopbackProxy):
     """Forwards to the market, but answers 403 ``AGENT_POLICY_DENIED`` to orders for ``refused``."""
 
     def __init__(self, upstream: str, refused: str) -> None:
-        split = urlsplit(upstream)
-        self._host, self._port = split.hostname or "127.0.0.1", split.port or 80
         self.refused = refused
         self.calls: list[tuple[str, str, str | None]] = []  # (method, path, serviceId of an order)
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                proxy.handle(self)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(upstream)
+        self.url = self.address
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.calls if (m, p) == (method, path))
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
-        length = int(req.headers.get("Content-Length") or 0)
-        body = req.rfile.read(length) if length else None
+        body = self.body(req)
         path = req.path.split("?")[0]
         service = None
         if req.command == "POST" and path == ORDERS and body:
             service = json.loads(body).get("serviceId")
         self.calls.append((req.command, path, service))
         if service == self.refused:
-            data = json.dumps(
-                {
-                    "error": {
-                        "code": "AGENT_POLICY_DENIED",
-                        "message": f"service {service} is denied by the delegation policy",
-                    }
-                }
-            ).encode()
-            status, ctype = 403, "application/json"
-        else:
-            headers = {k: v for k, v in req.headers.items() if k.lower() not in ("host", "content-length")}
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=30)
-            try:
-                conn.request(req.command, req.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                status, ctype = resp.status, resp.getheader("Content-Type") or "application/json"
-            finally:
-                conn.close()
-        req.send_response(status)
-        req.send_header("Content-Type", ctype)
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        req.wfile.write(data)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+            error = {
+                "code": "AGENT_POLICY_DENIED",
+                "message": f"service {service} is denied by the delegation policy",
+            }
+            self.reply(req, 403, "application/json", json.dumps({"error": error}).encode())
+            return
+        self.reply(req, *self.forward(req.command, req.path, body, dict(req.headers.items())))
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,15 @@ Both are stdlib HTTP servers on 127.0.0.1 port 0 in a thread of the test process
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
 
 from eth_utils.crypto import keccak
+from loopback_proxy import LoopbackProxy
 
 Mutation = Callable[[bytes], bytes]
 ATTACKER = "0x000000000000000000000000000000000000bad1"
@@ -93,48 +92,22 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 
 
-class MarketProxy:
+class MarketProxy(LoopbackProxy):
     """Forwards to the sandbox; ``/<route>.<mutation>/api/v1/...`` corrupts that route's 2xx answers."""
 
     def __init__(self, upstream: str) -> None:
-        split = urlsplit(upstream)
-        self._host, self._port = split.hostname or "127.0.0.1", split.port or 80
         self.corrupting = True
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                proxy.handle(self)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(upstream)
 
     def url(self, route: str, mutation: str) -> str:
         """The market URL whose ``route`` answers are corrupted by ``mutation``."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{route}.{mutation}"
+        return f"{self.address}/{route}.{mutation}"
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         rule, _, rest = req.path.lstrip("/").partition("/")
         route, _, mutation = rule.partition(".")
         path = "/" + rest
-        length = int(req.headers.get("Content-Length") or 0)
-        body = req.rfile.read(length) if length else None
-        headers = {k: v for k, v in req.headers.items() if k.lower() not in ("host", "content-length")}
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=30)
-        try:
-            conn.request(req.command, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            status, ctype = resp.status, resp.getheader("Content-Type") or "application/json"
-        finally:
-            conn.close()
+        status, ctype, data = self.forward(req.command, path, self.body(req), dict(req.headers.items()))
         method, pattern = ROUTES.get(route, ("", "$^"))
         if (
             self.corrupting
@@ -143,63 +116,27 @@ class MarketProxy:
             and re.match(pattern, path.split("?")[0])
         ):
             data = MUTATIONS[mutation](data)
-        req.send_response(status)
-        req.send_header("Content-Type", ctype)
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        req.wfile.write(data)
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.reply(req, status, ctype, data)
 
 
-class RpcProxy:
+class RpcProxy(LoopbackProxy):
     """A JSON-RPC proxy to anvil that can go down (its port closed) and drop sent transactions."""
 
     def __init__(self, upstream: str) -> None:
-        split = urlsplit(upstream)
-        self._host, self._port = split.hostname or "127.0.0.1", split.port or 80
         self.drop_sends = 0
         self.dropped: list[str] = []
         #: ``(method, answer)``: calls to ``method`` ("*" = all) get ``answer`` bytes instead of the node's.
         self.garbage: tuple[str, bytes] | None = None
-        self.port = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.start()
+        super().__init__(upstream)
 
     @property
     def url(self) -> str:
         """The proxy's RPC URL (stable across :meth:`stop` / :meth:`start`)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Serve (again, on the same port)."""
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                proxy.handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        """Close the port: the node is down (connections refused)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return self.address
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
-        body = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        body = self.body(req) or b""
         call = json.loads(body)
         answer: bytes | None = None
         garbage = self.garbage
@@ -217,18 +154,5 @@ class RpcProxy:
                 self.dropped.append(tx_hash)
                 answer = json.dumps({"jsonrpc": "2.0", "id": call.get("id"), "result": tx_hash}).encode()
         if answer is None:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=30)
-            try:
-                conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-                answer = conn.getresponse().read()
-            finally:
-                conn.close()
-        req.send_response(200)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(answer)))
-        req.end_headers()
-        req.wfile.write(answer)
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.stop()
+            _, _, answer = self.forward("POST", "/", body, {"Content-Type": "application/json"})
+        self.reply(req, 200, "application/json", answer)
