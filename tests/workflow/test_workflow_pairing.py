@@ -60,8 +60,6 @@ async def _accepted(market: Any, info: dict[str, Any], pairing_id: str, token: S
 
 
 def test_the_session_is_rotated_before_it_expires(sandbox: dict[str, Any]) -> None:
-    from buyer_agent.market import AsyncMarketClient
-
     offset = timedelta(0)
 
     def clock() -> datetime:
@@ -69,15 +67,8 @@ def test_the_session_is_rotated_before_it_expires(sandbox: dict[str, Any]) -> No
 
     async def go() -> None:
         nonlocal offset
-        async with AsyncMarketClient(sandbox["url"], api_key=sandbox["api_key"]) as client:
-            market = Counting(client)
-            session = PairingSession.with_platform_key(
-                market,
-                machine_id=sandbox["machine_id"],
-                agent_key=sandbox["wallets"]["evm"]["private_key"],
-                delegation_policy=POLICY,
-                clock=clock,
-            )
+        async with _operator(sandbox) as client:
+            market, session = _session(client, sandbox, clock=clock)
             first = await session.token()
             pairing_id = session.pairing_id
             assert pairing_id is not None and market.pairings == 1
@@ -105,6 +96,19 @@ def _operator(info: dict[str, Any]) -> Any:
     from buyer_agent.market import AsyncMarketClient
 
     return AsyncMarketClient(info["url"], api_key=info["api_key"])
+
+
+def _session(client: Any, info: dict[str, Any], **kwargs: Any) -> tuple[Counting, PairingSession]:
+    """The demo agent's pairing session over ``client``, counting the pairing writes."""
+    market = Counting(client)
+    session = PairingSession.with_platform_key(
+        market,
+        machine_id=info["machine_id"],
+        agent_key=info["wallets"]["evm"]["private_key"],
+        delegation_policy=POLICY,
+        **kwargs,
+    )
+    return market, session
 
 
 def test_a_policy_change_mid_order_renews_the_token_and_the_order_completes(
@@ -147,13 +151,7 @@ def test_a_policy_change_mid_order_renews_the_token_and_the_order_completes(
 def test_a_revoked_pairing_is_replaced_by_a_new_pairing(sandbox: dict[str, Any]) -> None:
     async def go() -> None:
         async with _operator(sandbox) as client:
-            market = Counting(client)
-            session = PairingSession.with_platform_key(
-                market,
-                machine_id=sandbox["machine_id"],
-                agent_key=sandbox["wallets"]["evm"]["private_key"],
-                delegation_policy=POLICY,
-            )
+            market, session = _session(client, sandbox)
             old = await session.token()
             old_id = str(session.pairing_id)
             await client.revoke_agent_pairing(sandbox["machine_id"], old_id)
@@ -170,13 +168,7 @@ def test_a_revoked_pairing_is_replaced_by_a_new_pairing(sandbox: dict[str, Any])
 def test_concurrent_renewals_are_single_flight(sandbox: dict[str, Any]) -> None:
     async def go() -> None:
         async with _operator(sandbox) as client:
-            market = Counting(client)
-            session = PairingSession.with_platform_key(
-                market,
-                machine_id=sandbox["machine_id"],
-                agent_key=sandbox["wallets"]["evm"]["private_key"],
-                delegation_policy=POLICY,
-            )
+            market, session = _session(client, sandbox)
             rejected = await session.token()
             pairing_id = str(session.pairing_id)
             # Eight orders see the same token rejected at once: one rotation serves them all.
