@@ -54,6 +54,19 @@ def _stack(info: dict[str, Any], db: Path) -> Stack:
     return Stack(info, db, _POLICY)
 
 
+def _drive(info: dict[str, Any], db: Path, order_id: str) -> Any:
+    """Drive the order on a fresh stack over the same journal (a new process would do the same)."""
+
+    async def go() -> Any:
+        stack = _stack(info, db)
+        try:
+            return await stack.runner.drive(order_id)
+        finally:
+            await stack.aclose()
+
+    return run(go())
+
+
 def _wait_until_expired(expires_at: str) -> None:
     """Block until the market's quote has expired (the sandbox and the test share this clock)."""
     when = parse_time(expires_at)
@@ -90,14 +103,7 @@ def test_an_expired_quote_is_searched_again_and_the_order_completes_paying_once(
     before = transfers_from(info, buyer(info))
     order_id, first_quote = _chosen_then_expired(info, db, Deadlines(quote=120))
 
-    async def drive() -> Any:
-        stack = _stack(info, db)
-        try:
-            return await stack.runner.drive(order_id)
-        finally:
-            await stack.aclose()
-
-    summary = run(drive())
+    summary = _drive(info, db, order_id)
     assert summary.state is OrderState.CONFIRMED, summary.error
     events = Journal(db).events(order_id)
     triggers = [e.trigger for e in events]
@@ -121,14 +127,7 @@ def test_an_expired_quote_past_the_quote_deadline_fails_before_money_moves(box: 
     # The quote deadline (1 s) is over before the 3 s quote expires: searching again is not allowed.
     order_id, _ = _chosen_then_expired(info, db, Deadlines(quote=1))
 
-    async def drive() -> Any:
-        stack = _stack(info, db)
-        try:
-            return await stack.runner.drive(order_id)
-        finally:
-            await stack.aclose()
-
-    summary = run(drive())
+    summary = _drive(info, db, order_id)
     assert summary.state is OrderState.FAILED
     assert summary.error is not None and summary.error["code"] == "QUOTE_DEADLINE"
     journal = Journal(db)
