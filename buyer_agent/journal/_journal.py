@@ -159,7 +159,9 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [order_id, state, dumps(context or {}), dumps(spec), at, at],
             )
-            event = self._append(db, order_id, (state, 0, GENESIS_HASH), at, trigger, state, first_payload)
+            event = self._append(
+                db, order_id, (state, 0, GENESIS_HASH), at, trigger, state, jsonable(first_payload)
+            )
         self._heads[order_id] = (state, event.seq, event.hash)
         return event
 
@@ -242,10 +244,10 @@ class Journal:
         at: str,
         trigger: str,
         dst: str,
-        payload: Any,
+        clean: Any,
     ) -> Event:
+        """Insert the event after ``head``; ``clean`` is the payload already made plain (:func:`jsonable`)."""
         src, last_seq, prev = head
-        clean = jsonable(payload)
         text = encode_clean(clean)
         seq = last_seq + 1
         digest = chain_hash(prev, order_id, seq, at, trigger, src, dst, text)

@@ -91,12 +91,8 @@ class Rebuilder:
     def __init__(self) -> None:
         self.model = _Model()
         self.machine = build_machine(self.model, OrderState.CREATED, guards=False)
-        # (state, trigger) -> ("ok", the state the machine lands in) or ("refused", why).
+        # (state, trigger) -> (True, the state the machine lands in) or (False, why it refuses).
         self._answers: dict[tuple[str, str], tuple[bool, str]] = {}
-
-    def reset(self) -> None:
-        """Start a new order in ``created`` (kept for callers; :meth:`fire` takes the state)."""
-        self.machine.set_state(OrderState.CREATED.value)
 
     def fire(self, src: str, trigger: str, dst: str) -> str | None:
         """Fire ``trigger`` from ``src``; None when the machine lands in ``dst``, else why not."""
