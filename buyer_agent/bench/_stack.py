@@ -24,6 +24,7 @@ import httpx
 from eth_account import Account
 
 from buyer_agent._errors import BuyerAgentError
+from buyer_agent.market._transport import MAX_IN_FLIGHT
 from buyer_agent.task import parse_task
 from buyer_agent.workflow import OrderSpec
 
@@ -164,7 +165,7 @@ class RawBuyer:
         self._account = Account.from_key(key)
         self._http = httpx.AsyncClient(timeout=30)
         # Bounded like the market client's requests, so many orders in flight queue cheaply.
-        self._slots = asyncio.Semaphore(64)
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._nonce: int | None = None
         self._nonce_lock = asyncio.Lock()
         self._chain_id = int(self._chain.split(":")[1])
