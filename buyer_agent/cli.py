@@ -2,7 +2,8 @@
 
 Each sub-command lives in ``buyer_agent/commands/<name>.py`` with two functions,
 ``register(subparsers)`` and ``run(args) -> int``; this module only wires them together and turns
-framework errors into clean exit codes (2 for bad usage or input, 1 otherwise), never a traceback.
+framework errors into clean exit codes (``commands._common.guarded``: 2 for bad usage or input, 1
+otherwise), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from buyer_agent._errors import BuyerAgentError, TaskFileError
 from buyer_agent._version import __version__
+from buyer_agent.commands._common import EXIT_USAGE, guarded
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -37,10 +38,6 @@ COMMANDS: tuple[str, ...] = (
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def _load(name: str) -> ModuleType:
@@ -76,15 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        code: int = _load(args.command).run(args)
-    except TaskFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BuyerAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    command = _load(args.command)
+    code: int = guarded(lambda: command.run(args))
     return code

@@ -1,4 +1,10 @@
-"""What the order commands share: the ``--state-dir`` flag, exit codes by state, one-line errors."""
+"""What every sub-command shares: the ``--state-dir`` flag, opening its journal, exit codes, output.
+
+The one place for the command line's contracts: the exit codes (0 confirmed, 1 failed, 2 bad usage
+or bad task file, 3 disputed or refunded), the ``--state-dir`` flag, the "no journal in …" error
+and the one-line error every failure becomes instead of a traceback (:func:`guarded`, which
+``cli.main`` wraps around every command).
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,38 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from buyer_agent._errors import BuyerAgentError, OrchestrationConfigError, TaskFileError
+from buyer_agent._errors import BuyerAgentError, JournalError, OrchestrationConfigError, TaskFileError
+from buyer_agent.journal import DB_NAME, Journal, resolve_state_dir
 from buyer_agent.workflow import OrderState, OrderSummary
 
 __all__ = [
+    "EXIT_CODES_HELP",
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_REFUNDED",
     "EXIT_USAGE",
     "add_state_dir",
+    "dump_json",
     "exit_code",
     "guarded",
+    "open_state_journal",
     "print_json",
+    "require_journal",
+    "worst",
 ]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUNDED = 3
+#: Stopped by Ctrl-C (the shell's convention, 128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 _CODES = {
     OrderState.CONFIRMED: EXIT_OK,
@@ -52,6 +69,33 @@ def add_state_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def require_journal(state_dir: str | Path | None) -> Path:
+    """The state directory (``--state-dir`` > ``$BUYER_AGENT_STATE_DIR`` > ``./state``), if it has a journal.
+
+    Raises:
+        JournalError: There is no journal there (looking creates none).
+    """
+    directory = resolve_state_dir(state_dir)
+    if not (directory / DB_NAME).exists():
+        raise JournalError(f"no journal in {directory} (give --state-dir or set $BUYER_AGENT_STATE_DIR)")
+    return directory
+
+
+@contextmanager
+def open_state_journal(state_dir: str | Path | None, *, create: bool = False) -> Iterator[Journal]:
+    """The journal of a state directory (closed afterwards).
+
+    Raises:
+        JournalError: No journal there and ``create`` is False.
+    """
+    directory = resolve_state_dir(state_dir) if create else require_journal(state_dir)
+    journal = Journal.open_dir(directory)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
 def exit_code(summary: OrderSummary) -> int:
     """0 confirmed / handed off, 3 disputed or refunded, 1 anything else (failed, cancelled, stopped)."""
     return _CODES.get(summary.state, EXIT_FAILED)
@@ -70,8 +114,22 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False))
 
 
+def dump_json(value: Any, out: str | None = None) -> None:
+    """Write ``value`` as JSON to ``out`` (a path) or stdout (None or ``-``)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+    if out is None or out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    Path(out).write_text(text, encoding="utf-8")
+
+
 def guarded(body: Callable[[], int]) -> int:
-    """Run a command body; any error becomes one line on stderr and an exit code, never a traceback."""
+    """Run a command body; any error becomes one line on stderr and an exit code, never a traceback.
+
+    2 for bad usage, a bad task file or configuration; 1 for any other failure; 130 on Ctrl-C; 0 when
+    the reader of stdout went away (``| head``).
+    """
     try:
         return body()
     except (TaskFileError, OrchestrationConfigError) as exc:
@@ -82,7 +140,7 @@ def guarded(body: Callable[[], int]) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): nothing is wrong with the work, stop writing quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

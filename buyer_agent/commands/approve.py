@@ -6,10 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from buyer_agent._errors import JournalError
 from buyer_agent.agent import BuyerAgent
-from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
-from buyer_agent.journal import DB_NAME
+from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json, require_journal
 from buyer_agent.workflow import OrderSummary
 
 __all__ = ["register", "run"]
@@ -39,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    agent = BuyerAgent(state_dir=args.state_dir)
-    if not (agent.state_dir / DB_NAME).exists():
-        raise JournalError(f"no journal in {agent.state_dir} (give --state-dir)")
+    agent = BuyerAgent(state_dir=require_journal(args.state_dir))
 
     async def go() -> OrderSummary:
         async with agent:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from buyer_agent.commands._common import guarded, print_json
+from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE, guarded, print_json
 
 __all__ = ["register", "run"]
 
@@ -61,10 +61,10 @@ def _run(args: argparse.Namespace) -> int:
             levels = tuple(int(n) for n in args.in_flight.split(",")) if args.in_flight else sizes.in_flight
         except ValueError:
             print(f"error: --in-flight: not a list of integers: {args.in_flight!r}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         if any(n < 1 for n in levels) or (args.resume_orders is not None and args.resume_orders < 1):
             print("error: --in-flight and --resume-orders take positive integers", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         resume = args.resume_orders or sizes.resume_orders
         name = f"{sizes.name} (in flight {','.join(map(str, levels))}; resume {resume})"
         sizes = replace(sizes, name=name, in_flight=levels, resume_orders=resume)
@@ -77,4 +77,4 @@ def _run(args: argparse.Namespace) -> int:
         print_json(report.to_json())
     else:
         print(report.table())
-    return 0
+    return EXIT_OK

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from buyer_agent.commands._journal_io import add_state_dir_arg, dump_json, open_state_journal
+from buyer_agent.commands._common import EXIT_FAILED, EXIT_OK, add_state_dir, dump_json, open_state_journal
 from buyer_agent.journal._evidence import build_evidence
 from buyer_agent.journal._replay import replay_file
 
@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("order_id", metavar="ORDER_ID", help="the order (or an exported journal file)")
     parser.add_argument("-o", "--output", metavar="FILE", default=None, help="output file (default stdout)")
-    add_state_dir_arg(parser)
+    add_state_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
         result = replay_file(args.order_id)
         if result.breakage is not None:
             print(f"error: event {result.breakage.seq}: {result.breakage.reason}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         events: list[Any] = result.events
     else:
         with open_state_journal(args.state_dir) as journal:
             journal.order(args.order_id)
             events = list(journal.events(args.order_id))
     dump_json(build_evidence(events), args.output)
-    return 0
+    return EXIT_OK

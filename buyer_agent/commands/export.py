@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from buyer_agent.commands._journal_io import add_state_dir_arg, open_state_journal
+from buyer_agent.commands._common import EXIT_OK, add_state_dir, open_state_journal
 from buyer_agent.journal._export import export_order
 
 __all__ = ["register", "run"]
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="output file (default ORDER_ID.jsonl; - = stdout)",
     )
-    add_state_dir_arg(parser)
+    add_state_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
         if args.output == "-":
             export_order(journal, args.order_id, sys.stdout)
             sys.stdout.flush()
-            return 0
+            return EXIT_OK
         path = Path(args.output or f"{args.order_id}.jsonl")
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "w", encoding="utf-8") as fh:
             count = export_order(journal, args.order_id, fh)
         tmp.replace(path)
     print(f"exported {count} events of {args.order_id} to {path}", file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from buyer_agent.commands._journal_io import add_state_dir_arg, open_state_journal
+from buyer_agent.commands._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_state_dir, open_state_journal
 from buyer_agent.journal._export import JournalFileError, import_order
 from buyer_agent.journal._replay import replay_file
 
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("file", metavar="FILE", help="a journal file written by `export`")
-    add_state_dir_arg(parser)
+    add_state_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,15 +34,15 @@ def run(args: argparse.Namespace) -> int:
         result = replay_file(args.file)
     except JournalFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if result.breakage is not None:
         print(
             f"error: refusing to import {args.file}: event {result.breakage.seq}: {result.breakage.reason}",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FAILED
     with open_state_journal(args.state_dir, create=True) as journal:
         imported = import_order(journal, result.header, result.events)
     verb = "imported" if imported else "already present (identical)"
     print(f"{result.order_id}: {verb}, {result.count} events, state {result.state}", file=sys.stderr)
-    return 0
+    return EXIT_OK

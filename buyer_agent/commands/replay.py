@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from buyer_agent._errors import BuyerAgentError, JournalError
-from buyer_agent.commands._journal_io import add_state_dir_arg, dump_json, open_state_journal
+from buyer_agent.commands._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_state_dir,
+    dump_json,
+    open_state_journal,
+)
 from buyer_agent.journal._export import JournalFileError
 from buyer_agent.journal._replay import Rebuilder, Replay, replay_file, replay_order
 from buyer_agent.journal._timeline import build_timeline, render_timeline, summarise
@@ -19,7 +26,8 @@ from buyer_agent.journal._whatif import what_if
 
 __all__ = ["register", "run"]
 
-EXIT_OK, EXIT_BROKEN, EXIT_UNREADABLE = 0, 1, 2
+#: A journal that does not verify fails (1); input that cannot be read is bad usage (2).
+EXIT_BROKEN, EXIT_UNREADABLE = EXIT_FAILED, EXIT_USAGE
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +53,7 @@ def register(subparsers: Any) -> None:
         help="what-if: re-run the recorded quote decision with this strategy (a name or a JSON "
         '{"name": ..., "params": ...}); no network, no money',
     )
-    add_state_dir_arg(parser)
+    add_state_dir(parser)
 
 
 def _strategy(text: str | None) -> str | dict[str, Any] | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE
 from buyer_agent.sandbox import Sandbox
 from buyer_agent.sandbox.market import parse_fault_spec
 
@@ -67,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
         faults = parse_fault_spec(args.faults, args.fault_seed) if args.faults else None
     except ValueError as exc:
         print(f"error: --faults: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.port < 0 or args.port > 65535:
         print("error: --port must be 0..65535", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -90,4 +91,4 @@ def run(args: argparse.Namespace) -> int:
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0
+    return EXIT_OK
