@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from buyer_agent._errors import OrchestrationApiError, OrchestrationConfigError
 from buyer_agent._money import CURRENCY_DECIMALS, Money
 from buyer_agent._redact import Secret
+from buyer_agent._time import parse_time
 
 __all__ = ["AUTH_REJECTED", "DelegationPolicyLimits", "MetaStore", "PairingSession"]
 
@@ -123,10 +124,7 @@ def _utc_now() -> datetime:
 def _parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_time(value)
 
 
 def _jwt_expiry(token: Secret) -> datetime | None:

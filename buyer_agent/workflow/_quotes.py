@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from buyer_agent._money import CURRENCY_DECIMALS, Money
+from buyer_agent._time import parse_time  # re-exported: the runner and what-if read it here
 
 __all__ = ["facts_price", "field_of", "money_text", "parse_time", "quote_facts"]
 
@@ -31,14 +31,6 @@ def field_of(obj: Any, *names: str) -> Any:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
-def parse_time(value: Any) -> datetime:
-    """An aware UTC datetime from an ISO-8601 string (``Z`` accepted) or a datetime."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def money_text(money: Money) -> str:

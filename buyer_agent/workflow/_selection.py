@@ -10,9 +10,10 @@ from typing import Any
 
 import strategies
 from buyer_agent._errors import PolicyError
+from buyer_agent._time import parse_time
 from buyer_agent.workflow import _eligibility
 from buyer_agent.workflow._eligibility import Limits
-from buyer_agent.workflow._quotes import facts_price, money_text, parse_time
+from buyer_agent.workflow._quotes import facts_price, money_text
 from buyer_agent.workflow._spec import OrderSpec
 
 __all__ = ["Selection", "make_limits", "select_quote", "single_candidate", "to_view"]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from buyer_agent._time import parse_time
 from buyer_agent.sandbox.market._errors import ApiError, invalid
 
 __all__ = [
@@ -84,7 +85,7 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     """The inverse of :func:`iso`."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parse_time(text)
 
 
 def human(raw: int, decimals: int = DECIMALS) -> Decimal:
