@@ -25,6 +25,7 @@ from buyer_agent._redact import Secret
 from buyer_agent._version import __version__
 from buyer_agent.agent import BuyerAgent, SyncBuyerAgent
 from buyer_agent.task import Task, load_task
+from buyer_agent.tools import AgentTools as _AgentTools  # noqa: F401 - attaches the agent's LLM tools
 
 __all__ = [
     "BudgetExceeded",

@@ -1,16 +1,34 @@
-"""BuyerAgent: the one object a user needs — connect, buy, step, list and resume orders."""
+"""BuyerAgent: the one object a user needs — connect, buy, step, list and resume orders.
+
+A facade: its parts (the sandbox, the market client, the rails, the pairing and the runner) are
+composed in :mod:`buyer_agent._compose`; the LLM tool surface (:meth:`BuyerAgent.tools`,
+:meth:`BuyerAgent.call_tool`) is attached by :mod:`buyer_agent.tools`, which depends on the agent,
+never the reverse. :class:`SyncBuyerAgent` is its blocking twin for scripts.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from buyer_agent._errors import OrchestrationConfigError, StateError
+from buyer_agent._compose import (
+    EMBEDDED,
+    ENV,
+    Connection,
+    Settings,
+    connect,
+    disconnect,
+    env,
+    market_label,
+    reader,
+    secret,
+)
+from buyer_agent._errors import StateError
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal, resolve_state_dir
 from buyer_agent.task import SANDBOX, Task, load_task
@@ -19,55 +37,34 @@ from buyer_agent.workflow import (
     OrderSpec,
     OrderState,
     OrderSummary,
-    PairingSession,
     ProgressEvent,
     Runner,
 )
 
-__all__ = ["ENV", "BuyerAgent", "SyncBuyerAgent"]
+__all__ = ["ENV", "BuyerAgent", "SyncBuyerAgent", "ToolSurface", "attach_tools"]
 
 T = TypeVar("T")
 
-#: The environment variables the agent reads (documented in the README).
-ENV = {
-    "market": "PEAQOS_ORCHESTRATION_URL",
-    "api_key": "PEAQOS_API_KEY",
-    "machine_id": "PEAQOS_MACHINE_ID",
-    "evm_key": "BUYER_AGENT_EVM_KEY",
-    "solana_key": "BUYER_AGENT_SOLANA_KEY",
-    "evm_rpc": "BUYER_AGENT_EVM_RPC",
-    "solana_rpc": "BUYER_AGENT_SOLANA_RPC",
-    "state_dir": "BUYER_AGENT_STATE_DIR",
-    "pairing_id": "PEAQOS_AGENT_PAIRING_ID",
-    "pairing_token": "PEAQOS_AGENT_PAIRING_TOKEN",
-}
 # Journal meta key recording which market an order was placed on, so resume only drives orders
 # the current market knows (orders from an embedded sandbox died with it).
 _MARKET_META = "order_market:"
-_EMBEDDED = "embedded-sandbox"
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(ENV[name], "").strip()
-    return value or None
+class ToolSurface(Protocol):
+    """The LLM tools bound to one agent (``buyer_agent.tools.AgentTools``)."""
+
+    def definitions(self, format: str = "openai") -> list[dict[str, Any]]:
+        """The tool definitions in a model API's format."""
+        ...
+
+    async def call(self, name: Any, arguments: Any = None) -> dict[str, Any]:
+        """Run one tool call; always a JSON-safe dict."""
+        ...
 
 
-def _secret(value: Secret | str | None) -> Secret | None:
-    if value is None or isinstance(value, Secret):
-        return value
-    return Secret(value) if value else None
-
-
-@dataclass(slots=True)
-class _Connection:
-    """What a started agent holds: the market client, rails, pairing, runner (and maybe a sandbox)."""
-
-    runner: Runner
-    market: Any
-    owns_market: bool
-    rails: list[Any]
-    sandbox: Any
-    market_label: str
+def attach_tools(factory: Callable[[BuyerAgent], ToolSurface]) -> None:
+    """Give every agent its tool surface (``buyer_agent.tools`` does this when it is imported)."""
+    BuyerAgent._tool_factory = factory
 
 
 class BuyerAgent:
@@ -102,6 +99,9 @@ class BuyerAgent:
             threshold; without one the order waits in ``awaiting_approval`` for :meth:`approve`.
     """
 
+    #: Builds an agent's tool surface; set by ``buyer_agent.tools`` (see :func:`attach_tools`).
+    _tool_factory: ClassVar[Callable[[BuyerAgent], ToolSurface] | None] = None
+
     def __init__(
         self,
         market: Any = None,
@@ -121,27 +121,27 @@ class BuyerAgent:
         approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
     ) -> None:
         if market is None or market == "":
-            market = _env("market")
+            market = env("market")
         if market == SANDBOX:
             market = None
         self._market_arg: Any = market
         self.machine_id = machine_id
-        self._api_key = _secret(api_key)
-        self._evm_key = _secret(evm_key)
-        self._solana_key = _secret(solana_key)
+        self._api_key = secret(api_key)
+        self._evm_key = secret(evm_key)
+        self._solana_key = secret(solana_key)
         self._evm_rpc = evm_rpc
         self._solana_rpc = solana_rpc
         self.state_dir = resolve_state_dir(state_dir)
         self._pairing_id = pairing_id
-        self._pairing_token = _secret(pairing_token)
+        self._pairing_token = secret(pairing_token)
         self._policy = dict(delegation_policy) if delegation_policy is not None else None
         self._on_progress = on_progress
         self._default_spec = spec
         self._approver = approver
-        self._tools: Any = None
+        self._tools: ToolSurface | None = None
         self._journal: Journal | None = None
         self._reader: Runner | None = None
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._start_lock: asyncio.Lock | None = None
         self.task: Task | None = None
 
@@ -163,18 +163,18 @@ class BuyerAgent:
         """
         if not isinstance(task, Task):
             task = load_task(task)
-        chosen = market if market not in (None, "") else (_env("market") or task.market)
+        chosen = market if market not in (None, "") else (env("market") or task.market)
         agent = cls(
             chosen or SANDBOX,
-            machine_id=task.machine_id or _env("machine_id"),
-            api_key=task.api_key or _env("api_key"),
-            evm_key=task.evm_key or _env("evm_key"),
-            solana_key=task.solana_key or _env("solana_key"),
-            evm_rpc=task.evm_rpc or _env("evm_rpc"),
-            solana_rpc=task.solana_rpc or _env("solana_rpc"),
+            machine_id=task.machine_id or env("machine_id"),
+            api_key=task.api_key or env("api_key"),
+            evm_key=task.evm_key or env("evm_key"),
+            solana_key=task.solana_key or env("solana_key"),
+            evm_rpc=task.evm_rpc or env("evm_rpc"),
+            solana_rpc=task.solana_rpc or env("solana_rpc"),
             state_dir=state_dir,
-            pairing_id=_env("pairing_id"),
-            pairing_token=_env("pairing_token"),
+            pairing_id=env("pairing_id"),
+            pairing_token=env("pairing_token"),
             delegation_policy=task.policy,
             on_progress=on_progress,
         )
@@ -191,16 +191,16 @@ class BuyerAgent:
     ) -> BuyerAgent:
         """An agent configured by the environment (the names in :data:`ENV`)."""
         return cls(
-            market if market not in (None, "") else _env("market"),
-            machine_id=_env("machine_id"),
-            api_key=_env("api_key"),
-            evm_key=_env("evm_key"),
-            solana_key=_env("solana_key"),
-            evm_rpc=_env("evm_rpc"),
-            solana_rpc=_env("solana_rpc"),
+            market if market not in (None, "") else env("market"),
+            machine_id=env("machine_id"),
+            api_key=env("api_key"),
+            evm_key=env("evm_key"),
+            solana_key=env("solana_key"),
+            evm_rpc=env("evm_rpc"),
+            solana_rpc=env("solana_rpc"),
             state_dir=state_dir,
-            pairing_id=_env("pairing_id"),
-            pairing_token=_env("pairing_token"),
+            pairing_id=env("pairing_id"),
+            pairing_token=env("pairing_token"),
             on_progress=on_progress,
         )
 
@@ -225,11 +225,7 @@ class BuyerAgent:
         """The market's URL, or ``embedded-sandbox``."""
         if self._conn is not None:
             return self._conn.market_label
-        if self._market_arg is None:
-            return _EMBEDDED
-        if isinstance(self._market_arg, str):
-            return self._market_arg.rstrip("/")
-        return str(getattr(self._market_arg, "base_url", type(self._market_arg).__name__)).rstrip("/")
+        return market_label(self._market_arg)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -257,21 +253,14 @@ class BuyerAgent:
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
-                for rail in conn.rails:
-                    close = getattr(rail, "aclose", None)
-                    if close is not None:
-                        await close()
-                if conn.owns_market:
-                    await conn.market.aclose()
-                if conn.sandbox is not None:
-                    await asyncio.to_thread(conn.sandbox.stop)
+                await disconnect(conn)
         finally:
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
                 self._reader = None
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self) -> Connection:
         if self._conn is not None:
             return self._conn
         if self._start_lock is None:
@@ -281,108 +270,22 @@ class BuyerAgent:
                 self._conn = await self._connect()
         return self._conn
 
-    async def _connect(self) -> _Connection:
-        from buyer_agent.market import AsyncMarketClient
-
-        sandbox: Any = None
-        machine_id, api_key, evm_key, solana_key = (
-            self.machine_id,
-            self._api_key,
-            self._evm_key,
-            self._solana_key,
+    async def _connect(self) -> Connection:
+        settings = Settings(
+            market=self._market_arg,
+            machine_id=self.machine_id,
+            api_key=self._api_key,
+            evm_key=self._evm_key,
+            solana_key=self._solana_key,
+            evm_rpc=self._evm_rpc,
+            solana_rpc=self._solana_rpc,
+            pairing_id=self._pairing_id,
+            pairing_token=self._pairing_token,
+            policy=self._policy,
         )
-        evm_rpc, solana_rpc = self._evm_rpc, self._solana_rpc
-        evm_chain: str | None = None
-        solana_chain: str | None = None
-        if self._market_arg is None:
-            from buyer_agent.sandbox import Sandbox
-
-            sandbox = Sandbox()
-            info = await asyncio.to_thread(sandbox.start)  # stops itself if it cannot start
-            # The sandbox's demo wallets are the funded ones: its keys, machine and chains win.
-            market: Any = AsyncMarketClient(info.url, api_key=info.api_key.reveal())
-            owns, label = True, _EMBEDDED
-            machine_id, api_key, evm_key = info.machine_id, info.api_key, info.evm_private_key
-            evm_rpc, evm_chain = info.evm_rpc_url, info.evm_chain
-            solana_key, solana_rpc, solana_chain = (
-                info.solana_secret_key,
-                info.solana_rpc_url,
-                info.solana_chain,
-            )
-        elif isinstance(self._market_arg, str):
-            market = AsyncMarketClient(self._market_arg, api_key=api_key.reveal() if api_key else None)
-            owns, label = True, self._market_arg.rstrip("/")
-        else:
-            market, owns, label = self._market_arg, False, self.market_label
-        try:
-            rails = await self._rails(evm_rpc, evm_key, evm_chain, solana_rpc, solana_key, solana_chain)
-            pairing = self._pairing(market, machine_id, evm_key)
-        except BaseException:
-            if owns:
-                await market.aclose()
-            if sandbox is not None:
-                await asyncio.to_thread(sandbox.stop)
-            raise
-        runner = Runner(
-            market=market,
-            journal=self.journal,
-            rails=rails,
-            pairing=pairing,
-            on_progress=self._on_progress,
-            approver=self._approver,
-        )
-        self.machine_id = machine_id
-        return _Connection(runner, market, owns, rails, sandbox, label)
-
-    async def _rails(
-        self,
-        evm_rpc: str | None,
-        evm_key: Secret | None,
-        evm_chain: str | None,
-        solana_rpc: str | None,
-        solana_key: Secret | None,
-        solana_chain: str | None,
-    ) -> list[Any]:
-        from buyer_agent.rails import EvmRail, SolanaRail
-
-        rails: list[Any] = []
-        if evm_rpc and evm_key:
-            rails.append(EvmRail(evm_rpc, evm_key.reveal(), chain=evm_chain, nonce_store=self.journal))
-        if solana_rpc and solana_key:
-            if solana_chain is None:
-                solana_chain = await _solana_caip2(solana_rpc)
-            rails.append(SolanaRail(solana_rpc, solana_key.reveal(), chain=solana_chain))
-        # Third-party rails (entry-point group ``buyer_agent.rails``) come after the built-in ones:
-        # the runner picks the first rail that supports a quote's rail type and chain.
-        rails.extend(_plugin_rails())
-        if not rails:
-            raise OrchestrationConfigError(
-                "no payment rail: set BUYER_AGENT_EVM_KEY and BUYER_AGENT_EVM_RPC "
-                "(or BUYER_AGENT_SOLANA_KEY and BUYER_AGENT_SOLANA_RPC)"
-            )
-        return rails
-
-    def _pairing(self, market: Any, machine_id: str | None, evm_key: Secret | None) -> PairingSession:
-        if not machine_id:
-            raise OrchestrationConfigError(
-                "no machine id: set PEAQOS_MACHINE_ID (or machine_id in the task file)"
-            )
-        if self._pairing_id and self._pairing_token and self._market_arg is not None:
-            return PairingSession.with_token(
-                machine_id=machine_id, pairing_id=self._pairing_id, token=self._pairing_token
-            )
-        if evm_key is None:
-            raise OrchestrationConfigError(
-                "no agent key to pair with: set BUYER_AGENT_EVM_KEY (and PEAQOS_API_KEY), "
-                "or PEAQOS_AGENT_PAIRING_ID and PEAQOS_AGENT_PAIRING_TOKEN"
-            )
-        return PairingSession.with_platform_key(
-            market,
-            machine_id=machine_id,
-            agent_key=evm_key,
-            delegation_policy=self._policy,
-            store=self.journal,
-        )
+        conn = await connect(settings, self.journal, on_progress=self._on_progress, approver=self._approver)
+        self.machine_id = conn.machine_id
+        return conn
 
     async def _runner(self) -> Runner:
         return (await self._connection()).runner
@@ -392,12 +295,7 @@ class BuyerAgent:
         if self._conn is not None:
             return self._conn.runner
         if self._reader is None:
-            self._reader = Runner(
-                market=cast(Any, None),
-                journal=self.journal,
-                rails=[],
-                pairing=PairingSession(machine_id=self.machine_id or ""),
-            )
+            self._reader = reader(self.journal, self.machine_id)
         return self._reader
 
     # --- buying ---------------------------------------------------------------------------------
@@ -496,9 +394,7 @@ class BuyerAgent:
 
     def tools(self, format: str = "openai") -> list[dict[str, Any]]:
         """The buyer's tool definitions for an LLM tool loop (``openai``, ``anthropic``, ``json_schema``)."""
-        from buyer_agent.tools import tool_definitions
-
-        return tool_definitions(format)
+        return self._tool_surface().definitions(format)
 
     async def call_tool(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
         """Run one tool call from a model; always returns a JSON-safe dict, never raises.
@@ -506,12 +402,15 @@ class BuyerAgent:
         The result is the tool's answer, or ``{"error": {"code", "message", "hint", ...}}`` the model
         can read and recover from (see ``buyer_agent.tools.ERROR_CODES``).
         """
-        if self._tools is None:
-            from buyer_agent.tools import AgentTools
+        return await self._tool_surface().call(name, arguments)
 
-            self._tools = AgentTools(self)
-        result: dict[str, Any] = await self._tools.call(name, arguments)
-        return result
+    def _tool_surface(self) -> ToolSurface:
+        if self._tools is None:
+            factory = type(self)._tool_factory
+            if factory is None:  # only when buyer_agent.tools failed to import
+                raise RuntimeError("the LLM tools are not available: import buyer_agent.tools")
+            self._tools = factory(self)
+        return self._tools
 
     # --- reading and resuming -------------------------------------------------------------------
 
@@ -549,7 +448,7 @@ class BuyerAgent:
             if OrderState(rec.state) in TERMINAL:
                 continue
             placed = self.order_market(rec.order_id)
-            if placed == _EMBEDDED or (placed is not None and placed != self.market_label):
+            if placed == EMBEDDED or (placed is not None and placed != self.market_label):
                 others.append(rec.order_id)
             else:
                 mine.append(rec.order_id)
@@ -570,50 +469,14 @@ class BuyerAgent:
         return list(await asyncio.gather(*(runner.drive(order_id) for order_id in mine)))
 
 
-def _plugin_rails() -> list[Any]:
-    """One rail from each factory registered under the ``buyer_agent.rails`` entry points.
-
-    A factory is called with no arguments (it reads its own configuration) and may return None to
-    stay out (e.g. when it is not configured).
-
-    Raises:
-        RailError: an entry point cannot be loaded, or its factory fails or returns no rail.
-    """
-    from buyer_agent._errors import RailError
-    from buyer_agent.rails import Rail, load_entry_point_rails
-
-    rails: list[Any] = []
-    for name, factory in load_entry_point_rails().items():
-        try:
-            rail = factory()
-        except Exception as exc:  # a third party's failure must not look like ours
-            raise RailError(f"the rail entry point {name!r} failed to build its rail: {exc}") from exc
-        if rail is None:
-            continue
-        if not isinstance(rail, Rail):
-            raise RailError(f"the rail entry point {name!r} returned {type(rail).__name__}, not a Rail")
-        rails.append(rail)
-    return rails
-
-
-async def _solana_caip2(rpc_url: str) -> str:
-    """``solana:<first 32 chars of the genesis hash>`` (CAIP-2), asked of the RPC node."""
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            resp = await client.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getGenesisHash"})
-            resp.raise_for_status()
-            genesis = str(resp.json()["result"])
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise OrchestrationConfigError(f"cannot read the Solana chain id from {rpc_url}: {exc}") from exc
-    return f"solana:{genesis[:32]}"
-
-
 class SyncBuyerAgent:
     """A blocking wrapper of :class:`BuyerAgent` for scripts (one private event loop).
 
     ``with BuyerAgent.sync() as agent: agent.buy(task)``. Not for use inside a running event loop.
+
+    Every public method of :class:`BuyerAgent` is here under the same name and arguments, generically:
+    a coroutine method runs to its end on the wrapper's loop, a plain one is called as it is, and any
+    other public attribute (``journal``, ``spec``, ``state_dir``, …) reads through to :attr:`agent`.
     """
 
     def __init__(self, agent: BuyerAgent) -> None:
@@ -629,6 +492,11 @@ class SyncBuyerAgent:
     def from_env(cls, **kwargs: Any) -> SyncBuyerAgent:
         """See :meth:`BuyerAgent.from_env`."""
         return cls(BuyerAgent.from_env(**kwargs))
+
+    @classmethod
+    def sync(cls, *args: Any, **kwargs: Any) -> SyncBuyerAgent:
+        """See :meth:`BuyerAgent.sync`."""
+        return cls(BuyerAgent(*args, **kwargs))
 
     def __repr__(self) -> str:
         return f"Sync{self.agent!r}"
@@ -651,64 +519,55 @@ class SyncBuyerAgent:
         finally:
             self._loop.close()
 
-    def buy(self, spec: OrderSpec | Task | None = None) -> OrderSummary:
-        """See :meth:`BuyerAgent.buy`."""
-        return self._run(self.agent.buy(spec))
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what the class does not define: a subclass's extra methods and the
+        # agent's plain attributes (``state_dir``, ``machine_id``, ``task``).
+        if name.startswith("_") or name == "agent":
+            raise AttributeError(name)
+        value = getattr(self.agent, name)
+        if inspect.iscoroutinefunction(value):
+            method = value
 
-    def submit(self, spec: OrderSpec | Task | None = None) -> str:
-        """See :meth:`BuyerAgent.submit`."""
-        return self._run(self.agent.submit(spec))
+            @functools.wraps(method)
+            def blocking(*args: Any, **kwargs: Any) -> Any:
+                return self._run(method(*args, **kwargs))
 
-    def search(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.search`."""
-        return self._run(self.agent.search(order_id))
+            return blocking
+        return value
 
-    def choose(self, order_id: str, quote_id: str | None = None) -> OrderSummary:
-        """See :meth:`BuyerAgent.choose`."""
-        return self._run(self.agent.choose(order_id, quote_id))
 
-    def approve(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.approve`."""
-        return self._run(self.agent.approve(order_id))
+def _forward(name: str, member: Any) -> Any:
+    """The blocking twin of ``BuyerAgent.<name>`` (a method, or a property read through)."""
+    if isinstance(member, property):
+        return property(lambda self: getattr(self.agent, name), doc=member.__doc__)
+    if inspect.iscoroutinefunction(member):
 
-    def place_order(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.place_order`."""
-        return self._run(self.agent.place_order(order_id))
+        @functools.wraps(member)
+        def blocking(self: SyncBuyerAgent, *args: Any, **kwargs: Any) -> Any:
+            return self._run(getattr(self.agent, name)(*args, **kwargs))
 
-    def pay(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.pay`."""
-        return self._run(self.agent.pay(order_id))
+        return blocking
 
-    def execute(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.execute`."""
-        return self._run(self.agent.execute(order_id))
+    @functools.wraps(member)
+    def direct(self: SyncBuyerAgent, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.agent, name)(*args, **kwargs)
 
-    def confirm(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.confirm`."""
-        return self._run(self.agent.confirm(order_id))
+    return direct
 
-    def dispute(self, order_id: str, reason: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.dispute`."""
-        return self._run(self.agent.dispute(order_id, reason))
 
-    def tools(self, format: str = "openai") -> list[dict[str, Any]]:
-        """See :meth:`BuyerAgent.tools`."""
-        return self.agent.tools(format)
+def _public_members(cls: type) -> dict[str, Any]:
+    """The public methods and properties ``cls`` defines or inherits (class and static methods aside)."""
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        for name, member in vars(klass).items():
+            if name.startswith("_") or isinstance(member, classmethod | staticmethod):
+                continue
+            if isinstance(member, property) or inspect.isfunction(member):
+                members[name] = member
+    return members
 
-    def call_tool(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
-        """See :meth:`BuyerAgent.call_tool`."""
-        return self._run(self.agent.call_tool(name, arguments))
 
-    def orders(
-        self, state: OrderState | str | Sequence[OrderState | str] | None = None
-    ) -> list[OrderSummary]:
-        """See :meth:`BuyerAgent.orders`."""
-        return self.agent.orders(state)
-
-    def order(self, order_id: str) -> OrderSummary:
-        """See :meth:`BuyerAgent.order`."""
-        return self.agent.order(order_id)
-
-    def resume(self, id: str | None = None) -> list[OrderSummary]:
-        """See :meth:`BuyerAgent.resume`."""
-        return self._run(self.agent.resume(id))
+for _name, _member in _public_members(BuyerAgent).items():
+    if _name not in vars(SyncBuyerAgent):
+        setattr(SyncBuyerAgent, _name, _forward(_name, _member))
+del _name, _member

@@ -3,8 +3,12 @@
 ``agent.tools(format)`` hands the definitions to a model API; ``await agent.call_tool(name,
 arguments)`` runs what the model asked for and always answers with a JSON-safe dict: the result,
 or ``{"error": {"code", "message", "hint", ...}}`` (codes in :data:`ERROR_CODES`).
+
+The tools depend on the agent, never the reverse: importing this package attaches
+:class:`AgentTools` as every agent's tool surface (``buyer_agent`` imports it, so it always is).
 """
 
+from buyer_agent.agent import attach_tools
 from buyer_agent.tools._dispatch import AgentTools
 from buyer_agent.tools._formats import FORMATS, ToolFormat, tool_definitions
 from buyer_agent.tools._mcp import MCP_MISSING, build_server, serve_stdio
@@ -27,3 +31,5 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the export test checks
     "serve_stdio",
     "tool_definitions",
 ]
+
+attach_tools(AgentTools)
