@@ -454,11 +454,18 @@ class BuyerAgent:
                 mine.append(rec.order_id)
         return mine, others
 
-    async def resume(self, id: str | None = None) -> list[OrderSummary]:
-        """Drive on every open order placed on this agent's market (or just ``id``).
+    async def resume(
+        self, id: str | None = None, *, on_elsewhere: Callable[[str, str], None] | None = None
+    ) -> list[OrderSummary]:
+        """Drive on every open order placed on this agent's market (or just ``id``), concurrently.
 
         After a crash at any point, a resumed order asks the market or the chain what already
-        happened and never repeats a side effect or signs a second payment.
+        happened and never repeats a side effect or signs a second payment. An order another live
+        process is driving (it holds the order's lease) is left to it: its summary is returned as it
+        stands and ``on_elsewhere(order_id, holder)`` is called; the other orders go on.
+
+        Raises:
+            StateError: ``id`` is given and another process is driving that order.
         """
         mine, _ = self.resumable(id)
         if not mine:
@@ -466,7 +473,19 @@ class BuyerAgent:
         runner = await self._runner()
         if id is not None:
             return [await runner.drive(id)]
-        return list(await asyncio.gather(*(runner.drive(order_id) for order_id in mine)))
+
+        async def drive_or_leave(order_id: str) -> OrderSummary:
+            try:
+                return await runner.drive(order_id)
+            except StateError:
+                holder = self.journal.order(order_id).lease_owner
+                if holder is None:  # not a lease held elsewhere: a real refusal
+                    raise
+                if on_elsewhere is not None:
+                    on_elsewhere(order_id, holder)
+                return self.order(order_id)
+
+        return list(await asyncio.gather(*(drive_or_leave(order_id) for order_id in mine)))
 
 
 class SyncBuyerAgent:

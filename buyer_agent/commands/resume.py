@@ -40,7 +40,9 @@ def register(subparsers: Any) -> None:
             "end. A resumed order asks the market or the chain what already happened: it never repeats a "
             "side effect and never signs a second payment. Needs the market the orders were placed on "
             "(--market or PEAQOS_ORCHESTRATION_URL, keys from the environment): orders placed on the "
-            "embedded sandbox cannot be resumed, its state died with its process."
+            "embedded sandbox cannot be resumed, its state died with its process. An order another live "
+            "process is driving is left to it: named on stderr as driven elsewhere, not in the list and not "
+            "in the exit code (resume ORDER_ID of such an order fails with 1)."
         ),
         epilog=EXIT_CODES_HELP,
     )
@@ -62,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     agent = BuyerAgent.from_env(market=args.market, state_dir=args.state_dir, on_progress=progress_printer())
 
+    # Orders another live process holds the lease of: left to it, named on stderr, not counted.
+    elsewhere: dict[str, str] = {}
+
     async def go() -> list[OrderSummary] | None:
         async with agent:
             mine, others = agent.resumable(args.order_id)
@@ -72,7 +77,13 @@ def _run(args: argparse.Namespace) -> int:
             for order_id in others:
                 placed = agent.order_market(order_id)
                 print(f"skipping {order_id}: placed on {placed}, not {agent.market_label}", file=sys.stderr)
-            return await agent.resume(args.order_id) if mine else []
+            summaries = await agent.resume(args.order_id, on_elsewhere=elsewhere.__setitem__) if mine else []
+            for order_id, holder in elsewhere.items():
+                print(
+                    f"skipping {order_id}: driven elsewhere, by another live process ({holder})",
+                    file=sys.stderr,
+                )
+            return [s for s in summaries if s.order_id not in elsewhere]
 
     summaries = asyncio.run(go())
     if summaries is None:
