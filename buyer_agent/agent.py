@@ -4,6 +4,9 @@ A facade: its parts (the sandbox, the market client, the rails, the pairing and 
 composed in :mod:`buyer_agent._compose`; the LLM tool surface (:meth:`BuyerAgent.tools`,
 :meth:`BuyerAgent.call_tool`) is attached by :mod:`buyer_agent.tools`, which depends on the agent,
 never the reverse. :class:`SyncBuyerAgent` is its blocking twin for scripts.
+
+Over ~400 lines on purpose: it is the public API, one short documented method per step and reader
+that delegates to the runner or the journal; nothing is built or decided here.
 """
 
 from __future__ import annotations
