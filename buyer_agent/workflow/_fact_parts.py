@@ -29,9 +29,20 @@ __all__ = [
     "Pick",
     "QuoteFacts",
     "ShownPrice",
+    "TxRef",
+    "canonical",
     "limits_from_json",
     "limits_to_json",
 ]
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order, as the journal stores and hands back JSON."""
+    if isinstance(value, Mapping):
+        return {str(k): canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
 
 
 def _opt_str(v: Any) -> str | None:
@@ -221,6 +232,10 @@ class Decision:
     reason: str | None
     ranking: tuple[str, ...]
     candidates: tuple[Candidate, ...]
+    quotes: tuple[QuoteFacts, ...]
+    """The quotes the decision chose among."""
+    limits: Limits | None
+    """The limits the eligibility guard applied."""
     strategy: str | Mapping[str, Any] | None
     """The order's strategy spec as recorded (a name, or ``{name, params}``)."""
     decided_at: str | None
@@ -392,6 +407,14 @@ class ErrorFact:
     def to_json(self) -> dict[str, Any]:
         """``{"code", "message"}``."""
         return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class TxRef:
+    """A transaction the order signed or proved, and what for (``transfer``, ``payment``, ``release``, …)."""
+
+    tx_id: str
+    purpose: str
 
 
 @dataclass(frozen=True, slots=True)

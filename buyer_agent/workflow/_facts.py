@@ -30,6 +30,8 @@ from buyer_agent.workflow._fact_parts import (
     Outcome,
     Pick,
     QuoteFacts,
+    TxRef,
+    canonical,
     limits_from_json,
     limits_to_json,
 )
@@ -101,6 +103,9 @@ class OrderFacts:
     proof: Mapping[str, Any] | None
     """The payment-proof body the rail made for the market (the market's JSON)."""
     escrow_proof: EscrowProof | None
+    transactions: tuple[TxRef, ...]
+    """Every transaction id the order journaled (signed for payment or release, proved, locked), first
+    seen first; a re-signed replacement of a dropped one is in ``txs``/``release_txs`` only."""
     payment_status: str | None
     outcome: Outcome | None
     handoff: Handoff | None
@@ -186,7 +191,7 @@ class OrderFacts:
             ctx["dispute"] = {"reason": self.dispute.reason, "id": self.dispute.id}
         put("disputed_at", self.disputed_at)
         put("error", self.error.to_json() if self.error is not None else None)
-        return ctx
+        return {k: canonical(ctx[k]) for k in sorted(ctx)}
 
 
 _FIELDS = tuple(f.name for f in fields(OrderFacts))
@@ -226,6 +231,7 @@ class FactsFolder:
     paid_tx: str | None = None
     proof: Mapping[str, Any] | None = None
     escrow_proof: EscrowProof | None = None
+    transactions: tuple[TxRef, ...] = ()
     payment_status: str | None = None
     outcome: Outcome | None = None
     handoff: Handoff | None = None
@@ -316,21 +322,30 @@ class FactsFolder:
         return next((q for q in self.quotes or () if q.quote_id == quote_id), None)
 
     def _choose(self, p: Mapping[str, Any], at: str) -> None:
-        if p.get("quotes") is not None and self.quotes is None:
+        if p.get("quotes") is not None:
+            # The quotes the decision was made over (the runner's kept ones, journaled again).
             self.quotes = tuple(QuoteFacts.from_json(q) for q in p["quotes"])
         dec = p.get("decision") or {}
         qid = _opt(dec.get("quote_id"))
         candidates = tuple(Candidate.from_json(c) for c in p.get("candidates") or ())
         ranking = tuple(str(q) for q in dec.get("ranking") or ())
+        limits = limits_from_json(p["limits"]) if isinstance(p.get("limits"), Mapping) else None
         self.decision = Decision(
-            qid, _opt(dec.get("reason")), ranking, candidates, p.get("strategy"), _opt(p.get("now"))
+            quote_id=qid,
+            reason=_opt(dec.get("reason")),
+            ranking=ranking,
+            candidates=candidates,
+            quotes=self.quotes or (),
+            limits=limits,
+            strategy=p.get("strategy"),
+            decided_at=_opt(p.get("now")),
         )
         self.choice = self._quote(qid) if qid is not None else None
         self.pick = Pick(str(qid), self.choice, str(dec.get("reason") or "")) if qid is not None else None
         self.candidates = candidates
         self.ranking = ranking
-        if isinstance(p.get("limits"), Mapping):
-            self.limits = limits_from_json(p["limits"])
+        if limits is not None:
+            self.limits = limits
 
     def _fallback(self, p: Mapping[str, Any], at: str) -> None:
         nxt, rejected = str(p.get("next")), _opt(p.get("rejected"))
@@ -354,11 +369,21 @@ class FactsFolder:
         if isinstance(p.get("intent"), Mapping):
             self.intent = IntentFacts.from_json(p["intent"])
 
+    def _seen(self, tx_id: Any, purpose: str) -> None:
+        if tx_id and not any(t.tx_id == str(tx_id) for t in self.transactions):
+            self.transactions = (*self.transactions, TxRef(str(tx_id), purpose))
+
     def _pay(self, p: Mapping[str, Any], at: str) -> None:
         req = p.get("request")
-        self.request = request_from_json(req) if isinstance(req, Mapping) else None
+        try:
+            self.request = request_from_json(req) if isinstance(req, Mapping) else None
+        except (KeyError, TypeError, ValueError):
+            self.request = None  # a hand-made or damaged journal; the readers show what else it holds
         self.txs = _txs(p.get("txs"))
         self.payment_started_at = at
+        for tx in p.get("txs") or ():
+            if isinstance(tx, Mapping):
+                self._seen(tx.get("tx_id"), str(tx.get("purpose") or "payment"))
 
     def _payment_dropped(self, p: Mapping[str, Any], at: str) -> None:
         self.txs = _txs(p.get("txs"))
@@ -368,6 +393,7 @@ class FactsFolder:
 
     def _paid(self, p: Mapping[str, Any], at: str) -> None:
         self.paid_tx = _opt(p.get("tx"))
+        self._seen(p.get("tx"), "payment")
         self.paid_at = at
         if "proof" in p:
             proof = p.get("proof")
@@ -379,6 +405,7 @@ class FactsFolder:
         self.escrow_proof = EscrowProof(
             str(p.get("transaction_hash")), str(p.get("chain")), str(p.get("escrow_address"))
         )
+        self._seen(p.get("transaction_hash"), "escrow-lock")
         self.payment_status = _opt(p.get("payment_status"))
 
     def _hand_off(self, p: Mapping[str, Any], at: str) -> None:
@@ -402,10 +429,14 @@ class FactsFolder:
     def _release_signed(self, p: Mapping[str, Any], at: str) -> None:
         self.release_txs = _txs(p.get("txs"))
         self.release_started_at = at
+        for tx in p.get("txs") or ():
+            if isinstance(tx, Mapping):
+                self._seen(tx.get("tx_id"), "release")
 
     def _confirm(self, p: Mapping[str, Any], at: str) -> None:
         if "release_tx" in p:
             self.release_tx = _opt(p.get("release_tx"))
+            self._seen(p.get("release_tx"), "release")
         if "payment_status" in p:
             self.payment_status = _opt(p.get("payment_status"))
 
@@ -447,8 +478,12 @@ def _opt(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
-def _txs(v: Any) -> tuple[SignedTx, ...]:
-    return tuple(SignedTx.from_json(t) for t in v or ())
+def _txs(v: Any) -> tuple[SignedTx, ...] | None:
+    """Journaled signed transactions; None when they are not whole (a hand-made or synthetic journal)."""
+    try:
+        return tuple(SignedTx.from_json(t) for t in v or ())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 _STEPS = {

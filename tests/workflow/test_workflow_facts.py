@@ -22,6 +22,7 @@ import pytest
 from loopback_proxy import LoopbackProxy
 
 from buyer_agent import Money
+from buyer_agent.history import order_summary
 from buyer_agent.journal import Journal
 from buyer_agent.workflow import Acceptance, OrderSpec, OrderState
 from buyer_agent.workflow._crashpoint import Crash, crash_after
@@ -142,11 +143,20 @@ def assert_fold_is_the_context(journal: Journal, order_id: str, machine_id: str)
     return facts
 
 
+def assert_summary_from_facts(runner: Any, journal: Journal, order_id: str) -> None:
+    """The summary read from the facts (``show``, ``orders``) is the runner's, byte for byte."""
+    facts = fold(journal.events(order_id))
+    mine = order_summary(facts, str(journal.path)).to_json()
+    theirs = runner.summary(order_id).to_json()
+    assert json.dumps(mine) == json.dumps(theirs)
+
+
 def buy(info: dict[str, Any], db: Path, order: OrderSpec, url: str | None = None) -> tuple[Any, OrderFacts]:
     async def go() -> tuple[Any, OrderFacts]:
         stack = Stack(info, db, url)
         try:
             summary = await stack.runner.buy(order)
+            assert_summary_from_facts(stack.runner, stack.journal, summary.order_id)
             return summary, assert_fold_is_the_context(stack.journal, summary.order_id, stack.machine_id)
         finally:
             await stack.aclose()
@@ -206,6 +216,7 @@ def test_a_handoff_and_an_approved_order_fold_to_their_context(
             await stack.runner.step(order_id, "choose", quote_id=handoff_quote)
             summary = await stack.runner.drive(order_id)
             assert summary.state is OrderState.HANDED_OFF, summary.error
+            assert_summary_from_facts(stack.runner, stack.journal, order_id)
             return assert_fold_is_the_context(stack.journal, order_id, stack.machine_id)
         finally:
             await stack.aclose()
@@ -220,6 +231,7 @@ def test_a_handoff_and_an_approved_order_fold_to_their_context(
             held = await stack.runner.buy(spec(approval_threshold=Money.parse("0.10 USDC")))
             assert held.state is OrderState.AWAITING_APPROVAL, held.error
             assert_fold_is_the_context(stack.journal, held.order_id, stack.machine_id)
+            assert_summary_from_facts(stack.runner, stack.journal, held.order_id)
             await stack.runner.step(held.order_id, "approve")
             summary = await stack.runner.drive(held.order_id)
             assert summary.state is OrderState.CONFIRMED, summary.error
@@ -281,12 +293,14 @@ def test_orders_resumed_after_a_crash_fold_to_their_context(
             with contextlib.suppress(Crash):
                 await stack.runner.drive(order_id)
             assert_fold_is_the_context(stack.journal, order_id, stack.machine_id)
+            assert_summary_from_facts(stack.runner, stack.journal, order_id)
             await stack.aclose()
             fresh = Stack(sandbox, db)
             try:
                 await fresh.runner.resume(order_id)
                 assert fresh.runner.summary(order_id).state is OrderState.CONFIRMED
                 assert_fold_is_the_context(fresh.journal, order_id, fresh.machine_id)
+                assert_summary_from_facts(fresh.runner, fresh.journal, order_id)
             finally:
                 await fresh.aclose()
 
