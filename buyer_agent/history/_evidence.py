@@ -55,12 +55,13 @@ def build_evidence(events: Sequence[Event | Mapping[str, Any]], reason: str | No
     evs = [_as_event(e) for e in events]
     if not evs:
         raise ValueError("no events")
-    disputed = next((e for e in reversed(evs) if e.trigger == "dispute"), None)
-    if disputed is not None and isinstance(disputed.payload.get("evidence"), Mapping):
-        bundle = dict(disputed.payload["evidence"])
-        bundle["journal"] = {**dict(bundle.get("journal") or {}), "dispute": _bind(disputed)}
+    facts = fold(evs)
+    disputed = facts.dispute
+    if disputed is not None and disputed.evidence is not None:
+        bundle = dict(disputed.evidence)
+        bound = {"seq": disputed.seq, "hash": disputed.hash}
+        bundle["journal"] = {**dict(bundle.get("journal") or {}), "dispute": bound}
     else:
-        facts = fold(evs)
         why = reason or facts.acceptance_failure or "no dispute recorded"
         if facts.acceptance_failure and not reason:
             why = f"delivery failed acceptance: {why}"

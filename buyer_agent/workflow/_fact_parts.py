@@ -391,10 +391,14 @@ class Handoff:
 
 @dataclass(frozen=True, slots=True)
 class Dispute:
-    """The order's dispute: why, and the market's dispute id."""
+    """The order's dispute: why, the market's dispute id, the evidence sent, the event that recorded it."""
 
     reason: str | None
     id: str | None
+    evidence: Mapping[str, Any] | None = None
+    """The evidence bundle attached to the dispute, as sent to the market."""
+    seq: int = 0
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,6 +248,8 @@ class FactsFolder:
     disputed_at: str | None = None
     # When the pending search was asked for (its intent), for the quote window's start.
     _search_asked: str | None = None
+    # The hash of the event being folded (binds the dispute's evidence to it).
+    _hash: str = ""
 
     def facts(self) -> OrderFacts:
         """The facts folded so far."""
@@ -259,11 +261,12 @@ class FactsFolder:
         """Fold one event (a journal ``Event`` or an exported event dict) in; return self."""
         if isinstance(event, Event):
             trigger, dst, at, p = event.trigger, event.dst, event.at, event.payload
-            order_id, seq = event.order_id, event.seq
+            order_id, seq, self._hash = event.order_id, event.seq, event.hash
         else:
             trigger, dst, at = str(event["trigger"]), str(event["dst"]), str(event["at"])
             p = event.get("payload") or {}
             order_id, seq = str(event.get("order_id") or ""), int(event.get("seq") or 0)
+            self._hash = str(event.get("hash") or "")
         if not self.order_id:
             self.order_id = order_id
         if self.created_at is None:
@@ -442,7 +445,14 @@ class FactsFolder:
 
     def _dispute(self, p: Mapping[str, Any], at: str) -> None:
         reason = _opt(p.get("reason"))
-        self.dispute = Dispute(reason, _opt(p.get("dispute_id")))
+        evidence = p.get("evidence")
+        self.dispute = Dispute(
+            reason,
+            _opt(p.get("dispute_id")),
+            dict(evidence) if isinstance(evidence, Mapping) else None,
+            self.seq,
+            self._hash,
+        )
         self.disputed_at = at
         self.error = ErrorFact("DISPUTED", reason)
 

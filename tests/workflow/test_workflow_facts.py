@@ -326,3 +326,31 @@ def test_a_dropped_payment_and_release_fold_to_their_new_transactions() -> None:
     assert facts.to_context()["txs"] == [tx]
     assert facts.to_context()["release_txs"] == [new]
     assert facts.release_started_at == "2026-01-01T00:00:02.000000Z"
+
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+@pytest.mark.parametrize("name", ["order_confirmed_v0", "order_confirmed_v1", "order_refunded_v1"])
+def test_journals_written_by_earlier_code_fold(name: str) -> None:
+    from buyer_agent.history import build_timeline, context_from_events
+    from buyer_agent.journal import open_journal_file
+
+    jf = open_journal_file(GOLDEN / f"{name}.jsonl")
+    events = [ev for _, _, ev in jf.events if ev is not None]
+    facts = fold(events)
+    assert facts.state == jf.header["final_state"] and facts.seq == len(events)
+    assert facts.spec is not None and facts.decision is not None and facts.decision.limits is not None
+    assert facts.choice is not None and facts.choice.service_id == "svc_hash_budget"
+    assert facts.request is not None and str(facts.request.amount) == "0.80 USDC"
+    assert facts.paid_tx is not None and facts.proof is not None and facts.outcome is not None
+    assert facts.market_order_id == "mord_1" and facts.key("create_market_order") is not None
+    assert context_from_events(events) == facts.to_context()
+    timeline = build_timeline(events)
+    assert timeline["spent"] == {"amount": "0.80", "currency": "USDC"}
+    if name.startswith("order_refunded"):
+        assert facts.dispute is not None and facts.dispute.evidence is not None
+        assert facts.error is not None and facts.error.code == "DISPUTED" and facts.acceptance_failure
+        assert timeline["dispute"]["reason"] == facts.dispute.reason
+    else:
+        assert facts.accepted and facts.error is None and facts.dispute is None
