@@ -9,8 +9,7 @@ from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
 from buyer_agent.history import order_summary
 from buyer_agent.journal import DB_NAME
-from buyer_agent.workflow import OrderState
-from buyer_agent.workflow._facts import fold
+from buyer_agent.workflow import OrderState, fold
 
 __all__ = ["register", "run"]
 

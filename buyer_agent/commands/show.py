@@ -12,8 +12,7 @@ from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
 from buyer_agent.history import order_summary
 from buyer_agent.journal import DB_NAME, Event
-from buyer_agent.workflow import OrderSummary
-from buyer_agent.workflow._facts import fold
+from buyer_agent.workflow import OrderSummary, fold
 
 __all__ = ["register", "run", "timeline"]
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from buyer_agent.journal import Event
+from buyer_agent.workflow import fold
 from buyer_agent.workflow._evidence import dispute_evidence
-from buyer_agent.workflow._facts import fold
 
 __all__ = ["build_evidence", "context_from_events"]
 

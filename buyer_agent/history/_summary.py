@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from buyer_agent.workflow import OrderFacts
 from buyer_agent.workflow._fact_parts import canonical
-from buyer_agent.workflow._facts import OrderFacts
 from buyer_agent.workflow._quotes import money_text
 from buyer_agent.workflow._states import OrderState
 from buyer_agent.workflow._summary import OrderSummary

@@ -9,8 +9,9 @@ from typing import Any
 
 from buyer_agent._money import Money
 from buyer_agent.rails._base import PaymentRequest
-from buyer_agent.workflow._fact_parts import Decision, Pick, canonical
-from buyer_agent.workflow._facts import OrderFacts, fold
+from buyer_agent.workflow import OrderFacts, fold
+from buyer_agent.workflow._fact_parts import canonical
+from buyer_agent.workflow._fact_quotes import Decision, Pick
 
 __all__ = ["build_timeline", "render_timeline", "summarise"]
 

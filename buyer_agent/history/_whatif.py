@@ -8,8 +8,8 @@ from typing import Any
 
 from buyer_agent._errors import JournalError
 from buyer_agent._money import Money
+from buyer_agent.workflow import fold
 from buyer_agent.workflow._fact_parts import canonical
-from buyer_agent.workflow._facts import fold
 from buyer_agent.workflow._quotes import facts_price, money_text, parse_time
 from buyer_agent.workflow._selection import select_quote
 

@@ -17,8 +17,7 @@ from buyer_agent.tools._formats import tool_definitions
 from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
 from buyer_agent.tools._schemas import TOOLS, tool_spec
-from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary
-from buyer_agent.workflow._facts import fold
+from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary, fold
 
 if TYPE_CHECKING:
     from buyer_agent.agent import BuyerAgent

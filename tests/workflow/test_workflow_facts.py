@@ -24,9 +24,9 @@ from loopback_proxy import LoopbackProxy
 from buyer_agent import Money
 from buyer_agent.history import order_summary
 from buyer_agent.journal import Journal
-from buyer_agent.workflow import Acceptance, OrderSpec, OrderState
+from buyer_agent.workflow import Acceptance, OrderFacts, OrderSpec, OrderState, fold
 from buyer_agent.workflow._crashpoint import Crash, crash_after
-from buyer_agent.workflow._facts import EFFECT_KEYS, OrderFacts, fold
+from buyer_agent.workflow._facts import EFFECT_KEYS
 
 pytestmark = pytest.mark.chains
 
