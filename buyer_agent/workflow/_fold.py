@@ -97,6 +97,8 @@ class FactsFolder:
     disputed_at: str | None = None
     # When the pending search was asked for (its intent), for the quote window's start.
     _search_asked: str | None = None
+    # The journaled quotes ``quotes`` was read from: a ``choose`` journals them again, unchanged.
+    _quotes_json: Any = None
     # The hash of the event being folded (binds the dispute's evidence to it).
     _hash: str = ""
 
@@ -161,7 +163,7 @@ class FactsFolder:
 
     def _search(self, p: Mapping[str, Any], at: str) -> None:
         self.search_id = _opt(p.get("search_id"))
-        self.quotes = tuple(QuoteFacts.from_json(q) for q in p.get("quotes") or ())
+        self._read_quotes(p.get("quotes") or [])
         self._drop_key("search_market")
         if self.quote_window_start is None:
             self.quote_window_start = self._search_asked or at
@@ -170,13 +172,19 @@ class FactsFolder:
         self.ranking = None
         self._drop_key("create_market_order")
 
+    def _read_quotes(self, quotes: Any) -> None:
+        if self.quotes is not None and quotes == self._quotes_json:
+            return
+        self.quotes = tuple(QuoteFacts.from_json(q) for q in quotes)
+        self._quotes_json = quotes
+
     def _quote(self, quote_id: str) -> QuoteFacts | None:
         return next((q for q in self.quotes or () if q.quote_id == quote_id), None)
 
     def _choose(self, p: Mapping[str, Any], at: str) -> None:
         if p.get("quotes") is not None:
             # The quotes the decision was made over (the runner's kept ones, journaled again).
-            self.quotes = tuple(QuoteFacts.from_json(q) for q in p["quotes"])
+            self._read_quotes(p["quotes"])
         dec = p.get("decision") or {}
         qid = _opt(dec.get("quote_id"))
         candidates = tuple(Candidate.from_json(c) for c in p.get("candidates") or ())
