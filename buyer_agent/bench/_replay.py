@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buyer_agent.journal._replay import replay_benchmark
+from buyer_agent.history import replay_benchmark
 
 __all__ = ["bench_replay"]
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from buyer_agent.commands._common import EXIT_FAILED, EXIT_OK, add_state_dir, dump_json, open_state_journal
-from buyer_agent.journal._evidence import build_evidence
-from buyer_agent.journal._replay import replay_file
+from buyer_agent.history import build_evidence, replay_file
 
 __all__ = ["register", "run"]
 

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from buyer_agent.commands._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_state_dir, open_state_journal
+from buyer_agent.history import imported_context, replay_file
 from buyer_agent.journal._export import JournalFileError, import_order
-from buyer_agent.journal._replay import replay_file
 
 __all__ = ["register", "run"]
 
@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     with open_state_journal(args.state_dir, create=True) as journal:
-        imported = import_order(journal, result.header, result.events)
+        imported = import_order(
+            journal, result.header, result.events, context=imported_context(result.header, result.events)
+        )
     verb = "imported" if imported else "already present (identical)"
     print(f"{result.order_id}: {verb}, {result.count} events, state {result.state}", file=sys.stderr)
     return EXIT_OK

@@ -7,8 +7,9 @@ from typing import Any
 
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
+from buyer_agent.history import order_summary
 from buyer_agent.journal import DB_NAME
-from buyer_agent.workflow import OrderState
+from buyer_agent.workflow import OrderState, fold
 
 __all__ = ["register", "run"]
 
@@ -47,10 +48,13 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             print_json([])
         return EXIT_OK
+    journal = agent.journal
+    label = str(journal.path) if journal.path else ":memory:"
     try:
-        summaries = agent.orders(args.state)
+        records = journal.orders([args.state] if args.state else None)
+        summaries = [order_summary(fold(journal.events(r.order_id)), label) for r in records]
     finally:
-        agent.journal.close()
+        journal.close()
     if args.json:
         print_json([s.to_json() for s in summaries])
         return EXIT_OK

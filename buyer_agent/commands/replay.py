@@ -19,10 +19,17 @@ from buyer_agent.commands._common import (
     dump_json,
     open_state_journal,
 )
+from buyer_agent.history import (
+    Rebuilder,
+    Replay,
+    build_timeline,
+    render_timeline,
+    replay_file,
+    replay_order,
+    summarise,
+    what_if,
+)
 from buyer_agent.journal._export import JournalFileError
-from buyer_agent.journal._replay import Rebuilder, Replay, replay_file, replay_order
-from buyer_agent.journal._timeline import build_timeline, render_timeline, summarise
-from buyer_agent.journal._whatif import what_if
 
 __all__ = ["register", "run"]
 

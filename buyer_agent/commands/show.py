@@ -10,8 +10,9 @@ from typing import Any
 from buyer_agent._errors import JournalError
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
+from buyer_agent.history import order_summary
 from buyer_agent.journal import DB_NAME, Event
-from buyer_agent.workflow import OrderSummary
+from buyer_agent.workflow import OrderSummary, fold
 
 __all__ = ["register", "run", "timeline"]
 
@@ -43,12 +44,15 @@ def _run(args: argparse.Namespace) -> int:
     agent = BuyerAgent(state_dir=args.state_dir)
     if not (agent.state_dir / DB_NAME).exists():
         raise JournalError(f"no journal in {agent.state_dir} (give --state-dir)")
+    journal = agent.journal
     try:
-        summary = agent.order(args.order_id)
-        events = agent.journal.events(args.order_id)
-        decision = agent.journal.order(args.order_id).context.get("decision_reason")
+        journal.order(args.order_id)  # JournalError for an unknown order
+        events = journal.events(args.order_id)
     finally:
-        agent.journal.close()
+        journal.close()
+    facts = fold(events)
+    summary = order_summary(facts, str(journal.path) if journal.path else ":memory:")
+    decision = facts.decision_reason
     steps = timeline(events)
     if args.json:
         print_json({"order": summary.to_json(), "decision": decision, "timeline": steps})

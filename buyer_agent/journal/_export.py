@@ -220,19 +220,19 @@ def _closing_lines(fh: IO[str]) -> Iterator[str]:
         yield from fh
 
 
-def _imported_context(header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The order's working context rebuilt from its events, so ``show``/``orders`` read it as usual."""
-    from buyer_agent.journal._evidence import context_from_events  # needs the workflow: lazily
-
-    return {**context_from_events(events), "imported_from": header.get("exported_at")}
-
-
-def import_order(journal: Journal, header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> bool:
+def import_order(
+    journal: Journal,
+    header: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    *,
+    context: Mapping[str, Any],
+) -> bool:
     """Copy a verified order into ``journal`` exactly (same events, same hashes).
 
-    The caller verifies first (:func:`buyer_agent.journal._replay.replay_file`). The order row gets
-    the header's spec and final state; its working context is rebuilt as the order's last known
-    facts are not exported (the events hold them).
+    The caller verifies first (:func:`buyer_agent.history.replay_file`). The order row gets the
+    header's spec and final state, and ``context`` as its working context: the order's last known
+    facts are not exported (the events hold them; :func:`buyer_agent.history.imported_context`
+    folds them).
 
     Returns:
         True when imported; False when the journal already holds the identical order.
@@ -264,7 +264,7 @@ def import_order(journal: Journal, header: Mapping[str, Any], events: Sequence[M
                 [
                     order_id,
                     str(first["src"]),
-                    dumps(_imported_context(header, events)),
+                    dumps(context),
                     dumps(header.get("spec") or {}),
                     market_order_id,
                     str(first["at"]),

@@ -17,7 +17,7 @@ from buyer_agent.tools._formats import tool_definitions
 from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
 from buyer_agent.tools._schemas import TOOLS, tool_spec
-from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary
+from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary, fold
 
 if TYPE_CHECKING:
     from buyer_agent.agent import BuyerAgent
@@ -240,7 +240,7 @@ class AgentTools:
         if summary.candidates:
             chosen = (summary.quote or {}).get("quote_id")
             # The recorded decision line: the strategy's, or "chosen by the caller: …" for a pick by quote id.
-            reason = self._agent.journal.order(order_id).context.get("decision_reason")
+            reason = fold(self._agent.journal.events(order_id)).decision_reason
             listed = self._candidates(
                 {"candidates": summary.candidates, "recommended": chosen, "reason": reason}
             )

@@ -1,6 +1,8 @@
-"""buyer_agent.workflow: the order state machine (data), its spec and summary, the runner."""
+"""buyer_agent.workflow: the order state machine (data), its spec, facts and summary, the runner."""
 
 from buyer_agent.workflow._crashpoint import CRASH_ENV, Crash, crash_after
+from buyer_agent.workflow._facts import OrderFacts
+from buyer_agent.workflow._fold import FactsFolder, fold
 from buyer_agent.workflow._machine import (
     TRANSITIONS,
     Transition,
@@ -21,6 +23,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Crash",
     "Deadlines",
     "DelegationPolicyLimits",
+    "FactsFolder",
+    "OrderFacts",
     "OrderSpec",
     "OrderState",
     "OrderSummary",
@@ -32,6 +36,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Transition",
     "build_machine",
     "crash_after",
+    "fold",
     "is_legal",
     "mermaid_diagram",
     "new_id",

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from buyer_agent._money import Money
+from buyer_agent.history._evidence import context_from_events
 from buyer_agent.journal import Journal
 from buyer_agent.journal._canonical import format_at
-from buyer_agent.journal._evidence import context_from_events
 from buyer_agent.workflow import OrderSpec
 from buyer_agent.workflow._evidence import dispute_evidence
 

@@ -12,17 +12,17 @@ import pytest
 from replay_orders import write_order
 
 from buyer_agent.cli import main
-from buyer_agent.journal import Journal
-from buyer_agent.journal._evidence import build_evidence
-from buyer_agent.journal._export import export_lines
-from buyer_agent.journal._replay import (
+from buyer_agent.history._evidence import build_evidence
+from buyer_agent.history._replay import (
     replay_events,
     replay_file,
     replay_order,
     synthetic_journal,
     synthetic_orders,
 )
-from buyer_agent.journal._timeline import build_timeline
+from buyer_agent.history._timeline import build_timeline
+from buyer_agent.journal import Journal
+from buyer_agent.journal._export import export_lines
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 # The well-known anvil dev key (the sandbox's demo buyer) must never reach a journal or an export.

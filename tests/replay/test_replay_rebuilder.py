@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buyer_agent.journal._replay import Rebuilder
+from buyer_agent.history._replay import Rebuilder
 from buyer_agent.workflow._machine import TRANSITIONS, next_triggers
 from buyer_agent.workflow._states import OrderState
 

@@ -9,10 +9,10 @@ from typing import Any
 from replay_orders import write_order
 
 from buyer_agent.cli import main
+from buyer_agent.history._replay import replay_order
+from buyer_agent.history._whatif import what_if
 from buyer_agent.journal import Journal
 from buyer_agent.journal._export import export_lines
-from buyer_agent.journal._replay import replay_order
-from buyer_agent.journal._whatif import what_if
 
 
 def test_best_score_over_a_cheapest_journal_picks_svc_hash_fast(journal: Journal) -> None:

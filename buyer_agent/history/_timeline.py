@@ -7,6 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from buyer_agent._money import Money
+from buyer_agent.rails._base import PaymentRequest
+from buyer_agent.workflow import OrderFacts, fold
+from buyer_agent.workflow._fact_parts import canonical
+from buyer_agent.workflow._fact_quotes import Decision, Pick
+
 __all__ = ["build_timeline", "render_timeline", "summarise"]
 
 
@@ -38,108 +44,81 @@ def _price_text(price: Any) -> dict[str, str] | None:
 def build_timeline(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The order's story from its events (JSON-able; amounts and seconds are decimal strings).
 
+    The states come from the events' moves; everything else from the order's facts (:func:`fold`).
+
     Returns:
         ``{"states": [{state, seq, trigger, at, seconds}], "quote", "decision", "payment",
         "transactions", "market_order_id", "outcome", "error", "dispute", "spent"}``. ``seconds`` is
         how long the order stayed in the state (None for the last one).
     """
     states: list[dict[str, Any]] = []
-    quotes: dict[str, Mapping[str, Any]] = {}
-    quote: dict[str, Any] | None = None
-    decision: dict[str, Any] | None = None
-    payment: dict[str, Any] | None = None
-    txs: list[dict[str, str]] = []
-    market_order_id: str | None = None
-    outcome: Any = None
-    error: Any = None
-    dispute: Any = None
-    paid = False
-
-    def chosen(qid: str, why: str) -> dict[str, Any]:
-        q = quotes.get(qid) or {}
-        return {
-            "quote_id": qid,
-            "service_id": q.get("service_id"),
-            "price": _price_text(q.get("price")),
-            "rail": q.get("rail"),
-            "chain": q.get("chain"),
-            "why": why,
-        }
-
-    def add_tx(tx_id: Any, purpose: str) -> None:
-        if tx_id and not any(t["tx_id"] == str(tx_id) for t in txs):
-            txs.append({"tx_id": str(tx_id), "purpose": purpose})
-
     for ev in events:
-        trigger, payload = str(ev["trigger"]), ev.get("payload") or {}
+        trigger = str(ev["trigger"])
         if ev["src"] != ev["dst"] or trigger == "submit":
             if states:
                 states[-1]["seconds"] = format(_seconds(states[-1]["at"], str(ev["at"])), "f")
             states.append(
                 {"state": ev["dst"], "seq": ev["seq"], "trigger": trigger, "at": ev["at"], "seconds": None}
             )
-        if trigger == "search":
-            quotes.update({str(q["quote_id"]): q for q in payload.get("quotes") or []})
-        elif trigger == "choose":
-            quotes.update({str(q["quote_id"]): q for q in payload.get("quotes") or []})
-            dec = payload.get("decision") or {}
-            decision = {
-                "strategy": payload.get("strategy"),
-                "quote_id": dec.get("quote_id"),
-                "reason": dec.get("reason"),
-                "ranking": list(dec.get("ranking") or []),
-                "candidates": list(payload.get("candidates") or []),
-                "now": payload.get("now"),
-            }
-            quote = chosen(str(dec.get("quote_id")), str(dec.get("reason") or ""))
-        elif trigger == "note:fallback":
-            quote = chosen(
-                str(payload.get("next")),
-                f"fallback after {payload.get('rejected')} was refused: {payload.get('reason')}",
-            )
-        elif trigger == "order":
-            market_order_id = payload.get("market_order_id") or market_order_id
-        elif trigger == "pay":
-            req = payload.get("request") or {}
-            payment = {
-                "rail": req.get("rail_type"),
-                "chain": req.get("chain"),
-                "amount": _price_text(req.get("amount")),
-                "payee": req.get("payee"),
-            }
-            for tx in payload.get("txs") or []:
-                add_tx(tx.get("tx_id"), str(tx.get("purpose") or "payment"))
-        elif trigger == "paid":
-            paid = True
-            add_tx(payload.get("tx"), "payment")
-        elif trigger == "lock_escrow":
-            add_tx(payload.get("transaction_hash"), "escrow-lock")
-        elif trigger == "note:release_signed":
-            for tx in payload.get("txs") or []:
-                add_tx(tx.get("tx_id"), "release")
-        elif trigger == "confirm":
-            add_tx(payload.get("release_tx"), "release")
-        elif trigger == "execute":
-            outcome = payload.get("outcome")
-        elif trigger == "hand_off":
-            outcome = {"status": "handed_off", "handoff": payload.get("handoff")}
-        elif trigger == "dispute":
-            dispute = {"reason": payload.get("reason"), "dispute_id": payload.get("dispute_id")}
-        elif trigger == "fail" or trigger == "note:error":
-            error = {"code": payload.get("code"), "message": payload.get("message")}
-    spent = payment["amount"] if paid and payment is not None else None
+    facts = fold(events)
+    payment = _payment(facts.request)
     return {
         "states": states,
-        "quote": quote,
-        "decision": decision,
+        "quote": _quote(facts.pick),
+        "decision": _decision(facts.decision),
         "payment": payment,
-        "transactions": txs,
-        "market_order_id": market_order_id,
-        "outcome": outcome,
-        "error": error,
-        "dispute": dispute,
-        "spent": spent,
+        "transactions": [{"tx_id": t.tx_id, "purpose": t.purpose} for t in facts.transactions],
+        "market_order_id": facts.market_order_id,
+        "outcome": _outcome(facts),
+        "error": facts.errors[-1].to_json() if facts.errors else None,
+        "dispute": {"reason": facts.dispute.reason, "dispute_id": facts.dispute.id}
+        if facts.dispute
+        else None,
+        "spent": payment["amount"] if facts.paid_at is not None and payment is not None else None,
     }
+
+
+def _money_text(money: Money | None) -> dict[str, str] | None:
+    return _price_text(money.to_json()) if money is not None else None
+
+
+def _quote(pick: Pick | None) -> dict[str, Any] | None:
+    if pick is None:
+        return None
+    q = pick.quote
+    return {
+        "quote_id": pick.quote_id,
+        "service_id": q.service_id if q else None,
+        "price": _money_text(q.price) if q else None,
+        "rail": q.rail if q else None,
+        "chain": q.chain if q else None,
+        "why": pick.why,
+    }
+
+
+def _decision(d: Decision | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "strategy": canonical(d.strategy),
+        "quote_id": d.quote_id,
+        "reason": d.reason,
+        "ranking": list(d.ranking),
+        "candidates": [canonical(c.to_json()) for c in d.candidates],
+        "now": d.decided_at,
+    }
+
+
+def _payment(req: PaymentRequest | None) -> dict[str, Any] | None:
+    if req is None:
+        return None
+    return {"rail": req.rail_type, "chain": req.chain, "amount": _money_text(req.amount), "payee": req.payee}
+
+
+def _outcome(facts: OrderFacts) -> Any:
+    if facts.handoff is not None and facts.outcome is None:
+        return {"status": "handed_off", "handoff": canonical(facts.handoff.to_json())}
+    return canonical(facts.outcome.to_json()) if facts.outcome is not None else None
 
 
 def render_timeline(order_id: str, state: str, timeline: Mapping[str, Any]) -> str:

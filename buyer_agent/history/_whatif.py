@@ -8,33 +8,12 @@ from typing import Any
 
 from buyer_agent._errors import JournalError
 from buyer_agent._money import Money
+from buyer_agent.workflow import fold
+from buyer_agent.workflow._fact_parts import canonical
 from buyer_agent.workflow._quotes import facts_price, money_text, parse_time
-from buyer_agent.workflow._selection import make_limits, select_quote
-from buyer_agent.workflow._spec import OrderSpec
+from buyer_agent.workflow._selection import select_quote
 
 __all__ = ["what_if"]
-
-
-def _money(v: Any) -> Money | None:
-    return Money.from_json(dict(v)) if v else None
-
-
-def _limits(doc: Mapping[str, Any]) -> Any:
-    """The eligibility ``Limits`` recorded with the decision (the inverse of ``limits_json``)."""
-    budget = _money(doc.get("order_budget"))
-    spent = _money(doc.get("spent_today"))
-    if budget is None:
-        raise JournalError("the recorded decision has no order budget")
-    return make_limits(
-        order_budget=budget,
-        per_transaction_limit=_money(doc.get("per_transaction_limit")),
-        daily_limit=_money(doc.get("daily_limit")),
-        spent_today=spent if spent is not None else Money(0, budget.decimals, budget.currency),
-        allowed_service_ids=frozenset(doc.get("allowed_service_ids") or ()),
-        denied_service_ids=frozenset(doc.get("denied_service_ids") or ()),
-        allowed_skill_keys=frozenset(doc.get("allowed_skill_keys") or ()),
-        denied_skill_keys=frozenset(doc.get("denied_skill_keys") or ()),
-    )
 
 
 def _pick(quotes: Mapping[str, Mapping[str, Any]], qid: str | None, reason: str | None) -> dict[str, Any]:
@@ -66,31 +45,31 @@ def what_if(events: Sequence[Mapping[str, Any]], strategy: str | Mapping[str, An
     Raises:
         JournalError: The order never chose a quote (no ``choose`` event).
     """
-    submit = next((e for e in events if e["trigger"] == "submit"), None)
-    choose = next((e for e in reversed(events) if e["trigger"] == "choose"), None)
-    if choose is None or submit is None:
+    facts = fold(events)
+    decision = facts.decision
+    if decision is None:
         raise JournalError("the journal has no recorded quote decision (no choose event) to re-run")
-    payload = choose["payload"]
-    spec_doc = (submit.get("payload") or {}).get("spec")
-    if not spec_doc:
+    if facts.spec is None:
         raise JournalError("the journal's first event does not hold the order spec")
-    spec = dataclasses.replace(OrderSpec.from_json(spec_doc), strategy=strategy)
-    quotes = list(payload.get("quotes") or [])
+    if decision.limits is None:
+        raise JournalError("the recorded decision has no order budget")
+    if decision.decided_at is None:
+        raise JournalError("the recorded decision has no decision time")
+    spec = dataclasses.replace(facts.spec, strategy=strategy)
+    quotes = [q.to_json() for q in decision.quotes]
     by_id = {str(q["quote_id"]): q for q in quotes}
     payable = {
-        (str(by_id[c["quote_id"]].get("rail") or ""), by_id[c["quote_id"]].get("chain"))
-        for c in payload.get("candidates") or []
-        if c.get("eligible") and c.get("quote_id") in by_id
+        (str(by_id[c.quote_id].get("rail") or ""), by_id[c.quote_id].get("chain"))
+        for c in decision.candidates
+        if c.eligible and c.quote_id in by_id
     }
 
     def can_pay(rail: str, chain: str | None) -> bool:
         return (rail, chain) in payable
 
-    sel = select_quote(quotes, spec, _limits(payload.get("limits") or {}), now=parse_time(payload["now"]),
-                       can_pay=can_pay)  # fmt: skip
-    decision = payload.get("decision") or {}
-    recorded = _pick(by_id, decision.get("quote_id"), decision.get("reason"))
-    recorded["strategy"] = payload.get("strategy")
+    sel = select_quote(quotes, spec, decision.limits, now=parse_time(decision.decided_at), can_pay=can_pay)
+    recorded = _pick(by_id, decision.quote_id, decision.reason)
+    recorded["strategy"] = canonical(decision.strategy)
     alt = _pick(by_id, sel.choice["quote_id"] if sel.choice else None, sel.reason)
     difference = None
     before, after = (
