@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from buyer_agent._errors import OrchestrationConfigError, StateError
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal, resolve_state_dir
+from buyer_agent.networks import Networks, agent_networks, sandbox_profiles
 from buyer_agent.task import SANDBOX, Task, load_task
 from buyer_agent.workflow import (
     TERMINAL,
@@ -100,6 +101,8 @@ class BuyerAgent:
             strategy, rail, acceptance, approval threshold); :meth:`from_task` sets the task's.
         approver: Asked (with the order's summary) when a price is above the order's approval
             threshold; without one the order waits in ``awaiting_approval`` for :meth:`approve`.
+        networks: The network profiles a payment's token is checked against before signing; default
+            the built-in ones extended by ``$BUYER_AGENT_NETWORKS`` (the embedded sandbox adds its own).
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class BuyerAgent:
         on_progress: Callable[[ProgressEvent], None] | None = None,
         spec: OrderSpec | None = None,
         approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
+        networks: Networks | None = None,
     ) -> None:
         if market is None or market == "":
             market = _env("market")
@@ -138,6 +142,7 @@ class BuyerAgent:
         self._on_progress = on_progress
         self._default_spec = spec
         self._approver = approver
+        self.networks = networks if networks is not None else agent_networks()
         self._tools: Any = None
         self._journal: Journal | None = None
         self._reader: Runner | None = None
@@ -177,6 +182,7 @@ class BuyerAgent:
             pairing_token=_env("pairing_token"),
             delegation_policy=task.policy,
             on_progress=on_progress,
+            networks=agent_networks(list(task.networks)),
         )
         agent.task = task
         return agent
@@ -294,6 +300,7 @@ class BuyerAgent:
         evm_rpc, solana_rpc = self._evm_rpc, self._solana_rpc
         evm_chain: str | None = None
         solana_chain: str | None = None
+        networks = self.networks
         if self._market_arg is None:
             from buyer_agent.sandbox import Sandbox
 
@@ -309,6 +316,8 @@ class BuyerAgent:
                 info.solana_rpc_url,
                 info.solana_chain,
             )
+            # The sandbox's chains are a profile made now: its anvil chain id and token, its mint.
+            networks = networks.extend(sandbox_profiles(info))
         elif isinstance(self._market_arg, str):
             market = AsyncMarketClient(self._market_arg, api_key=api_key.reveal() if api_key else None)
             owns, label = True, self._market_arg.rstrip("/")
@@ -330,6 +339,7 @@ class BuyerAgent:
             pairing=pairing,
             on_progress=self._on_progress,
             approver=self._approver,
+            networks=networks,
         )
         self.machine_id = machine_id
         return _Connection(runner, market, owns, rails, sandbox, label)

@@ -8,6 +8,7 @@ PACKAGES = [
     "buyer_agent",
     "buyer_agent.journal",
     "buyer_agent.market",
+    "buyer_agent.networks",
     "buyer_agent.rails",
     "buyer_agent.sandbox",
     "buyer_agent.tools",
