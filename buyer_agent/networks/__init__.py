@@ -9,6 +9,7 @@ from buyer_agent.networks._profiles import (
     Networks,
     TokenInfo,
     builtin_networks,
+    dump_profiles,
     load_networks_file,
     parse_profiles,
 )
@@ -24,6 +25,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "agent_networks",
     "builtin_networks",
     "check_token",
+    "dump_profiles",
     "load_networks_file",
     "parse_profiles",
     "sandbox_profiles",

@@ -26,6 +26,7 @@ __all__ = [
     "Networks",
     "TokenInfo",
     "builtin_networks",
+    "dump_profiles",
     "load_networks_file",
     "parse_profiles",
 ]
@@ -346,6 +347,25 @@ def check_token_address(address: str, namespace: str, path: str) -> None:
         raise _fail(path, f"must be a 0x-prefixed 20-byte hex address, not {address!r}")
     if namespace == "solana" and not _BASE58.match(address):
         raise _fail(path, f"must be a base58 Solana mint, not {address!r}")
+
+
+def dump_profiles(profiles: Iterable[NetworkProfile]) -> dict[str, Any]:
+    """Profiles as a ``networks:`` document that :func:`load_networks_file` reads back."""
+    out: dict[str, Any] = {}
+    for p in profiles:
+        body: dict[str, Any] = {"name": p.display or p.name, "chain": p.chain, "aliases": list(p.aliases)}
+        if p.native is not None:
+            body["native"] = {"symbol": p.native.symbol, "decimals": p.native.decimals}
+        if p.confirmations is not None:
+            body["confirmations"] = p.confirmations
+        if p.commitment is not None:
+            body["commitment"] = p.commitment
+        if p.explorer is not None:
+            body["explorer"] = p.explorer
+        key = "address" if p.is_evm else "mint"
+        body["tokens"] = {s: {key: t.address, "decimals": t.decimals} for s, t in p.tokens.items()}
+        out[p.name] = body
+    return {"networks": out}
 
 
 def with_source(profiles: Iterable[NetworkProfile], source: str) -> list[NetworkProfile]:
