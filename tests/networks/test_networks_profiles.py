@@ -206,3 +206,29 @@ def test_tx_links() -> None:
     assert base is not None and base.tx_link("0xabc") == "https://basescan.org/tx/0xabc"
     profile = NetworkProfile(name="x", chain="eip155:1", tokens={"USDC": TokenInfo("USDC", OTHER, 6)})
     assert profile.tx_link("0x1") is None and profile.token("usdc") is not None
+
+
+def test_the_networks_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import json
+
+    assert main(["networks"]) == 0
+    out = capsys.readouterr().out
+    assert "base-sepolia" in out and BASE_USDC in out and "(none: name it in payment.tokens)" in out
+    path = tmp_path / "nets.yaml"
+    path.write_text("dev: {chain: 'eip155:777', aliases: [dev], confirmations: 3}\n", encoding="utf-8")
+    monkeypatch.setenv("BUYER_AGENT_NETWORKS", str(path))
+    assert main(["networks", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    dev = next(p for p in doc if p["name"] == "dev")
+    assert dev["chain"] == "eip155:777" and dev["confirmations"] == 3 and dev["source"] == str(path)
+    assert {p["chain"] for p in doc} >= {
+        "eip155:3338",
+        "eip155:8453",
+        "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+    }
+    path.write_text("dev: {chain: 'eip155:777', confirmations: -1}\n", encoding="utf-8")
+    assert main(["networks"]) == 2
+    assert "dev.confirmations" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["networks", "--help"])
+    assert exc.value.code == 0
