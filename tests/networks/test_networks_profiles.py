@@ -232,3 +232,29 @@ def test_the_networks_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     with pytest.raises(SystemExit) as exc:
         main(["networks", "--help"])
     assert exc.value.code == 0
+
+
+def test_the_run_summary_links_the_payment_to_its_explorer() -> None:
+    from buyer_agent.commands.run import human
+    from buyer_agent.workflow import OrderState, OrderSummary
+
+    summary = OrderSummary(
+        order_id="ord_1",
+        state=OrderState.CONFIRMED,
+        market_order_id=None,
+        quote=None,
+        candidates=(),
+        payment={
+            "amount": "0.80",
+            "currency": "USDC",
+            "rail": "wallet",
+            "chain": "eip155:8453",
+            "tx": "0xabc",
+        },
+        outcome=None,
+        error=None,
+        journal="state/journal.db",
+        updated_at="2026-12-02T00:00:00Z",
+    )
+    assert "explorer https://basescan.org/tx/0xabc" in human(summary, builtin_networks())
+    assert "explorer" not in human(summary)
