@@ -244,3 +244,39 @@ def test_an_alias_whose_chain_is_not_the_rpcs_is_refused_before_signing(box: Any
     with pytest.raises(RailError, match="wrong chain"):
         asyncio.run(go())
     assert chain_view(box) == before
+
+
+def test_a_rewritten_solana_mint_is_refused_before_signing(box: Any, tmp_path: Path) -> None:
+    from solders.keypair import Keypair
+
+    info = box.info
+    other_mint = str(Keypair().pubkey())
+    proxy = Rewriter(info.url, intent_rail(lambda rail: rail.update(tokenMint=other_mint)))
+    chain = box.solana_server.chain
+    before = int(chain.usdc_balance(info.solana_address))
+
+    async def go() -> tuple[Any, list[dict[str, Any]]]:
+        agent = BuyerAgent(
+            proxy.address,
+            machine_id=info.machine_id,
+            api_key=info.api_key,
+            evm_key=info.evm_private_key,
+            solana_key=info.solana_secret_key,
+            solana_rpc=info.solana_rpc_url,
+            state_dir=tmp_path,
+            networks=pinned(box),
+        )
+        async with agent:
+            summary = await agent.buy(spec(chain="solana"))
+            agent.journal.verify(summary.order_id)
+            return summary, [e.to_json() for e in agent.journal.events(summary.order_id)]
+
+    try:
+        summary, events = asyncio.run(go())
+    finally:
+        proxy.close()
+    assert summary.error is not None and summary.error["code"] == "UNKNOWN_TOKEN", summary.error
+    assert other_mint in summary.error["message"] and str(info.mint) in summary.error["message"]
+    assert info.solana_chain in summary.error["message"]
+    assert int(chain.usdc_balance(info.solana_address)) == before
+    assert not any("broadcast" in e["trigger"] for e in events)
