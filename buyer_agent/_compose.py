@@ -21,6 +21,7 @@ from typing import Any, cast
 from buyer_agent._errors import OrchestrationConfigError, RailError
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal
+from buyer_agent.networks import Networks, agent_networks, sandbox_profiles
 from buyer_agent.workflow import OrderSummary, PairingSession, ProgressEvent, Runner
 
 __all__ = [
@@ -91,6 +92,8 @@ class Settings:
     pairing_id: str | None = None
     pairing_token: Secret | None = field(default=None, repr=False)
     policy: Mapping[str, Any] | None = None
+    #: The network profiles a payment's token is checked against before signing (None: built-ins).
+    networks: Networks | None = None
 
 
 @dataclass(slots=True)
@@ -127,6 +130,7 @@ async def connect(
     evm_rpc, solana_rpc = s.evm_rpc, s.solana_rpc
     evm_chain: str | None = None
     solana_chain: str | None = None
+    networks = s.networks if s.networks is not None else agent_networks()
     if s.market is None:
         from buyer_agent.sandbox import Sandbox
 
@@ -138,6 +142,8 @@ async def connect(
         machine_id, api_key, evm_key = info.machine_id, info.api_key, info.evm_private_key
         evm_rpc, evm_chain = info.evm_rpc_url, info.evm_chain
         solana_key, solana_rpc, solana_chain = info.solana_secret_key, info.solana_rpc_url, info.solana_chain
+        # The sandbox's chains are a profile made now: its anvil chain id and token, its mint.
+        networks = networks.extend(sandbox_profiles(info))
     elif isinstance(s.market, str):
         market = AsyncMarketClient(s.market, api_key=api_key.reveal() if api_key else None)
         owns, label = True, market_label(s.market)
@@ -159,6 +165,7 @@ async def connect(
         pairing=pairing,
         on_progress=on_progress,
         approver=approver,
+        networks=networks,
     )
     return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id)
 

@@ -34,6 +34,7 @@ from buyer_agent._compose import (
 from buyer_agent._errors import StateError
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal, resolve_state_dir
+from buyer_agent.networks import Networks, agent_networks
 from buyer_agent.task import SANDBOX, Task, load_task
 from buyer_agent.workflow import (
     TERMINAL,
@@ -100,6 +101,8 @@ class BuyerAgent:
             strategy, rail, acceptance, approval threshold); :meth:`from_task` sets the task's.
         approver: Asked (with the order's summary) when a price is above the order's approval
             threshold; without one the order waits in ``awaiting_approval`` for :meth:`approve`.
+        networks: The network profiles a payment's token is checked against before signing; default
+            the built-in ones extended by ``$BUYER_AGENT_NETWORKS`` (the embedded sandbox adds its own).
     """
 
     #: Builds an agent's tool surface; set by ``buyer_agent.tools`` (see :func:`attach_tools`).
@@ -122,6 +125,7 @@ class BuyerAgent:
         on_progress: Callable[[ProgressEvent], None] | None = None,
         spec: OrderSpec | None = None,
         approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
+        networks: Networks | None = None,
     ) -> None:
         if market is None or market == "":
             market = env("market")
@@ -141,6 +145,7 @@ class BuyerAgent:
         self._on_progress = on_progress
         self._default_spec = spec
         self._approver = approver
+        self.networks = networks if networks is not None else agent_networks()
         self._tools: ToolSurface | None = None
         self._journal: Journal | None = None
         self._reader: Runner | None = None
@@ -180,6 +185,7 @@ class BuyerAgent:
             pairing_token=env("pairing_token"),
             delegation_policy=task.policy,
             on_progress=on_progress,
+            networks=agent_networks(list(task.networks)),
         )
         agent.task = task
         return agent
@@ -285,6 +291,7 @@ class BuyerAgent:
             pairing_id=self._pairing_id,
             pairing_token=self._pairing_token,
             policy=self._policy,
+            networks=self.networks,
         )
         conn = await connect(settings, self.journal, on_progress=self._on_progress, approver=self._approver)
         self.machine_id = conn.machine_id

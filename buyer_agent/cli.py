@@ -35,6 +35,8 @@ COMMANDS: tuple[str, ...] = (
     "approve",
     "mcp",
     "bench",
+    "networks",
+    "doctor",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}

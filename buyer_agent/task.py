@@ -25,6 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from buyer_agent._errors import TaskFileError
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
+from buyer_agent.networks import NetworkProfile, agent_networks, load_networks_file, parse_profiles
 from buyer_agent.workflow import Acceptance, Deadlines, OrderSpec
 from strategies import StrategyError, load_strategy
 
@@ -36,7 +37,9 @@ SANDBOX = "sandbox"
 _TAG = "tag:yaml.org,2002:"
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _WHOLE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-)?\}$")
-_CAIP2 = re.compile(r"^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9.$-]{1,16}$")
+_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _MAX_DEPTH = 64
@@ -53,7 +56,8 @@ class Task:
     ``market`` is None for the embedded sandbox, else the market's URL. Keys are :class:`Secret`
     (None when the file leaves them unset: the sandbox supplies demo keys, an external market
     falls back to the environment). ``policy`` is the delegation policy to request when pairing
-    (snake_case keys, amounts as Decimal with a ``currency``).
+    (snake_case keys, amounts as Decimal with a ``currency``). ``networks`` are the task's own network
+    profiles (``networks:``, inline or a file), extending the built-in ones.
     """
 
     spec: OrderSpec
@@ -65,6 +69,7 @@ class Task:
     evm_rpc: str | None = None
     solana_rpc: str | None = None
     policy: Mapping[str, Any] | None = None
+    networks: tuple[NetworkProfile, ...] = ()
     source: str | None = field(default=None, compare=False)
 
     def with_market(self, market: str | None) -> Task:
@@ -117,7 +122,8 @@ def parse_task(text: str, *, source: str | None = None, env: Mapping[str, str] |
     root = _compose(text)
     if root is None:
         raise TaskFileError("<document>", "the task file is empty", line=1)
-    parser = _Parser(os.environ if env is None else env)
+    base = Path(source).parent if source else Path.cwd()
+    parser = _Parser(os.environ if env is None else env, base=base)
     task = parser.task(root)
     return replace(task, source=source)
 
@@ -170,9 +176,11 @@ def _kind(node: Node) -> str:
 class _Parser:
     """Walks the node tree of one task file."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], base: Path | None = None) -> None:
         self._env = env
+        self._base = base or Path.cwd()
         self._nodes = 0
+        self._profiles: tuple[NetworkProfile, ...] = ()
 
     # --- primitives ---------------------------------------------------------------------------
 
@@ -337,6 +345,8 @@ class _Parser:
                 "approval_threshold",
                 "deadlines",
                 "policy",
+                "chain",
+                "networks",
             ),
         )
         if "task" not in top:
@@ -347,12 +357,18 @@ class _Parser:
         machine_id = self.string(top["machine_id"], "machine_id") if "machine_id" in top else None
         keys = self.keys(top["keys"]) if "keys" in top else {}
         rpc = self.rpc(top["rpc"]) if "rpc" in top else {}
+        networks = self.networks(top["networks"]) if "networks" in top else ()
+        self._profiles = networks
         spec_kw = self.order(top["task"])
         spec_kw["budget"] = self.money(top["budget"], "budget")
         if "strategy" in top:
             spec_kw["strategy"] = self.strategy(top["strategy"])
         if "payment" in top:
             spec_kw.update(self.payment(top["payment"]))
+        if "chain" in top:
+            if "chain" in spec_kw:
+                raise self._fail("chain", "given twice (here and as payment.chain)", top["chain"])
+            spec_kw["chain"] = self.chain(top["chain"], "chain")
         if "acceptance" in top:
             spec_kw["acceptance"] = self.acceptance(top["acceptance"])
         if "approval_threshold" in top:
@@ -379,7 +395,40 @@ class _Parser:
             evm_rpc=rpc.get("evm"),
             solana_rpc=rpc.get("solana"),
             policy=policy,
+            networks=networks,
         )
+
+    def networks(self, node: Node) -> tuple[NetworkProfile, ...]:
+        """``networks:``: a file of profiles (path relative to the task file) or the profiles inline."""
+        if isinstance(node, ScalarNode) and _kind(node) == "str":
+            path = Path(self.required_string(node, "networks"))
+            path = path if path.is_absolute() else self._base / path
+            try:
+                return tuple(load_networks_file(path, where="networks"))
+            except TaskFileError as exc:
+                raise TaskFileError(exc.field, str(exc).split(": ", 1)[-1], line=_line(node)) from None
+        value = self.data(node, "networks")
+        try:
+            return tuple(parse_profiles(value, source="task", where="networks"))
+        except TaskFileError as exc:
+            raise TaskFileError(exc.field, str(exc).split(": ", 1)[-1], line=_line(node)) from None
+
+    def chain(self, node: Node, path: str) -> str | None:
+        """``evm``, ``solana``, or a chain's name or alias resolved to its CAIP-2 id."""
+        chain = self.string(node, path)
+        if chain is None or chain in ("evm", "solana"):
+            return chain
+        try:
+            known = agent_networks(list(self._profiles), env=self._env)
+        except TaskFileError as exc:
+            raise self._fail(path, f"cannot read the network profiles: {exc}", node) from None
+        resolved = known.resolve(chain)
+        if resolved is None:
+            names = ", ".join(sorted({a for p in known for a in (p.name, *p.aliases)}))
+            raise self._fail(
+                path, f"unknown chain {chain!r} (known: evm, solana, {names}, or a CAIP-2 id)", node
+            )
+        return resolved
 
     def market(self, node: Node) -> str | None:
         """``sandbox`` (None) or an http(s) URL."""
@@ -473,7 +522,7 @@ class _Parser:
 
     def payment(self, node: Node) -> dict[str, Any]:
         """The rail, the chain and the EVM fee cap."""
-        found = self._mapping(node, "payment", ("rail", "chain", "max_fee_per_gas_gwei"))
+        found = self._mapping(node, "payment", ("rail", "chain", "max_fee_per_gas_gwei", "tokens"))
         out: dict[str, Any] = {}
         if "rail" in found:
             rail = self.string(found["rail"], "payment.rail")
@@ -483,12 +532,9 @@ class _Parser:
                 )
             out["rail"] = rail
         if "chain" in found:
-            chain = self.string(found["chain"], "payment.chain")
-            if chain is not None and chain not in ("evm", "solana") and not _CAIP2.match(chain):
-                raise self._fail(
-                    "payment.chain", f"must be evm, solana or a CAIP-2 id, not {chain!r}", found["chain"]
-                )
-            out["chain"] = chain
+            out["chain"] = self.chain(found["chain"], "payment.chain")
+        if "tokens" in found:
+            out["tokens"] = self.tokens(found["tokens"])
         if "max_fee_per_gas_gwei" in found:
             gwei = self.number(found["max_fee_per_gas_gwei"], "payment.max_fee_per_gas_gwei")
             wei = gwei.scaleb(9)
@@ -499,6 +545,23 @@ class _Parser:
                     found["max_fee_per_gas_gwei"],
                 )
             out["fee_cap_wei"] = int(wei)
+        return out
+
+    def tokens(self, node: Node) -> dict[str, str]:
+        """``payment.tokens``: the token allowlist, symbol → contract address (EVM) or mint (Solana)."""
+        found = self.data(node, "payment.tokens")
+        if not isinstance(found, dict):
+            raise self._fail("payment.tokens", 'must be a mapping like {USDC: "0x..."}', node)
+        out: dict[str, str] = {}
+        for symbol, value in found.items():
+            path = f"payment.tokens.{symbol}"
+            if not _SYMBOL.match(symbol):
+                raise self._fail(path, f"not a token symbol: {symbol!r}", node)
+            if not isinstance(value, str) or not (_EVM_ADDRESS.match(value) or _BASE58.match(value)):
+                raise self._fail(
+                    path, f"must be a 0x contract address or a base58 Solana mint, not {value!r}", node
+                )
+            out[symbol.upper()] = value
         return out
 
     def acceptance(self, node: Node) -> Acceptance:

@@ -9,6 +9,7 @@ PACKAGES = [
     "buyer_agent.history",
     "buyer_agent.journal",
     "buyer_agent.market",
+    "buyer_agent.networks",
     "buyer_agent.rails",
     "buyer_agent.sandbox",
     "buyer_agent.tools",

@@ -10,6 +10,7 @@ from typing import Any
 from buyer_agent._progress import progress_printer
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_CODES_HELP, add_state_dir, exit_code, guarded, print_json
+from buyer_agent.networks import Networks
 from buyer_agent.task import load_task
 from buyer_agent.workflow import OrderState, OrderSummary
 
@@ -74,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary.to_json())
     else:
-        print(human(summary))
+        print(human(summary, agent.networks))
     code = exit_code(summary)
     if code != 0:
         print(f"error: order {summary.order_id} ended {describe(summary)}", file=sys.stderr)
@@ -92,8 +93,8 @@ def describe(summary: OrderSummary) -> str:
     return text
 
 
-def human(summary: OrderSummary) -> str:
-    """A few lines for people."""
+def human(summary: OrderSummary, networks: Networks | None = None) -> str:
+    """A few lines for people (with the explorer link of the payment when its profile has one)."""
     lines = [f"order    {summary.order_id}  {summary.state.value}"]
     if summary.quote:
         price = summary.quote.get("price") or {}
@@ -107,6 +108,10 @@ def human(summary: OrderSummary) -> str:
             f"payment  {pay.get('amount')} {pay.get('currency')} via {pay.get('rail')} on {pay.get('chain')}"
         )
         lines.append(f"tx       {pay.get('tx')}")
+        profile = networks.get(str(pay.get("chain"))) if networks is not None and pay.get("chain") else None
+        link = profile.tx_link(str(pay.get("tx"))) if profile is not None and pay.get("tx") else None
+        if link:
+            lines.append(f"explorer {link}")
     if summary.outcome:
         lines.append(f"outcome  {summary.outcome.get('status')}")
     if summary.error:

@@ -57,6 +57,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--fault-seed", type=int, default=None, metavar="N", help="seed of the fault draws (reproducible)"
     )
+    parser.add_argument(
+        "--networks-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=(
+            "also write the sandbox's chains as network profiles (sandbox-evm, sandbox-solana) to FILE, "
+            "for BUYER_AGENT_NETWORKS: an agent run against this sandbox then pins its token"
+        ),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     sandbox = Sandbox(state_dir=args.state_dir, port=args.port, faults=faults)
     try:
         info = sandbox.start()
+        if args.networks_file is not None:
+            _write_networks(args.networks_file, info)
         sys.stdout.write(json.dumps(info.to_json()) + "\n")
         sys.stdout.flush()
         _log.info("sandbox ready on %s; SIGINT or SIGTERM stops it", info.url)
@@ -92,3 +104,12 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return EXIT_OK
+
+
+def _write_networks(path: Path, info: Any) -> None:
+    """The sandbox's chains as a ``networks:`` file (written before the JSON line is printed)."""
+    import yaml
+
+    from buyer_agent.networks import dump_profiles, sandbox_profiles
+
+    path.write_text(yaml.safe_dump(dump_profiles(sandbox_profiles(info)), sort_keys=False), encoding="utf-8")

@@ -32,6 +32,7 @@ from buyer_agent.journal import (
     utc_now,
 )
 from buyer_agent.journal._canonical import format_at
+from buyer_agent.networks import Networks, builtin_networks, check_token
 from buyer_agent.rails._base import PaymentRequest, Rail, SignedTx, TxStatus
 from buyer_agent.rails._registry import rail_for
 from buyer_agent.workflow._acceptance import check_acceptance
@@ -162,6 +163,8 @@ class Runner:
         crash_hook: Called right after every journaled event (tests stop the runner there);
             defaults to ``$BUYER_AGENT_CRASH_AFTER``.
         poll_interval: Seconds between polls while waiting for a refund.
+        networks: The network profiles whose tokens a payment must be in (``check_token``, before
+            signing); defaults to the built-in ones.
     """
 
     def __init__(
@@ -177,8 +180,10 @@ class Runner:
         approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
         crash_hook: Callable[[Event], None] | None = None,
         poll_interval: float = 0.1,
+        networks: Networks | None = None,
     ) -> None:
         self._market = market
+        self._networks = networks if networks is not None else builtin_networks()
         self._journal = journal
         self._rails = list(rails)
         self._pairing = pairing
@@ -887,6 +892,10 @@ class Runner:
             intent = intent_facts(_item(resp))
             rec = self._note(rec, "result:create_payment_intent", {"intent": intent}, {"intent": intent})
         intent = rec.context["intent"]
+        refusal = check_token(intent, choice, price, spec.tokens, self._networks)
+        if refusal is not None:
+            self._fail(rec, refusal.code, refusal.message, payload=refusal.payload)
+            return
         mismatch = check_intent(intent, choice, price)
         if mismatch is not None:
             self._fail(

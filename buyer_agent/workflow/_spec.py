@@ -98,6 +98,9 @@ class OrderSpec:
     approval_threshold: Money | None = None
     deadlines: Deadlines = field(default_factory=Deadlines)
     machine_id: str | None = None
+    #: The task's token allowlist (``payment.tokens``): symbol → contract address or mint, accepted
+    #: besides the network profile's own token for that symbol.
+    tokens: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.service_type:
@@ -108,8 +111,8 @@ class OrderSpec:
             raise ValueError("OrderSpec.budget must be above zero")
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form (amounts as Money JSON)."""
-        return {
+        """JSON form (amounts as Money JSON; ``tokens`` only when the task allowlists any)."""
+        out: dict[str, Any] = {
             "service_type": self.service_type,
             "operation": self.operation,
             "task_type": self.task_type,
@@ -127,6 +130,9 @@ class OrderSpec:
             "deadlines": self.deadlines.to_json(),
             "machine_id": self.machine_id,
         }
+        if self.tokens:
+            out["tokens"] = dict(self.tokens)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OrderSpec:
@@ -150,4 +156,5 @@ class OrderSpec:
             approval_threshold=Money.from_json(dict(threshold)) if threshold else None,
             deadlines=Deadlines.from_json(data.get("deadlines")),
             machine_id=data.get("machine_id"),
+            tokens={str(k): str(v) for k, v in (data.get("tokens") or {}).items()},
         )

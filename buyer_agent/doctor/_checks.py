@@ -1,0 +1,84 @@
+"""The doctor's checks, in order: task file, keys, RPCs, gas, token balance, market, pairing, policy, clock.
+
+Everything is read-only: the doctor signs nothing, pairs nothing and places no order. Keys are shown
+only as the addresses they derive; a secret never reaches a line of the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import httpx
+
+from buyer_agent._errors import TaskFileError
+from buyer_agent.doctor._chain import gas_checks, key_checks, rpc_checks, token_checks
+from buyer_agent.doctor._market import clock_checks, market_checks, pairing_checks, policy_checks
+from buyer_agent.doctor._report import Check, Status
+from buyer_agent.doctor._setup import make_setup
+from buyer_agent.networks import NETWORKS_ENV, agent_networks
+from buyer_agent.task import Task, load_task
+
+_TIMEOUT = 10.0
+
+__all__ = ["diagnose"]
+
+
+def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> list[Check]:
+    """Run every check in order; each is PASS, WARN or FAIL with one line on how to fix it."""
+    environ = os.environ if env is None else env
+    checks: list[Check] = []
+    task: Task | None = None
+    if task_path is None:
+        checks.append(
+            Check(
+                "task",
+                Status.WARN,
+                "no task file: checking the environment only (budget and policy not compared)",
+                "python -m buyer_agent doctor TASK.yaml",
+            )
+        )
+    else:
+        try:
+            task = load_task(task_path, env=environ)
+        except TaskFileError as exc:
+            checks.append(Check("task", Status.FAIL, str(exc), "correct that field (README: 'Task file')"))
+            return checks
+        spec = task.spec
+        checks.append(
+            Check(
+                "task",
+                Status.PASS,
+                f"{task_path}: {spec.service_type}, budget {spec.budget}",
+            )
+        )
+    try:
+        networks = agent_networks(list(task.networks) if task else None, env=environ)
+    except TaskFileError as exc:
+        checks.append(Check("networks", Status.FAIL, str(exc), f"correct the file ${NETWORKS_ENV} names"))
+        return checks
+    setup = make_setup(task, networks, environ)
+    if setup.market is None:
+        checks.append(
+            Check(
+                "market",
+                Status.WARN,
+                "no market configured: a run uses the embedded sandbox (local chains, demo keys)",
+                "set market: in the task or PEAQOS_ORCHESTRATION_URL to go live",
+            )
+        )
+        return checks
+    with httpx.Client(timeout=_TIMEOUT, follow_redirects=False) as client:
+        checks += key_checks(setup)
+        checks += rpc_checks(setup, client)
+        checks += gas_checks(setup, client)
+        checks += token_checks(setup, client)
+        reached = market_checks(setup, client)
+        checks += reached
+        reachable = bool(reached) and reached[0].status is not Status.FAIL
+        if reachable:
+            checks += pairing_checks(setup, client)
+        checks += policy_checks(setup)
+        if reachable:
+            checks += clock_checks(setup)
+    return checks
