@@ -16,6 +16,7 @@ from types import ModuleType
 
 from buyer_agent._errors import BuyerAgentError, TaskFileError
 from buyer_agent._version import __version__
+from buyer_agent._waits import show_waits
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    show_waits()  # every wait (retries, slow answers) is a line on stderr, even at the default level
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

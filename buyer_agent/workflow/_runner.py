@@ -22,6 +22,7 @@ from buyer_agent._errors import (
 )
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
+from buyer_agent._waits import EVERY_S, report_wait
 from buyer_agent.journal import (
     Event,
     Journal,
@@ -430,7 +431,13 @@ class Runner:
             if wait is not None:
                 # A transient market fault outlived the client's own retries: wait, then try the
                 # step again (every step is safe to repeat) instead of stopping the order.
-                log.info("order %s: transient %s; trying again in %.1f s", rec.order_id, exc, wait)
+                report_wait(
+                    f"order {rec.order_id} to leave {state.value}",
+                    attempt=self._transient[rec.order_id] + 1,
+                    of=_TRANSIENT_ROUNDS + 1,
+                    next_in_s=wait,
+                    because=str(exc),
+                )
                 await asyncio.sleep(wait)
                 return True
             return self._on_error(self._journal.order(rec.order_id), exc)
@@ -587,9 +594,14 @@ class Runner:
                     await self._pairing.refresh(exc.code, token)
                     continue
                 raise
-            except OrchestrationOutcomeUnknown:
+            except OrchestrationOutcomeUnknown as exc:
                 if deadline is None or self._clock() >= deadline:
                     raise
+                report_wait(
+                    "an answer the market may have lost",
+                    because=f"{exc}; repeating until {format_at(deadline)}",
+                    every_s=EVERY_S,
+                )
                 await asyncio.sleep(self._poll)
 
     def _spec(self, rec: OrderRecord) -> OrderSpec:
