@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 from buyer_agent._errors import OrchestrationConfigError, StateError
 from buyer_agent._redact import Secret
+from buyer_agent._urls import same_market
 from buyer_agent.journal import Journal, resolve_state_dir
 from buyer_agent.task import SANDBOX, Task, load_task
 from buyer_agent.workflow import (
@@ -68,6 +69,7 @@ class _Connection:
     rails: list[Any]
     sandbox: Any
     market_label: str
+    pairing: PairingSession
 
 
 class BuyerAgent:
@@ -316,7 +318,7 @@ class BuyerAgent:
             market, owns, label = self._market_arg, False, self.market_label
         try:
             rails = await self._rails(evm_rpc, evm_key, evm_chain, solana_rpc, solana_key, solana_chain)
-            pairing = self._pairing(market, machine_id, evm_key)
+            pairing = self._pairing(market, machine_id, evm_key, label)
         except BaseException:
             if owns:
                 await market.aclose()
@@ -332,7 +334,7 @@ class BuyerAgent:
             approver=self._approver,
         )
         self.machine_id = machine_id
-        return _Connection(runner, market, owns, rails, sandbox, label)
+        return _Connection(runner, market, owns, rails, sandbox, label, pairing)
 
     async def _rails(
         self,
@@ -362,7 +364,9 @@ class BuyerAgent:
             )
         return rails
 
-    def _pairing(self, market: Any, machine_id: str | None, evm_key: Secret | None) -> PairingSession:
+    def _pairing(
+        self, market: Any, machine_id: str | None, evm_key: Secret | None, label: str
+    ) -> PairingSession:
         if not machine_id:
             raise OrchestrationConfigError(
                 "no machine id: set PEAQOS_MACHINE_ID (or machine_id in the task file)"
@@ -382,7 +386,16 @@ class BuyerAgent:
             agent_key=evm_key,
             delegation_policy=self._policy,
             store=self.journal,
+            market_url=label,
         )
+
+    async def pairing(self) -> PairingSession:
+        """The agent's pairing session on its market (connecting first; it pairs on its first token).
+
+        ``await (await agent.pairing()).token()`` pairs or rotates now; ``forget()`` drops the
+        stored pairing of this (market, machine, agent address) so the next token pairs anew.
+        """
+        return (await self._connection()).pairing
 
     async def _runner(self) -> Runner:
         return (await self._connection()).runner
@@ -485,8 +498,16 @@ class BuyerAgent:
         return await self._step(order_id, "dispute", reason=reason)
 
     async def cancel(self, order_id: str, reason: str = "cancelled by caller") -> OrderSummary:
-        """Step: cancel an order before any money moved."""
-        return await self._step(order_id, "cancel", reason=reason)
+        """Step: cancel an order before any money moved (a journal entry: needs no market)."""
+        return await self._read_runner().step(order_id, "cancel", reason=reason)
+
+    async def withdraw(self, order_id: str, reason: str) -> OrderSummary:
+        """Cancel an order placed on the market but not paid (a person's call; a journal entry)."""
+        return await self._read_runner().step(order_id, "withdraw", reason=reason)
+
+    async def abandon(self, order_id: str, reason: str) -> OrderSummary:
+        """Close an order whose market is gone (failed, ``ORDER_ABANDONED``; a journal entry)."""
+        return await self._read_runner().step(order_id, "abandon", reason=reason)
 
     def allowed_actions(self, order_id: str) -> list[str]:
         """The steps the order's state allows now."""
@@ -534,6 +555,15 @@ class BuyerAgent:
         """The market the order was placed on (``embedded-sandbox`` or a URL), when recorded."""
         return self.journal.get_meta(_MARKET_META + order_id)
 
+    def move_order(self, order_id: str, market: str) -> None:
+        """Record that an open order now lives on ``market`` (journaled as ``note:market_moved``)."""
+        rec = self.journal.order(order_id)
+        before = self.order_market(order_id)
+        self.journal.record(
+            order_id, "note:market_moved", rec.state, rec.state, {"from": before, "to": market}
+        )
+        self.journal.set_meta(_MARKET_META + order_id, market)
+
     def resumable(self, order_id: str | None = None) -> tuple[list[str], list[str]]:
         """Open orders this agent's market can drive, and those placed on another market.
 
@@ -549,7 +579,7 @@ class BuyerAgent:
             if OrderState(rec.state) in TERMINAL:
                 continue
             placed = self.order_market(rec.order_id)
-            if placed == _EMBEDDED or (placed is not None and placed != self.market_label):
+            if placed == _EMBEDDED or (placed is not None and not same_market(placed, self.market_label)):
                 others.append(rec.order_id)
             else:
                 mine.append(rec.order_id)

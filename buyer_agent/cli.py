@@ -33,6 +33,8 @@ COMMANDS: tuple[str, ...] = (
     "evidence",
     "sandbox",
     "approve",
+    "pair",
+    "cancel",
     "mcp",
     "bench",
 )

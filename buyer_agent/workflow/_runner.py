@@ -77,7 +77,12 @@ _ACTIONS: dict[str, frozenset[OrderState]] = {
     "dispute": frozenset({S.EXECUTED, S.PAID, S.ESCROW_LOCKED}),
     "refund": frozenset({S.DISPUTED}),
     "cancel": frozenset({S.CREATED, S.PAIRED, S.SEARCHED, S.QUOTED, S.AWAITING_APPROVAL}),
+    # A person's decisions, never offered among the next steps (``cancel ORDER_ID [--abandon]``):
+    # cancel an order placed but not paid; close as failed one whose market died with its process.
+    "withdraw": frozenset({S.ORDERED}),
+    "abandon": frozenset({S.ORDERED, S.PAYING, S.PAID, S.ESCROW_LOCKED, S.EXECUTED}),
 }
+_HIDDEN_ACTIONS = frozenset({"withdraw", "abandon"})
 
 
 def new_id(prefix: str) -> str:
@@ -349,7 +354,7 @@ class Runner:
     # --- driving ---------------------------------------------------------------------------------
 
     def _allowed(self, state: OrderState) -> list[str]:
-        return [a for a, states in _ACTIONS.items() if state in states]
+        return [a for a, states in _ACTIONS.items() if state in states and a not in _HIDDEN_ACTIONS]
 
     class _LeaseCtx:
         def __init__(self, runner: Runner, order_id: str) -> None:
@@ -458,8 +463,18 @@ class Runner:
                 await self._choose(rec, kwargs.get("quote_id"))
             elif action == "approve":
                 self._fire(rec, "approve", payload={"by": "caller"}, context={"approved": True})
-            elif action == "cancel":
-                self._fire(rec, "cancel", payload={"reason": kwargs.get("reason", "cancelled by caller")})
+            elif action in ("cancel", "withdraw"):
+                entry = self._journal.ledger_entry(rec.order_id)
+                held = entry is not None and entry.status is LedgerStatus.COMMITTED
+                self._fire(
+                    rec,
+                    "cancel",
+                    payload={"reason": kwargs.get("reason", "cancelled by caller")},
+                    ledger=LedgerChange(LedgerStatus.RELEASED) if held else None,
+                )
+            elif action == "abandon":
+                reason = str(kwargs.get("reason") or "its market died with its process")
+                self._fail(rec, "ORDER_ABANDONED", reason, payload={"abandoned": True})
             elif action == "dispute":
                 await self._dispute(rec, str(kwargs.get("reason") or "disputed by caller"))
             elif action == "search":
