@@ -88,3 +88,20 @@ def test_cancel_an_ordered_order_releases_its_budget_and_refuses_once_money_move
     # and resume no longer lists it
     resumed = cli("resume", "--state-dir", str(tmp_path / "b"))
     assert resumed.returncode == 0 and "nothing to resume" in resumed.stderr
+
+
+def test_resume_lists_each_open_order_it_cannot_resume_and_exits_non_zero(tmp_path: Path) -> None:
+    journal = Journal.open_dir(tmp_path)
+    spec = OrderSpec(service_type="s", budget=Money.parse("1 USDC"))
+    journal.create_order("ord_nowhere", spec.to_json(), context={}, payload={})
+    journal.create_order("ord_embedded", spec.to_json(), context={}, payload={})
+    journal.set_meta("order_market:ord_embedded", "embedded-sandbox")
+    journal.close()
+    proc = cli("resume", "--state-dir", str(tmp_path))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert any(line.startswith("error: cannot resume ord_nowhere: no market is recorded") for line in lines)
+    embedded = "error: cannot resume ord_embedded: it was placed on the embedded sandbox"
+    assert any(line.startswith(embedded) for line in lines)
+    assert "nothing to resume" not in proc.stderr
