@@ -98,8 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     bounds: list[asyncio.Timeout] = []
 
     async def go() -> OrderSummary:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + args.timeout if args.timeout is not None else None
         async with agent:
-            bounds.append(asyncio.timeout(args.timeout))
+            # Connecting (starting the embedded sandbox) is not interrupted, or its processes would
+            # outlive the run; it counts against the deadline all the same.
+            await agent.start()
+            bounds.append(asyncio.timeout_at(deadline))
             async with bounds[0]:
                 started.append(await agent.submit())
                 return await agent.drive(started[0])
