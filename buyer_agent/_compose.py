@@ -107,6 +107,7 @@ class Connection:
     sandbox: Any
     market_label: str
     machine_id: str
+    pairing: PairingSession
 
 
 async def connect(
@@ -151,7 +152,7 @@ async def connect(
         market, owns, label = s.market, False, market_label(s.market)
     try:
         rails = await _rails(journal, evm_rpc, evm_key, evm_chain, solana_rpc, solana_key, solana_chain)
-        pairing = _pairing(s, journal, market, machine_id, evm_key)
+        pairing = _pairing(s, journal, market, machine_id, evm_key, label)
     except BaseException:
         if owns:
             await market.aclose()
@@ -167,7 +168,7 @@ async def connect(
         approver=approver,
         networks=networks,
     )
-    return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id)
+    return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id, pairing)
 
 
 async def disconnect(conn: Connection) -> None:
@@ -222,7 +223,7 @@ async def _rails(
 
 
 def _pairing(
-    s: Settings, journal: Journal, market: Any, machine_id: str | None, evm_key: Secret | None
+    s: Settings, journal: Journal, market: Any, machine_id: str | None, evm_key: Secret | None, label: str
 ) -> PairingSession:
     if not machine_id:
         raise OrchestrationConfigError(
@@ -243,6 +244,7 @@ def _pairing(
         agent_key=evm_key,
         delegation_policy=dict(s.policy) if s.policy is not None else None,
         store=journal,
+        market_url=label,
     )
 
 

@@ -6,7 +6,8 @@
     ├── OrchestrationError                 the market client (names kept from peaq's SDK)
     │   ├── OrchestrationApiError          the server answered with an error (code, status_code, details)
     │   ├── OrchestrationNetworkError      no answer; the request never reached the server   (retryable)
-    │   │   └── OrchestrationOutcomeUnknown the request may have reached the server: reconcile
+    │   │   ├── OrchestrationOutcomeUnknown the request may have reached the server: reconcile
+    │   │   └── OrchestrationRequestRefused the market closed the connection on an unread body
     │   ├── OrchestrationConfigError       bad URL / missing configuration
     │   └── OrchestrationValidationError   a request the client refuses to send (field, constraint)
     ├── RailError                          a payment rail or chain failed
@@ -41,6 +42,7 @@ __all__ = [
     "OrchestrationError",
     "OrchestrationNetworkError",
     "OrchestrationOutcomeUnknown",
+    "OrchestrationRequestRefused",
     "OrchestrationValidationError",
     "PaymentMismatchError",
     "PaymentOutcomeUnknown",
@@ -124,6 +126,17 @@ class OrchestrationOutcomeUnknown(OrchestrationNetworkError):
 
     A write in this state may or may not have happened: reconcile by reading, do not guess.
     """
+
+
+class OrchestrationRequestRefused(OrchestrationNetworkError):
+    """The market closed the connection before it had read the whole request body.
+
+    It cannot have acted on a request it never read, and the same body meets the same refusal (a
+    body too large for it, typically answered 413 while the client was still sending): never retried.
+    """
+
+    retryable = False
+    code = "REQUEST_REFUSED"
 
 
 class OrchestrationConfigError(OrchestrationError):

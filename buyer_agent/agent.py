@@ -33,6 +33,7 @@ from buyer_agent._compose import (
 )
 from buyer_agent._errors import StateError
 from buyer_agent._redact import Secret
+from buyer_agent._urls import same_market
 from buyer_agent.journal import Journal, resolve_state_dir
 from buyer_agent.networks import Networks, agent_networks
 from buyer_agent.task import SANDBOX, Task, load_task
@@ -41,6 +42,7 @@ from buyer_agent.workflow import (
     OrderSpec,
     OrderState,
     OrderSummary,
+    PairingSession,
     ProgressEvent,
     Runner,
 )
@@ -297,6 +299,14 @@ class BuyerAgent:
         self.machine_id = conn.machine_id
         return conn
 
+    async def pairing(self) -> PairingSession:
+        """The agent's pairing session on its market (connecting first; it pairs on its first token).
+
+        ``await (await agent.pairing()).token()`` pairs or rotates now; ``forget()`` drops the
+        stored pairing of this (market, machine, agent address) so the next token pairs anew.
+        """
+        return (await self._connection()).pairing
+
     async def _runner(self) -> Runner:
         return (await self._connection()).runner
 
@@ -393,8 +403,16 @@ class BuyerAgent:
         return await self._step(order_id, "dispute", reason=reason)
 
     async def cancel(self, order_id: str, reason: str = "cancelled by caller") -> OrderSummary:
-        """Step: cancel an order before any money moved."""
-        return await self._step(order_id, "cancel", reason=reason)
+        """Step: cancel an order before any money moved (a journal entry: needs no market)."""
+        return await self._read_runner().step(order_id, "cancel", reason=reason)
+
+    async def withdraw(self, order_id: str, reason: str) -> OrderSummary:
+        """Cancel an order placed on the market but not paid (a person's call; a journal entry)."""
+        return await self._read_runner().step(order_id, "withdraw", reason=reason)
+
+    async def abandon(self, order_id: str, reason: str) -> OrderSummary:
+        """Close an order whose market is gone (failed, ``ORDER_ABANDONED``; a journal entry)."""
+        return await self._read_runner().step(order_id, "abandon", reason=reason)
 
     def allowed_actions(self, order_id: str) -> list[str]:
         """The steps the order's state allows now."""
@@ -443,6 +461,15 @@ class BuyerAgent:
         """The market the order was placed on (``embedded-sandbox`` or a URL), when recorded."""
         return self.journal.get_meta(_MARKET_META + order_id)
 
+    def move_order(self, order_id: str, market: str) -> None:
+        """Record that an open order now lives on ``market`` (journaled as ``note:market_moved``)."""
+        rec = self.journal.order(order_id)
+        before = self.order_market(order_id)
+        self.journal.record(
+            order_id, "note:market_moved", rec.state, rec.state, {"from": before, "to": market}
+        )
+        self.journal.set_meta(_MARKET_META + order_id, market)
+
     def resumable(self, order_id: str | None = None) -> tuple[list[str], list[str]]:
         """Open orders this agent's market can drive, and those placed on another market.
 
@@ -458,7 +485,7 @@ class BuyerAgent:
             if OrderState(rec.state) in TERMINAL:
                 continue
             placed = self.order_market(rec.order_id)
-            if placed == EMBEDDED or (placed is not None and placed != self.market_label):
+            if placed == EMBEDDED or (placed is not None and not same_market(placed, self.market_label)):
                 others.append(rec.order_id)
             else:
                 mine.append(rec.order_id)

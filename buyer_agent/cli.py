@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from buyer_agent._version import __version__
+from buyer_agent._waits import show_waits
 from buyer_agent.commands._common import EXIT_USAGE, guarded
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -33,6 +34,8 @@ COMMANDS: tuple[str, ...] = (
     "evidence",
     "sandbox",
     "approve",
+    "pair",
+    "cancel",
     "mcp",
     "bench",
     "networks",
@@ -72,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    show_waits()  # every wait (retries, slow answers) is a line on stderr, even at the default level
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -9,7 +9,14 @@ from typing import Any
 
 from buyer_agent._progress import progress_printer
 from buyer_agent.agent import BuyerAgent
-from buyer_agent.commands._common import EXIT_CODES_HELP, add_state_dir, exit_code, guarded, print_json
+from buyer_agent.commands._common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    add_state_dir,
+    exit_code,
+    guarded,
+    print_json,
+)
 from buyer_agent.networks import Networks
 from buyer_agent.task import load_task
 from buyer_agent.workflow import OrderState, OrderSummary
@@ -52,6 +59,27 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="print one JSON object on stdout: order_id, state, quote, candidates, payment, journal, …",
     )
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=seconds,
+        default=None,
+        help=(
+            "stop the whole run after S seconds (exit 1); the order keeps its journaled state and "
+            "`resume` drives it on (default: no bound beyond the task's deadlines)"
+        ),
+    )
+
+
+def seconds(text: str) -> float:
+    """A ``--timeout`` value: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,11 +95,28 @@ def _run(args: argparse.Namespace) -> int:
         task, market=args.market, state_dir=args.state_dir, on_progress=progress_printer()
     )
 
-    async def go() -> OrderSummary:
-        async with agent:
-            return await agent.buy()
+    started: list[str] = []
+    bounds: list[asyncio.Timeout] = []
 
-    summary = asyncio.run(go())
+    async def go() -> OrderSummary:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + args.timeout if args.timeout is not None else None
+        async with agent:
+            # Connecting (starting the embedded sandbox) is not interrupted, or its processes would
+            # outlive the run; it counts against the deadline all the same.
+            await agent.start()
+            bounds.append(asyncio.timeout_at(deadline))
+            async with bounds[0]:
+                started.append(await agent.submit())
+                return await agent.drive(started[0])
+
+    try:
+        summary = asyncio.run(go())
+    except TimeoutError:
+        if not (bounds and bounds[0].expired()):
+            raise
+        print(f"error: {stopped(agent, started, args.timeout)}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print_json(summary.to_json())
     else:
@@ -80,6 +125,23 @@ def _run(args: argparse.Namespace) -> int:
     if code != 0:
         print(f"error: order {summary.order_id} ended {describe(summary)}", file=sys.stderr)
     return code
+
+
+def stopped(agent: BuyerAgent, started: list[str], timeout: float) -> str:
+    """The one line for a run ``--timeout`` stopped: where the order was left and how to go on."""
+    text = f"the run stopped after --timeout {timeout:g} s"
+    if not started:
+        return text + " before an order was placed"
+    order_id = started[0]
+    state = agent.order(order_id).state.value
+    hint = f"python -m buyer_agent resume {order_id} --state-dir {agent.state_dir}"
+    if agent.uses_sandbox:
+        hint = f"python -m buyer_agent cancel {order_id} --abandon --state-dir {agent.state_dir}"
+        return (
+            f"{text}; order {order_id} left in state {state} on the embedded sandbox, which stopped "
+            f"with this run (close it with `{hint}`)"
+        )
+    return f"{text}; order {order_id} kept in state {state} (drive it on with `{hint}`)"
 
 
 def describe(summary: OrderSummary) -> str:

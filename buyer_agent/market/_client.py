@@ -164,7 +164,7 @@ class AsyncMarketClient:
                 method, path, auth=auth, body=body, query=query, options=options
             )
 
-        return await call_with_retries(self._retry, safe, once)
+        return await call_with_retries(self._retry, safe, once, f"the market's answer to {method} {path}")
 
     @staticmethod
     def _decode(cls: type[T], data: Any, path: str) -> T:

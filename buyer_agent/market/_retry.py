@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import tenacity
 
 from buyer_agent._errors import OrchestrationApiError, OrchestrationError, OrchestrationOutcomeUnknown
+from buyer_agent._waits import ATTEMPT, report_wait
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
@@ -75,15 +76,53 @@ class _Wait(tenacity.wait.wait_base):
         return float(self._backoff(retry_state)) + min(max(jitter, 0.0), self._policy.jitter)
 
 
-async def call_with_retries(policy: RetryPolicy, safe: bool, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``fn`` under ``policy``; the last error is raised as it was (never wrapped)."""
+def _reporter(policy: RetryPolicy, what: str) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else None
+        report_wait(
+            what,
+            attempt=state.attempt_number + 1,
+            of=max(policy.attempts, 1),
+            next_in_s=float(wait) if wait is not None else None,
+            because=str(exc) if exc is not None else None,
+        )
+
+    return before_sleep
+
+
+async def call_with_retries(
+    policy: RetryPolicy,
+    safe: bool,
+    fn: Callable[[], Coroutine[Any, Any, T]],
+    what: str = "the market",
+) -> T:
+    """Run ``fn`` under ``policy``; the last error is raised as it was (never wrapped).
+
+    Every pause before another try is reported (:func:`buyer_agent._waits.report_wait`) as a wait
+    for ``what``: which attempt comes next, of how many, why, and in how many seconds.
+    """
     retrying: Any = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(max(policy.attempts, 1))
         | tenacity.stop_after_delay(policy.max_elapsed),
         wait=_Wait(policy),
         retry=tenacity.retry_if_exception(lambda exc: _may_repeat(exc, safe)),
         sleep=policy.sleep,
+        before_sleep=_reporter(policy, what),
         reraise=True,
     )
-    result: T = await retrying(fn)
+    tries = 0
+
+    async def one_try() -> T:
+        nonlocal tries
+        tries += 1
+        ATTEMPT.set(tries)
+        return await fn()
+
+    reset = ATTEMPT.set(None)
+    try:
+        result: T = await retrying(one_try)
+    finally:
+        ATTEMPT.reset(reset)
     return result

@@ -23,10 +23,12 @@ from buyer_agent._errors import (
     OrchestrationConfigError,
     OrchestrationNetworkError,
     OrchestrationOutcomeUnknown,
+    OrchestrationRequestRefused,
     OrchestrationValidationError,
 )
 from buyer_agent._redact import REDACTED, Secret, redact
 from buyer_agent._version import __version__
+from buyer_agent._waits import SlowAnswer
 from buyer_agent.market._codes import BAD_RESPONSE
 from buyer_agent.market._wire import dumps, loads, to_snake, to_wire, wire_query
 
@@ -54,6 +56,8 @@ WRITE_TIMEOUT_S = 60.0
 #: Requests one client sends at once (httpx's pool holds 100 connections; the rest wait their turn).
 MAX_IN_FLIGHT = 64
 USER_AGENT = f"buyer-agent/{__version__}"
+#: Bodies larger than this are sent in chunks of this size, counting what the market took.
+BODY_CHUNK = 64 * 1024
 
 PLATFORM: Literal["platform"] = "platform"
 # ``"platform"``: x-api-key. A pairing token (Secret): x-agent-pairing-token, plus x-api-key when
@@ -127,6 +131,27 @@ def _retry_after(value: str | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
+class _CountedBody:
+    """A request body sent in chunks; ``taken`` says how much of it the connection accepted."""
+
+    __slots__ = ("data", "taken")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.taken = 0
+
+    async def __aiter__(self) -> Any:
+        for start in range(0, len(self.data), BODY_CHUNK):
+            chunk = self.data[start : start + BODY_CHUNK]
+            yield chunk
+            # Resumed only once the chunk was written.
+            self.taken = start + len(chunk)
+
+    @property
+    def unread(self) -> bool:
+        return self.taken < len(self.data)
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     status: int
@@ -182,13 +207,17 @@ class Transport:
         headers = self._headers(auth, opts.get("idempotency_key"), content is not None)
         timeout = opts.get("timeout") or (READ_TIMEOUT_S if method == "GET" else WRITE_TIMEOUT_S)
         url = f"{self.base_url}{API_BASE_PATH}{path}"
+        counted = _CountedBody(content) if content is not None and len(content) > BODY_CHUNK else None
+        if counted is not None:
+            headers["content-length"] = str(len(counted.data))
+        slow = SlowAnswer(f"the market's answer to {method} {path}", timeout)
         try:
             async with self._slots:
                 response = await self._http.request(
                     method,
                     url,
                     params=wire_query(query) if query else None,
-                    content=content,
+                    content=counted if counted is not None else content,
                     headers=headers,
                     timeout=timeout,
                 )
@@ -199,11 +228,15 @@ class Transport:
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise OrchestrationConfigError(f"{method} {path}: {exc}") from exc
         except httpx.HTTPError as exc:
-            # Sent (or partly sent) and no complete answer: the market may have acted on it.
+            if counted is not None and counted.unread:
+                raise _unread(method, path, counted, exc) from exc
+            # Sent and no complete answer: the market may have acted on it.
             raise OrchestrationOutcomeUnknown(
                 f"{method} {path}: no answer from the market ({type(exc).__name__}); "
                 "the request may have been applied"
             ) from exc
+        finally:
+            slow.done()
         log.debug("%s %s -> %s", method, path, response.status_code)
         sent = tuple(s.reveal() for s in (self._api_key, auth) if isinstance(s, Secret) and s)
         return self._answer(method, path, response, sent)
@@ -262,6 +295,20 @@ class Transport:
             request_id=request_id or (str(err["requestId"]) if err.get("requestId") else None),
             retry_after=retry_after,
         )
+
+
+def _unread(method: str, path: str, body: _CountedBody, exc: httpx.HTTPError) -> Exception:
+    """The error for a request whose body the market did not read to its end."""
+    size = f"{len(body.data):,} bytes"
+    if isinstance(exc, httpx.TimeoutException):
+        # It stalled reading: it never had the whole request, so another try is safe.
+        return OrchestrationNetworkError(
+            f"{method} {path}: the market stopped reading the {size} request body ({type(exc).__name__})"
+        )
+    return OrchestrationRequestRefused(
+        f"{method} {path}: the market closed the connection after {body.taken:,} of the {size} request "
+        "body, unread (a body too large for it?); not retried: the same body meets the same refusal"
+    )
 
 
 def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:

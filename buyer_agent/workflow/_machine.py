@@ -71,6 +71,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("refund", S.DISPUTED, S.REFUNDED),
     *(Transition("fail", src, S.FAILED) for src in _NON_TERMINAL_FAILABLE),
     *(Transition("cancel", src, S.CANCELLED) for src in _BEFORE_PAYMENT),
+    # Ordered but not paid: a person may still close it (no money moved; the ledger is released).
+    Transition("cancel", S.ORDERED, S.CANCELLED),
 )
 
 _LEGAL: frozenset[tuple[str, str, str]] = frozenset(

@@ -17,6 +17,7 @@ from buyer_agent._errors import OrchestrationApiError, OrchestrationConfigError
 from buyer_agent._money import CURRENCY_DECIMALS, Money
 from buyer_agent._redact import Secret
 from buyer_agent._time import parse_time
+from buyer_agent._urls import normalise_market_url
 
 __all__ = ["AUTH_REJECTED", "DelegationPolicyLimits", "MetaStore", "PairingSession"]
 
@@ -24,9 +25,16 @@ log = logging.getLogger(__name__)
 
 #: Error codes that mean "this pairing token is no longer accepted".
 AUTH_REJECTED = frozenset({"AGENT_AUTH_INVALID", "AGENT_AUTH_EXPIRED"})
-# Codes after which the stored pairing cannot be rotated and a new pairing is needed.
+# Codes after which the stored pairing cannot be rotated and a new pairing is needed; a proof the
+# market refuses for the stored pairing (issued to another agent) is among them: it is replaced.
 _PAIRING_GONE = frozenset(
-    {"NOT_FOUND", "AGENT_PAIRING_UNAVAILABLE", "AGENT_PAIRING_INACTIVE", "AGENT_PAIRING_REQUIRED"}
+    {
+        "NOT_FOUND",
+        "AGENT_PAIRING_UNAVAILABLE",
+        "AGENT_PAIRING_INACTIVE",
+        "AGENT_PAIRING_REQUIRED",
+        "AGENT_PAIRING_PROOF_INVALID",
+    }
 )
 
 
@@ -158,8 +166,13 @@ def _secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
 
-def _meta_key(machine_id: str) -> str:
-    return f"pairing_id:{machine_id}"
+def _meta_key(market: str, machine_id: str, agent_address: str | None) -> str:
+    """Where the pairing of one agent with one machine on one market is remembered.
+
+    Keyed by all three: a pairing belongs to the agent it was issued to (another key in the same
+    state dir must not rotate it) and to the market that issued it.
+    """
+    return f"pairing_id:{normalise_market_url(market)}|{machine_id}|{(agent_address or '').lower()}"
 
 
 def _retry_safely() -> dict[str, str]:
@@ -198,6 +211,7 @@ class PairingSession:
         token: Secret | None = None,
         clock: Callable[[], datetime] = _utc_now,
         rotate_margin_s: float = 60.0,
+        market_url: str | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.pairing_id: str | None = pairing_id
@@ -220,8 +234,10 @@ class PairingSession:
             from eth_account import Account
 
             self._address = str(Account.from_key(agent_key.reveal()).address)
+        # The market part of the stored pairing's key: the URL given, else the client's own.
+        self.market_url = market_url or str(getattr(market, "base_url", "") or "")
         if self.pairing_id is None and store is not None:
-            self.pairing_id = store.get_meta(_meta_key(machine_id))
+            self.pairing_id = store.get_meta(self._stored_key())
 
     def __repr__(self) -> str:
         mode = "platform-key" if self._key is not None else "token"
@@ -239,6 +255,7 @@ class PairingSession:
         delegation_policy: Mapping[str, Any] | None = None,
         store: MetaStore | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        market_url: str | None = None,
     ) -> PairingSession:
         """A session that pairs and rotates by itself (the market client carries the platform key).
 
@@ -249,8 +266,10 @@ class PairingSession:
             agent_provider: The provider name the pairing records.
             agent_role: The role the pairing records.
             delegation_policy: The policy to request (snake_case keys); None = the market's default.
-            store: Where the pairing id is remembered between runs (the Journal).
+            store: Where the pairing id is remembered between runs (the Journal), per market,
+                machine and agent address.
             clock: The time source (rotation before expiry).
+            market_url: The market the pairing is stored under (default: ``market.base_url``).
         """
         return cls(
             machine_id=machine_id,
@@ -261,6 +280,7 @@ class PairingSession:
             delegation_policy=delegation_policy,
             store=store,
             clock=clock,
+            market_url=market_url,
         )
 
     @classmethod
@@ -400,4 +420,44 @@ class PairingSession:
         policy = getattr(pairing, "delegation_policy", None)
         self._policy = DelegationPolicyLimits.from_policy(policy) if policy is not None else None
         if self._store is not None:
-            self._store.set_meta(_meta_key(self.machine_id), self.pairing_id)
+            self._store.set_meta(self._stored_key(), self.pairing_id)
+
+    def _stored_key(self) -> str:
+        return _meta_key(self.market_url, self.machine_id, self._address)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the current session token stops working, when known."""
+        return self._expires_at
+
+    @property
+    def stored(self) -> bool:
+        """Whether a pairing id is remembered for this (market, machine, agent)."""
+        return self._store is not None and self._store.get_meta(self._stored_key()) is not None
+
+    def carry_over(self, market_url: str) -> None:
+        """Start from the pairing stored for this machine and agent on ``market_url`` (a moved market).
+
+        Only when none is stored here yet; the next :meth:`token` rotates it on this market, or pairs
+        anew if this market does not know it.
+        """
+        if self.pairing_id is None and self._store is not None and self._key is not None:
+            self.pairing_id = self._store.get_meta(_meta_key(market_url, self.machine_id, self._address))
+
+    def forget(self) -> None:
+        """Drop the stored pairing (and the token in memory): the next :meth:`token` pairs anew.
+
+        Raises:
+            OrchestrationConfigError: token mode (the operator's pairing is not ours to drop).
+        """
+        if self._key is None:
+            raise OrchestrationConfigError(
+                "the pairing comes from PEAQOS_AGENT_PAIRING_ID / PEAQOS_AGENT_PAIRING_TOKEN; "
+                "unset them to pair with PEAQOS_API_KEY and the agent key instead"
+            )
+        if self._store is not None:
+            self._store.set_meta(self._stored_key(), None)
+        self.pairing_id = None
+        self._token = None
+        self._expires_at = None
+        self._policy = None

@@ -22,6 +22,7 @@ from buyer_agent._errors import (
 )
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
+from buyer_agent._waits import EVERY_S, report_wait
 from buyer_agent.journal import (
     Event,
     Journal,
@@ -77,7 +78,12 @@ _ACTIONS: dict[str, frozenset[OrderState]] = {
     "dispute": frozenset({S.EXECUTED, S.PAID, S.ESCROW_LOCKED}),
     "refund": frozenset({S.DISPUTED}),
     "cancel": frozenset({S.CREATED, S.PAIRED, S.SEARCHED, S.QUOTED, S.AWAITING_APPROVAL}),
+    # A person's decisions, never offered among the next steps (``cancel ORDER_ID [--abandon]``):
+    # cancel an order placed but not paid; close as failed one whose market died with its process.
+    "withdraw": frozenset({S.ORDERED}),
+    "abandon": frozenset({S.ORDERED, S.PAYING, S.PAID, S.ESCROW_LOCKED, S.EXECUTED}),
 }
+_HIDDEN_ACTIONS = frozenset({"withdraw", "abandon"})
 
 
 def new_id(prefix: str) -> str:
@@ -353,7 +359,7 @@ class Runner:
     # --- driving ---------------------------------------------------------------------------------
 
     def _allowed(self, state: OrderState) -> list[str]:
-        return [a for a, states in _ACTIONS.items() if state in states]
+        return [a for a, states in _ACTIONS.items() if state in states and a not in _HIDDEN_ACTIONS]
 
     class _LeaseCtx:
         def __init__(self, runner: Runner, order_id: str) -> None:
@@ -435,7 +441,13 @@ class Runner:
             if wait is not None:
                 # A transient market fault outlived the client's own retries: wait, then try the
                 # step again (every step is safe to repeat) instead of stopping the order.
-                log.info("order %s: transient %s; trying again in %.1f s", rec.order_id, exc, wait)
+                report_wait(
+                    f"order {rec.order_id} to leave {state.value}",
+                    attempt=self._transient[rec.order_id] + 1,
+                    of=_TRANSIENT_ROUNDS + 1,
+                    next_in_s=wait,
+                    because=str(exc),
+                )
                 await asyncio.sleep(wait)
                 return True
             return self._on_error(self._journal.order(rec.order_id), exc)
@@ -456,8 +468,18 @@ class Runner:
                 await self._choose(rec, kwargs.get("quote_id"))
             elif action == "approve":
                 self._fire(rec, "approve", payload={"by": "caller"}, context={"approved": True})
-            elif action == "cancel":
-                self._fire(rec, "cancel", payload={"reason": kwargs.get("reason", "cancelled by caller")})
+            elif action in ("cancel", "withdraw"):
+                entry = self._journal.ledger_entry(rec.order_id)
+                held = entry is not None and entry.status is LedgerStatus.COMMITTED
+                self._fire(
+                    rec,
+                    "cancel",
+                    payload={"reason": kwargs.get("reason", "cancelled by caller")},
+                    ledger=LedgerChange(LedgerStatus.RELEASED) if held else None,
+                )
+            elif action == "abandon":
+                reason = str(kwargs.get("reason") or "its market died with its process")
+                self._fail(rec, "ORDER_ABANDONED", reason, payload={"abandoned": True})
             elif action == "dispute":
                 await self._dispute(rec, str(kwargs.get("reason") or "disputed by caller"))
             elif action == "search":
@@ -592,9 +614,14 @@ class Runner:
                     await self._pairing.refresh(exc.code, token)
                     continue
                 raise
-            except OrchestrationOutcomeUnknown:
+            except OrchestrationOutcomeUnknown as exc:
                 if deadline is None or self._clock() >= deadline:
                     raise
+                report_wait(
+                    "an answer the market may have lost",
+                    because=f"{exc}; repeating until {format_at(deadline)}",
+                    every_s=EVERY_S,
+                )
                 await asyncio.sleep(self._poll)
 
     def _spec(self, rec: OrderRecord) -> OrderSpec:

@@ -14,48 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import cli, market_env, transfers_from
+from cli_support import cli, fund_wallets, market_env, transfers_from
 
 pytestmark = pytest.mark.chains
-
-
-ERC20_TRANSFER = "0xa9059cbb"
-
-
-def fund_wallets(info: dict[str, Any], count: int) -> list[tuple[str, str]]:
-    """``count`` fresh wallets, each given gas money and 5 USDC by the sandbox's demo wallet."""
-    from eth_account import Account
-    from web3 import Web3
-
-    w3 = Web3(Web3.HTTPProvider(info["evm"]["rpc_url"]))
-    demo = Account.from_key(info["wallets"]["evm"]["private_key"])
-    token = Web3.to_checksum_address(info["evm"]["token_address"])
-    nonce = int(w3.eth.get_transaction_count(demo.address, "pending"))
-    chain_id = w3.eth.chain_id
-    fee = w3.eth.gas_price * 2 + 10**9
-    wallets = [Account.create() for _ in range(count)]
-    hashes = []
-    for wallet in wallets:
-        amount = 5 * 10**6
-        data = ERC20_TRANSFER + wallet.address.lower()[2:].rjust(64, "0") + hex(amount)[2:].rjust(64, "0")
-        for tx in (
-            {"to": wallet.address, "value": 10**17, "gas": 21_000},
-            {"to": token, "value": 0, "gas": 100_000, "data": data},
-        ):
-            signed = demo.sign_transaction(
-                {
-                    **tx,
-                    "nonce": nonce,
-                    "chainId": chain_id,
-                    "maxFeePerGas": fee,
-                    "maxPriorityFeePerGas": 10**9,
-                }
-            )
-            hashes.append(w3.eth.send_raw_transaction(signed.raw_transaction))
-            nonce += 1
-    for h in hashes:
-        assert w3.eth.wait_for_transaction_receipt(h, timeout=60)["status"] == 1
-    return [(w.address, w.key.to_0x_hex()) for w in wallets]
 
 
 def run_order(info: dict[str, Any], key: str, state_dir: Path, crash: str | None = None) -> Any:

@@ -24,6 +24,9 @@ _log = logging.getLogger("buyer_agent.sandbox.market")
 API_BASE = "/api/v1"
 Handler = Callable[[MarketContext, Call], Answer]
 _MAX_BODY = 1 << 20
+# A body over the limit is read and dropped up to this size before the 413 goes out: closing on
+# unread bytes resets the connection, and the client would see a lost answer instead of the 413.
+_DRAIN_MAX = 64 << 20
 
 
 def _health(ctx: MarketContext, call: Call) -> Answer:
@@ -201,6 +204,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return b""
         if not length_text.isdigit() or int(length_text) > _MAX_BODY:
             self.close_connection = True
+            if length_text.isdigit() and int(length_text) <= _DRAIN_MAX:
+                left = int(length_text)
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 16))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
             raise ApiError(
                 413, "VALIDATION_ERROR", "body: bad or too large Content-Length", {"field": "body"}
             )
