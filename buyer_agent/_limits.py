@@ -7,9 +7,10 @@ clear line naming the limit. The numbers are documented in the README's *Reliabi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 __all__ = [
     "MAX_JOURNAL_FILE_BYTES",
@@ -20,6 +21,7 @@ __all__ = [
     "TooLarge",
     "bounded_lines",
     "human",
+    "input_size",
     "read_bounded",
 ]
 
@@ -50,6 +52,11 @@ def human(n: int) -> str:
         if n >= size and n % size == 0:
             return f"{n // size} {unit}"
     return f"{n} bytes"
+
+
+def input_size(value: Any) -> int:
+    """The size in bytes of ``value`` as the compact JSON sent to the market."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
 
 
 def read_bounded(path: str | Path, limit: int, what: str | None = None) -> bytes:

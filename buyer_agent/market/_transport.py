@@ -25,6 +25,7 @@ from buyer_agent._errors import (
     OrchestrationOutcomeUnknown,
     OrchestrationValidationError,
 )
+from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES, human
 from buyer_agent._redact import REDACTED, Secret, redact
 from buyer_agent._version import __version__
 from buyer_agent.market._codes import BAD_RESPONSE
@@ -184,7 +185,7 @@ class Transport:
         url = f"{self.base_url}{API_BASE_PATH}{path}"
         try:
             async with self._slots:
-                response = await self._http.request(
+                sending = self._http.build_request(
                     method,
                     url,
                     params=wire_query(query) if query else None,
@@ -192,6 +193,11 @@ class Transport:
                     headers=headers,
                     timeout=timeout,
                 )
+                response = await self._http.send(sending, stream=True)
+                try:
+                    body = await _read_bounded(response, MAX_MARKET_ANSWER_BYTES)
+                finally:
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise OrchestrationNetworkError(
                 f"{method} {path}: could not reach the market: {type(exc).__name__}"
@@ -205,20 +211,28 @@ class Transport:
                 "the request may have been applied"
             ) from exc
         log.debug("%s %s -> %s", method, path, response.status_code)
+        if body is None:
+            raise OrchestrationApiError(
+                BAD_RESPONSE,
+                f"{method} {path}: the market's answer is larger than the limit of "
+                f"{human(MAX_MARKET_ANSWER_BYTES)}; not read further",
+                status_code=response.status_code,
+            )
         sent = tuple(s.reveal() for s in (self._api_key, auth) if isinstance(s, Secret) and s)
-        return self._answer(method, path, response, sent)
+        return self._answer(method, path, response, sent, body)
 
-    def _answer(self, method: str, path: str, response: httpx.Response, sent: tuple[str, ...]) -> Any:
+    def _answer(
+        self, method: str, path: str, response: httpx.Response, sent: tuple[str, ...], raw: bytes
+    ) -> Any:
         status = response.status_code
         if status == 204:
             return None
-        raw = response.content
         try:
             parsed = loads(raw) if raw else None
         except (ValueError, RecursionError):
             parsed = None
         if status >= 400:
-            raise self._api_error(status, parsed, response, sent)
+            raise self._api_error(status, parsed, response, sent, raw)
         if parsed is None:
             # As the official SDK: a success answer with no JSON in it (empty, ``null``, not JSON)
             # is BAD_RESPONSE with the status the market sent.
@@ -230,7 +244,7 @@ class Transport:
         return to_snake(parsed)
 
     def _api_error(
-        self, status: int, parsed: Any, response: httpx.Response, sent: tuple[str, ...]
+        self, status: int, parsed: Any, response: httpx.Response, sent: tuple[str, ...], raw: bytes
     ) -> OrchestrationApiError:
         retry_after = _retry_after(response.headers.get("retry-after"))
         request_id = response.headers.get("x-request-id")
@@ -247,7 +261,7 @@ class Transport:
                 status_code=status,
                 details={
                     "content_type": response.headers.get("content-type"),
-                    "length": len(response.content),
+                    "length": len(raw),
                 },
                 request_id=request_id,
                 retry_after=retry_after,
@@ -262,6 +276,18 @@ class Transport:
             request_id=request_id or (str(err["requestId"]) if err.get("requestId") else None),
             retry_after=retry_after,
         )
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, reading at most ``limit + 1`` bytes of it; None when it is larger than ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
