@@ -8,6 +8,7 @@ is removed and the error is one line naming the path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal
 from buyer_agent.journal._signature import signing_key
 
-__all__ = ["OutputError", "export_key", "write_atomically"]
+__all__ = ["OutputError", "export_key", "json_text", "write_atomically"]
 
 T = TypeVar("T")
 _MARKET_META = "order_market:"  # what BuyerAgent records per order (agent.py)
@@ -49,6 +50,11 @@ def write_atomically(path: Path, write: Callable[[IO[str]], T]) -> T:
         _remove(tmp)
         raise
     return result
+
+
+def json_text(value: object) -> str:
+    """``value`` as the indented JSON document the commands write (Decimals as strings)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
 def _remove(tmp: Path) -> None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from buyer_agent.commands._common import guarded
 from buyer_agent.commands._journal_io import add_state_dir_arg, open_state_journal
 from buyer_agent.commands._trust import add_signer_arg, signature_of
 from buyer_agent.journal._export import JournalFileError, import_order
@@ -38,6 +39,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command: 0 imported (or already there), 1 broken or conflicting, 2 unreadable."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         result = replay_file(args.file)
     except JournalFileError as exc:

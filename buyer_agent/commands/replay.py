@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from buyer_agent._errors import BuyerAgentError, JournalError
+from buyer_agent.commands._common import guarded
 from buyer_agent.commands._journal_io import add_state_dir_arg, dump_json, open_state_journal
 from buyer_agent.commands._trust import add_chain_args, add_signer_arg, chain_doc, signature_of
 from buyer_agent.journal._export import JournalFileError
@@ -159,6 +160,10 @@ def _render(doc: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit code."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         strategy = _strategy(args.strategy)
     except ValueError as exc:

@@ -79,7 +79,14 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(state_dir=args.state_dir, port=args.port, faults=faults)
     try:
-        info = sandbox.start()
+        try:
+            info = sandbox.start()
+        except OSError as exc:
+            print(
+                f"error: --port {args.port}: cannot listen on 127.0.0.1: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
         sys.stdout.write(json.dumps(info.to_json()) + "\n")
         sys.stdout.flush()
         _log.info("sandbox ready on %s; SIGINT or SIGTERM stops it", info.url)

@@ -27,6 +27,7 @@ from buyer_agent._errors import (
 )
 from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES, human
 from buyer_agent._redact import REDACTED, Secret, redact
+from buyer_agent._urls import check_port
 from buyer_agent._version import __version__
 from buyer_agent.market._codes import BAD_RESPONSE
 from buyer_agent.market._wire import dumps, loads, to_snake, to_wire, wire_query
@@ -80,6 +81,7 @@ def check_base_url(base_url: str) -> str:
     """
     if not isinstance(base_url, str) or not base_url.strip():
         raise OrchestrationConfigError("the market URL is empty")
+    check_port(base_url, "the market URL")
     try:
         url = httpx.URL(base_url.strip())
     except (httpx.InvalidURL, TypeError):
