@@ -23,6 +23,14 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from buyer_agent._errors import TaskFileError
+from buyer_agent._limits import (
+    MAX_SERVICE_INPUT_BYTES,
+    MAX_TASK_FILE_BYTES,
+    TooLarge,
+    human,
+    input_size,
+    read_bounded,
+)
 from buyer_agent._money import Money
 from buyer_agent._redact import Secret
 from buyer_agent.networks import NetworkProfile, agent_networks, load_networks_file, parse_profiles
@@ -109,7 +117,9 @@ def load_task(path: str | Path, *, env: Mapping[str, str] | None = None) -> Task
         TaskFileError: The file cannot be read, is not YAML, or breaks the schema (field and line named).
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_TASK_FILE_BYTES, f"the task file {path}").decode("utf-8")
+    except TooLarge as exc:
+        raise TaskFileError("<file>", str(exc)) from exc
     except UnicodeDecodeError as exc:
         raise TaskFileError("<file>", f"{path} is not UTF-8 text") from exc
     except OSError as exc:
@@ -495,6 +505,13 @@ class _Parser:
             value = self.data(found["input"], "task.input")
             if value is not None and not isinstance(value, dict):
                 raise self._fail("task.input", "must be a mapping", found["input"])
+            size = input_size(value or {})
+            if size > MAX_SERVICE_INPUT_BYTES:
+                raise self._fail(
+                    "task.input",
+                    f"is {size} bytes as JSON, over the limit of {human(MAX_SERVICE_INPUT_BYTES)}",
+                    found["input"],
+                )
             out["input"] = value or {}
         if "capabilities" in found:
             out["capabilities"] = self.strings(found["capabilities"], "task.capabilities")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from buyer_agent.commands._common import EXIT_OK, add_state_dir
+from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded
 from buyer_agent.workflow import mermaid_diagram
 
 __all__ = ["register", "run"]
@@ -27,5 +27,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit code."""
-    sys.stdout.write(mermaid_diagram())
-    return EXIT_OK
+
+    def body() -> int:
+        sys.stdout.write(mermaid_diagram())
+        sys.stdout.flush()  # a closed pipe shows here, inside guarded, not at exit
+        return EXIT_OK
+
+    return guarded(body)

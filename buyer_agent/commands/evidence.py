@@ -7,8 +7,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from buyer_agent.commands._common import EXIT_FAILED, EXIT_OK, add_state_dir, dump_json, open_state_journal
+from buyer_agent.commands._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_state_dir,
+    dump_json,
+    guarded,
+    open_state_journal,
+)
+from buyer_agent.commands._output import OutputError, json_text, write_atomically
 from buyer_agent.history import build_evidence, replay_file
+from buyer_agent.journal._export import JournalFileError
 
 __all__ = ["register", "run"]
 
@@ -31,7 +41,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command: 0 written, 1 no such order or a broken journal."""
+    """Run the command: 0 written, 1 no such order or a broken journal, 2 bad input or output path."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return _evidence(args)
+    except (OutputError, JournalFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _evidence(args: argparse.Namespace) -> int:
     if Path(args.order_id).is_file():
         result = replay_file(args.order_id)
         if result.breakage is not None:
@@ -42,5 +64,9 @@ def run(args: argparse.Namespace) -> int:
         with open_state_journal(args.state_dir) as journal:
             journal.order(args.order_id)
             events = list(journal.events(args.order_id))
-    dump_json(build_evidence(events), args.output)
+    bundle = build_evidence(events)
+    if args.output is None or args.output == "-":
+        dump_json(bundle)
+    else:
+        write_atomically(Path(args.output), lambda fh: fh.write(json_text(bundle)))
     return EXIT_OK

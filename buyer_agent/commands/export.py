@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from buyer_agent.commands._common import EXIT_OK, add_state_dir, open_state_journal
+from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE, add_state_dir, guarded, open_state_journal
+from buyer_agent.commands._output import OutputError, export_key, write_atomically
 from buyer_agent.journal._export import export_order
 
 __all__ = ["register", "run"]
@@ -21,7 +22,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Write an order's journal as JSON Lines: a header (format, version, framework version, "
             "order id, spec, final state), then every event exactly as stored, each carrying the hash "
-            "of the previous one, so the file is tamper-evident. Secrets are never in it."
+            "of the previous one, so the file is tamper-evident, and the agent's EIP-191 signature of "
+            "the last hash (by $BUYER_AGENT_EVM_KEY, or the sandbox's demo key for its orders), so it "
+            "proves who wrote it. Keys and other secrets are never in it."
         ),
     )
     parser.add_argument("order_id", metavar="ORDER_ID", help="the order to export")
@@ -36,17 +39,33 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command; return the exit code (0 written, 1 no such order)."""
+    """Run the command; return the exit code (0 written, 1 no such order, 2 bad output path)."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return _export(args)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _export(args: argparse.Namespace) -> int:
     with open_state_journal(args.state_dir) as journal:
         journal.order(args.order_id)  # a clear error before any file is created
+        key = export_key(journal, args.order_id)
+        if key is None:
+            print(
+                f"warning: {args.order_id} exported unsigned: no agent key for its payer "
+                "(set BUYER_AGENT_EVM_KEY to the key that paid)",
+                file=sys.stderr,
+            )
         if args.output == "-":
-            export_order(journal, args.order_id, sys.stdout)
+            export_order(journal, args.order_id, sys.stdout, key=key)
             sys.stdout.flush()
             return EXIT_OK
         path = Path(args.output or f"{args.order_id}.jsonl")
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            count = export_order(journal, args.order_id, fh)
-        tmp.replace(path)
+        count = write_atomically(path, lambda fh: export_order(journal, args.order_id, fh, key=key))
     print(f"exported {count} events of {args.order_id} to {path}", file=sys.stderr)
     return EXIT_OK

@@ -17,8 +17,10 @@ from buyer_agent.commands._common import (
     EXIT_USAGE,
     add_state_dir,
     dump_json,
+    guarded,
     open_state_journal,
 )
+from buyer_agent.commands._trust import add_chain_args, add_signer_arg, chain_doc, signature_of
 from buyer_agent.history import (
     Rebuilder,
     Replay,
@@ -47,8 +49,10 @@ def register(subparsers: Any) -> None:
             "check the hash chain, that every transition is legal and that the final state matches; "
             "print the timeline (states, durations, the quote chosen and why, amounts, transaction ids). "
             "TARGET is an exported journal file, an order id in the state directory, a directory of "
-            "*.jsonl journals or a glob. Exit 0 when everything verifies, 1 naming the first event that "
-            "breaks the chain or the machine, 2 for unreadable input."
+            "*.jsonl journals or a glob. An exported file's signature is checked against the agent "
+            "address the journal records; --check-chain reads the payments back from the chain. "
+            "Exit 0 when everything verifies, 1 naming the first event that breaks the chain or the "
+            "machine (or a bad signature, or a payment the chain contradicts), 2 for unreadable input."
         ),
     )
     parser.add_argument("target", metavar="FILE|ORDER_ID|DIR|GLOB", help="what to replay")
@@ -60,6 +64,13 @@ def register(subparsers: Any) -> None:
         help="what-if: re-run the recorded quote decision with this strategy (a name or a JSON "
         '{"name": ..., "params": ...}); no network, no money',
     )
+    parser.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="an unsigned export is broken (exit 1); by default it is reported on a line",
+    )
+    add_signer_arg(parser)
+    add_chain_args(parser)
     add_state_dir(parser)
 
 
@@ -93,7 +104,23 @@ def _timeline(result: Replay) -> dict[str, Any]:
         return empty
 
 
-def _report(result: Replay, strategy: str | dict[str, Any] | None) -> dict[str, Any]:
+def _report(
+    result: Replay, strategy: str | dict[str, Any] | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    doc = _base_report(result, strategy)
+    trusted = True
+    if result.header.get("format") is not None:  # an exported file (not the state dir's own journal)
+        sig = signature_of(result, args.signer)
+        doc["signature"] = sig.to_json()
+        trusted = sig.ok and not (args.require_signature and sig.status == "unsigned")
+    if args.check_chain and result.verified:
+        doc["chain"] = chain_doc(result, args)
+        trusted = trusted and doc["chain"]["ok"]
+    doc["trusted"] = result.verified and trusted
+    return doc
+
+
+def _base_report(result: Replay, strategy: str | dict[str, Any] | None) -> dict[str, Any]:
     timeline = _timeline(result)
     doc: dict[str, Any] = {
         "order_id": result.order_id,
@@ -120,6 +147,16 @@ def _render(doc: dict[str, Any]) -> str:
     else:
         b = doc["breakage"]
         lines.append(f"  BROKEN at event {b['seq']}: {b['reason']}")
+    sig = doc.get("signature")
+    if sig is not None:
+        mark = "signature" if sig["status"] in ("valid", "unpinned") else f"signature {sig['status'].upper()}"
+        lines.append(f"  {mark}: {sig['reason']}")
+    chain = doc.get("chain")
+    if chain is not None:
+        if chain["ok"]:
+            lines.append(f"  chain: {len(chain['checked'])} payment transactions match the journal")
+        for m in chain["mismatches"]:
+            lines.append(f"  CHAIN MISMATCH: {m}")
     w = doc.get("what_if")
     if w is not None:
         if "error" in w:
@@ -138,6 +175,10 @@ def _render(doc: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit code."""
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         strategy = _strategy(args.strategy)
     except ValueError as exc:
@@ -154,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_UNREADABLE
-        return _single(_report(result, strategy), args.json)
+        return _single(_report(result, strategy, args), args.json)
     if not files:
         print(f"error: no journal files match {args.target}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -164,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     unreadable = False
     for path in files:
         try:
-            docs.append(_report(replay_file(path, rebuilder=rebuilder), strategy))
+            docs.append(_report(replay_file(path, rebuilder=rebuilder), strategy, args))
         except JournalFileError as exc:
             unreadable = True
             docs.append({"source": str(path), "error": str(exc), "verified": False})
@@ -180,10 +221,10 @@ def run(args: argparse.Namespace) -> int:
             "source": d["source"],
             "order_id": d.get("order_id"),
             "seq": (d.get("breakage") or {}).get("seq"),
-            "reason": (d.get("breakage") or {}).get("reason") or d.get("error"),
+            "reason": (d.get("breakage") or {}).get("reason") or d.get("error") or _distrust(d),
         }
         for d in docs
-        if not d["verified"]
+        if not d.get("trusted", d["verified"])
     ]
     if args.json:
         dump_json({"orders": docs, "summary": summary})
@@ -196,9 +237,10 @@ def run(args: argparse.Namespace) -> int:
             f"spend {summary['spend']}; seconds in each state {summary['seconds_in_state']}"
         )
         for b in summary["broken"]:
-            where = f"order {b['order_id']} at event {b['seq']}" if b["order_id"] else "unreadable"
+            where = f"order {b['order_id']}" if b["order_id"] else "unreadable"
+            where += f" at event {b['seq']}" if b["order_id"] and b["seq"] is not None else ""
             print(f"BROKEN {b['source']}: {where}: {b['reason']}")
-    if any(not d["verified"] for d in good):
+    if any(not d["trusted"] for d in good):
         return EXIT_BROKEN
     return EXIT_UNREADABLE if unreadable else EXIT_OK
 
@@ -208,4 +250,14 @@ def _single(doc: dict[str, Any], as_json: bool) -> int:
         dump_json(doc)
     else:
         print(_render(doc))
-    return EXIT_OK if doc["verified"] else EXIT_BROKEN
+    return EXIT_OK if doc["trusted"] else EXIT_BROKEN
+
+
+def _distrust(doc: dict[str, Any]) -> str:
+    """Why a journal whose chain holds is still not trusted (its signature, or the chain)."""
+    reasons = []
+    sig = doc.get("signature")
+    if sig is not None and sig["status"] not in ("valid", "unpinned"):
+        reasons.append(sig["reason"])
+    reasons.extend((doc.get("chain") or {}).get("mismatches") or [])
+    return "; ".join(reasons)

@@ -90,7 +90,14 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(state_dir=args.state_dir, port=args.port, faults=faults)
     try:
-        info = sandbox.start()
+        try:
+            info = sandbox.start()
+        except OSError as exc:
+            print(
+                f"error: --port {args.port}: cannot listen on 127.0.0.1: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         if args.networks_file is not None:
             _write_networks(args.networks_file, info)
         sys.stdout.write(json.dumps(info.to_json()) + "\n")

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from buyer_agent._errors import JournalError
+from buyer_agent._limits import MAX_JOURNAL_FILE_BYTES, MAX_JOURNAL_LINE_BYTES, TooLarge, bounded_lines
+from buyer_agent._redact import Secret
 from buyer_agent._version import __version__
 from buyer_agent.journal._canonical import GENESIS_HASH, dumps, format_at, loads
 from buyer_agent.journal._journal import Journal, utc_now
 from buyer_agent.journal._records import Event
+from buyer_agent.journal._signature import sign_head
 
 __all__ = [
     "FORMAT",
@@ -94,14 +97,18 @@ class Migration:
 MIGRATIONS: Mapping[int, Migration] = {0: Migration(0, _migrate_v0_header, _migrate_v0_event)}
 
 
-def header_for(journal: Journal, order_id: str, events: list[Event] | None = None) -> dict[str, Any]:
+def header_for(
+    journal: Journal, order_id: str, events: list[Event] | None = None, *, key: Secret | None = None
+) -> dict[str, Any]:
     """The header line of an export of ``order_id``.
 
-    ``events`` and ``head_hash`` let a reader notice a file whose tail was cut off.
+    ``events`` and ``head_hash`` let a reader notice a file whose tail was cut off; with the agent's
+    ``key``, ``signature`` proves who wrote it (:mod:`buyer_agent.journal._signature`).
     """
     rec = journal.order(order_id)
     evs = events if events is not None else journal.events(order_id)
-    return {
+    head = evs[-1].hash if evs else GENESIS_HASH
+    header: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "framework_version": __version__,
@@ -111,26 +118,31 @@ def header_for(journal: Journal, order_id: str, events: list[Event] | None = Non
         "final_state": rec.state,
         "market_order_id": rec.market_order_id,
         "events": len(evs),
-        "head_hash": evs[-1].hash if evs else GENESIS_HASH,
+        "head_hash": head,
     }
+    if key is not None:
+        header["signature"] = sign_head(key, order_id, head)
+    return header
 
 
-def export_lines(journal: Journal, order_id: str) -> Iterator[str]:
+def export_lines(journal: Journal, order_id: str, *, key: Secret | None = None) -> Iterator[str]:
     """The lines (without newlines) of ``order_id``'s export: the header, then every event as stored.
+
+    With ``key`` (the agent's EVM key) the header carries its EIP-191 signature of the head hash.
 
     Raises:
         JournalError: No such order.
     """
     events = journal.events(order_id)
-    yield dumps(header_for(journal, order_id, events))
+    yield dumps(header_for(journal, order_id, events, key=key))
     for ev in events:
         yield dumps(ev.to_json())
 
 
-def export_order(journal: Journal, order_id: str, out: IO[str]) -> int:
-    """Write ``order_id``'s export to ``out``; return the number of events written."""
+def export_order(journal: Journal, order_id: str, out: IO[str], *, key: Secret | None = None) -> int:
+    """Write ``order_id``'s export to ``out`` (signed with ``key``); return the number of events written."""
     count = -1
-    for line in export_lines(journal, order_id):
+    for line in export_lines(journal, order_id, key=key):
         out.write(line + "\n")
         count += 1
     return count
@@ -175,19 +187,22 @@ def open_journal_file(path: str | Path, lines: Iterable[str] | None = None) -> J
     name = str(path)
     if lines is None:
         try:
-            fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the generator below
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below
         except OSError as exc:
             raise JournalFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
-        it: Iterator[str] = _closing_lines(fh)
+        it: Iterator[str] = _closing_lines(fh, name)
     else:
         it = iter(lines)
-    first = next(it, None)
+    try:
+        first = next(it, None)
+    except OSError as exc:  # a directory opens on some systems and fails on read
+        raise JournalFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
     if first is None:
         raise JournalFileError(f"{name} is empty")
     try:
         header = _DECODE(first)
     except ValueError as exc:
-        raise JournalFileError(f"{name}: the first line is not a JSON header: {exc}") from exc
+        raise JournalFileError(f"{name}: the first line is not a JSON header ({_why(exc)})") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise JournalFileError(f"{name} is not a {FORMAT} file (no header with format={FORMAT!r})")
     version = header.get("version", 0)
@@ -215,9 +230,23 @@ def open_journal_file(path: str | Path, lines: Iterable[str] | None = None) -> J
     return JournalFile(name, header, source, _event_lines(it, 2, migrate))
 
 
-def _closing_lines(fh: IO[str]) -> Iterator[str]:
+def _why(exc: ValueError) -> str:
+    # A binary file's "line" can be megabytes: name the failure, not the bytes.
+    text = str(exc)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _closing_lines(fh: IO[bytes], name: str) -> Iterator[str]:
+    """The file's lines, bounded (:data:`MAX_JOURNAL_LINE_BYTES` each, :data:`MAX_JOURNAL_FILE_BYTES`)."""
     with fh:
-        yield from fh
+        try:
+            yield from bounded_lines(
+                fh, name=name, file_limit=MAX_JOURNAL_FILE_BYTES, line_limit=MAX_JOURNAL_LINE_BYTES
+            )
+        except TooLarge as exc:
+            raise JournalFileError(str(exc)) from exc
+        except OSError as exc:
+            raise JournalFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
 
 
 def import_order(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from buyer_agent._errors import TaskFileError
+
 __all__ = ["DB_NAME", "STATE_DIR_ENV", "resolve_state_dir"]
 
 DB_NAME = "buyer_agent.db"
@@ -19,10 +21,16 @@ def resolve_state_dir(arg: str | Path | None = None) -> Path:
 
     Returns:
         The directory path (not created).
+
+    Raises:
+        TaskFileError: The path exists and is not a directory (bad usage: exit 2 on the command line).
     """
     if arg is not None and str(arg) != "":
-        return Path(arg)
-    env = os.environ.get(STATE_DIR_ENV)
-    if env:
-        return Path(env)
-    return Path("state")
+        path, where = Path(arg), "--state-dir"
+    elif os.environ.get(STATE_DIR_ENV):
+        path, where = Path(os.environ[STATE_DIR_ENV]), f"${STATE_DIR_ENV}"
+    else:
+        path, where = Path("state"), "--state-dir"
+    if path.exists() and not path.is_dir():
+        raise TaskFileError(where, f"{path} is not a directory (the state directory holds {DB_NAME})")
+    return path

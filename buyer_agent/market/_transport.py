@@ -26,7 +26,9 @@ from buyer_agent._errors import (
     OrchestrationRequestRefused,
     OrchestrationValidationError,
 )
+from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES, human
 from buyer_agent._redact import REDACTED, Secret, redact
+from buyer_agent._urls import check_port
 from buyer_agent._version import __version__
 from buyer_agent._waits import SlowAnswer
 from buyer_agent.market._codes import BAD_RESPONSE
@@ -83,6 +85,7 @@ def check_base_url(base_url: str) -> str:
     """
     if not isinstance(base_url, str) or not base_url.strip():
         raise OrchestrationConfigError("the market URL is empty")
+    check_port(base_url, "the market URL")
     try:
         url = httpx.URL(base_url.strip())
     except (httpx.InvalidURL, TypeError):
@@ -213,7 +216,7 @@ class Transport:
         slow = SlowAnswer(f"the market's answer to {method} {path}", timeout)
         try:
             async with self._slots:
-                response = await self._http.request(
+                sending = self._http.build_request(
                     method,
                     url,
                     params=wire_query(query) if query else None,
@@ -221,6 +224,11 @@ class Transport:
                     headers=headers,
                     timeout=timeout,
                 )
+                response = await self._http.send(sending, stream=True)
+                try:
+                    body = await _read_bounded(response, MAX_MARKET_ANSWER_BYTES)
+                finally:
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise OrchestrationNetworkError(
                 f"{method} {path}: could not reach the market: {type(exc).__name__}"
@@ -238,20 +246,28 @@ class Transport:
         finally:
             slow.done()
         log.debug("%s %s -> %s", method, path, response.status_code)
+        if body is None:
+            raise OrchestrationApiError(
+                BAD_RESPONSE,
+                f"{method} {path}: the market's answer is larger than the limit of "
+                f"{human(MAX_MARKET_ANSWER_BYTES)}; not read further",
+                status_code=response.status_code,
+            )
         sent = tuple(s.reveal() for s in (self._api_key, auth) if isinstance(s, Secret) and s)
-        return self._answer(method, path, response, sent)
+        return self._answer(method, path, response, sent, body)
 
-    def _answer(self, method: str, path: str, response: httpx.Response, sent: tuple[str, ...]) -> Any:
+    def _answer(
+        self, method: str, path: str, response: httpx.Response, sent: tuple[str, ...], raw: bytes
+    ) -> Any:
         status = response.status_code
         if status == 204:
             return None
-        raw = response.content
         try:
             parsed = loads(raw) if raw else None
         except (ValueError, RecursionError):
             parsed = None
         if status >= 400:
-            raise self._api_error(status, parsed, response, sent)
+            raise self._api_error(status, parsed, response, sent, raw)
         if parsed is None:
             # As the official SDK: a success answer with no JSON in it (empty, ``null``, not JSON)
             # is BAD_RESPONSE with the status the market sent.
@@ -263,7 +279,7 @@ class Transport:
         return to_snake(parsed)
 
     def _api_error(
-        self, status: int, parsed: Any, response: httpx.Response, sent: tuple[str, ...]
+        self, status: int, parsed: Any, response: httpx.Response, sent: tuple[str, ...], raw: bytes
     ) -> OrchestrationApiError:
         retry_after = _retry_after(response.headers.get("retry-after"))
         request_id = response.headers.get("x-request-id")
@@ -280,7 +296,7 @@ class Transport:
                 status_code=status,
                 details={
                     "content_type": response.headers.get("content-type"),
-                    "length": len(response.content),
+                    "length": len(raw),
                 },
                 request_id=request_id,
                 retry_after=retry_after,
@@ -309,6 +325,18 @@ def _unread(method: str, path: str, body: _CountedBody, exc: httpx.HTTPError) ->
         f"{method} {path}: the market closed the connection after {body.taken:,} of the {size} request "
         "body, unread (a body too large for it?); not retried: the same body meets the same refusal"
     )
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, reading at most ``limit + 1`` bytes of it; None when it is larger than ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:

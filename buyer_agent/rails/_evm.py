@@ -17,6 +17,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from buyer_agent._errors import PaymentMismatchError, RailError, TransactionRevertedError
 from buyer_agent._redact import Secret
+from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, NonceStore, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import translated
 from buyer_agent.rails._evm_abi import (
@@ -106,6 +107,7 @@ class EvmRail:
             raise RailError(f"not an EVM CAIP-2 chain id: {chain!r} (expected eip155:<chain id>)")
         if confirmations < 1:
             raise RailError("confirmations must be at least 1")
+        check_port(rpc_url, "the EVM RPC URL")
         self._key = private_key if isinstance(private_key, Secret) else Secret(private_key)
         try:
             account: LocalAccount = Account.from_key(self._key.reveal())

@@ -30,6 +30,7 @@ from spl.token.models import TransferCheckedParams
 
 from buyer_agent._errors import PaymentMismatchError, RailError, TransactionRevertedError
 from buyer_agent._redact import Secret
+from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import is_panic, translated
 
@@ -105,6 +106,7 @@ class SolanaRail:
     ) -> None:
         if not chain.startswith("solana:"):
             raise RailError(f"not a Solana CAIP-2 chain id: {chain!r} (expected solana:<genesis hash>)")
+        check_port(rpc_url, "the Solana RPC URL")
         if commitment not in _LEVELS:
             raise RailError(f"unknown commitment {commitment!r}; use one of {', '.join(_LEVELS)}")
         self._secret = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)

@@ -33,7 +33,10 @@ def _export(journal: Journal, order_id: str = "ord_golden_1") -> list[str]:
     return list(export_lines(journal, order_id))
 
 
-def test_round_trip_export_import_replay(journal: Journal, tmp_path: Path, capsys: Any) -> None:
+def test_round_trip_export_import_replay(
+    journal: Journal, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUYER_AGENT_EVM_KEY", ANVIL_KEY)  # the payer's key: the export is signed
     write_order(journal)
     src_dir = journal.path.parent  # type: ignore[union-attr]
     out = tmp_path / "ord.jsonl"
