@@ -10,6 +10,7 @@ PACKAGES = [
     "buyer_agent.market",
     "buyer_agent.rails",
     "buyer_agent.sandbox",
+    "buyer_agent.signers",
     "buyer_agent.tools",
     "buyer_agent.workflow",
     "strategies",
