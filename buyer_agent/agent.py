@@ -34,6 +34,7 @@ ENV = {
     "api_key": "PEAQOS_API_KEY",
     "machine_id": "PEAQOS_MACHINE_ID",
     "evm_key": "BUYER_AGENT_EVM_KEY",
+    "evm_signer": "BUYER_AGENT_EVM_SIGNER",
     "solana_key": "BUYER_AGENT_SOLANA_KEY",
     "evm_rpc": "BUYER_AGENT_EVM_RPC",
     "solana_rpc": "BUYER_AGENT_SOLANA_RPC",
@@ -88,6 +89,10 @@ class BuyerAgent:
         machine_id: The machine the agent buys for (the sandbox's own when on the sandbox).
         api_key: The operator's platform key (``x-api-key``), used to pair.
         evm_key: The agent's EVM private key: signs the pairing challenge and EVM payments.
+        evm_signer: Who signs instead of ``evm_key``, keeping the key out of this process: an
+            ``EvmSigner`` (``buyer_agent.signers``), or the URL of a JSON-RPC signer (Clef, Web3Signer;
+            ``$BUYER_AGENT_EVM_SIGNER``), asked for its account on start. The embedded sandbox
+            ignores it (it pays with its own funded demo key).
         solana_key: The agent's Solana keypair (base58, 64 bytes) for SPL payments.
         evm_rpc: EVM JSON-RPC URL.
         solana_rpc: Solana JSON-RPC URL.
@@ -109,6 +114,7 @@ class BuyerAgent:
         machine_id: str | None = None,
         api_key: Secret | str | None = None,
         evm_key: Secret | str | None = None,
+        evm_signer: Any = None,
         solana_key: Secret | str | None = None,
         evm_rpc: str | None = None,
         solana_rpc: str | None = None,
@@ -128,6 +134,7 @@ class BuyerAgent:
         self.machine_id = machine_id
         self._api_key = _secret(api_key)
         self._evm_key = _secret(evm_key)
+        self._evm_signer: Any = evm_signer or None
         self._solana_key = _secret(solana_key)
         self._evm_rpc = evm_rpc
         self._solana_rpc = solana_rpc
@@ -169,6 +176,7 @@ class BuyerAgent:
             machine_id=task.machine_id or _env("machine_id"),
             api_key=task.api_key or _env("api_key"),
             evm_key=task.evm_key or _env("evm_key"),
+            evm_signer=_task_signer(task) or _env("evm_signer"),
             solana_key=task.solana_key or _env("solana_key"),
             evm_rpc=task.evm_rpc or _env("evm_rpc"),
             solana_rpc=task.solana_rpc or _env("solana_rpc"),
@@ -195,6 +203,7 @@ class BuyerAgent:
             machine_id=_env("machine_id"),
             api_key=_env("api_key"),
             evm_key=_env("evm_key"),
+            evm_signer=_env("evm_signer"),
             solana_key=_env("solana_key"),
             evm_rpc=_env("evm_rpc"),
             solana_rpc=_env("solana_rpc"),
@@ -314,9 +323,20 @@ class BuyerAgent:
             owns, label = True, self._market_arg.rstrip("/")
         else:
             market, owns, label = self._market_arg, False, self.market_label
+        signer: Any = None
         try:
-            rails = await self._rails(evm_rpc, evm_key, evm_chain, solana_rpc, solana_key, solana_chain)
-            pairing = self._pairing(market, machine_id, evm_key)
+            if sandbox is None and isinstance(self._evm_signer, str):
+                from buyer_agent.signers import JsonRpcEvmSigner
+
+                signer = await JsonRpcEvmSigner.connect(self._evm_signer)
+            elif sandbox is None and self._evm_signer is not None:
+                signer = self._evm_signer
+            elif evm_key is not None:
+                from buyer_agent.signers import LocalEvmSigner
+
+                signer = LocalEvmSigner(evm_key)
+            rails = await self._rails(evm_rpc, signer, evm_chain, solana_rpc, solana_key, solana_chain)
+            pairing = self._pairing(market, machine_id, signer)
         except BaseException:
             if owns:
                 await market.aclose()
@@ -337,7 +357,7 @@ class BuyerAgent:
     async def _rails(
         self,
         evm_rpc: str | None,
-        evm_key: Secret | None,
+        evm_signer: Any,
         evm_chain: str | None,
         solana_rpc: str | None,
         solana_key: Secret | None,
@@ -346,8 +366,8 @@ class BuyerAgent:
         from buyer_agent.rails import EvmRail, SolanaRail
 
         rails: list[Any] = []
-        if evm_rpc and evm_key:
-            rails.append(EvmRail(evm_rpc, evm_key.reveal(), chain=evm_chain, nonce_store=self.journal))
+        if evm_rpc and evm_signer is not None:
+            rails.append(EvmRail(evm_rpc, evm_signer, chain=evm_chain, nonce_store=self.journal))
         if solana_rpc and solana_key:
             if solana_chain is None:
                 solana_chain = await _solana_caip2(solana_rpc)
@@ -362,7 +382,7 @@ class BuyerAgent:
             )
         return rails
 
-    def _pairing(self, market: Any, machine_id: str | None, evm_key: Secret | None) -> PairingSession:
+    def _pairing(self, market: Any, machine_id: str | None, evm_signer: Any) -> PairingSession:
         if not machine_id:
             raise OrchestrationConfigError(
                 "no machine id: set PEAQOS_MACHINE_ID (or machine_id in the task file)"
@@ -371,15 +391,15 @@ class BuyerAgent:
             return PairingSession.with_token(
                 machine_id=machine_id, pairing_id=self._pairing_id, token=self._pairing_token
             )
-        if evm_key is None:
+        if evm_signer is None:
             raise OrchestrationConfigError(
-                "no agent key to pair with: set BUYER_AGENT_EVM_KEY (and PEAQOS_API_KEY), "
-                "or PEAQOS_AGENT_PAIRING_ID and PEAQOS_AGENT_PAIRING_TOKEN"
+                "no agent key to pair with: set BUYER_AGENT_EVM_KEY or BUYER_AGENT_EVM_SIGNER (and "
+                "PEAQOS_API_KEY), or PEAQOS_AGENT_PAIRING_ID and PEAQOS_AGENT_PAIRING_TOKEN"
             )
         return PairingSession.with_platform_key(
             market,
             machine_id=machine_id,
-            agent_key=evm_key,
+            agent_key=evm_signer,
             delegation_policy=self._policy,
             store=self.journal,
         )
@@ -568,6 +588,15 @@ class BuyerAgent:
         if id is not None:
             return [await runner.drive(id)]
         return list(await asyncio.gather(*(runner.drive(order_id) for order_id in mine)))
+
+
+def _task_signer(task: Task) -> Any:
+    """The task's external EVM signer: its URL, or a signer for the named account (None: none)."""
+    if task.evm_signer is None or task.evm_signer_address is None:
+        return task.evm_signer
+    from buyer_agent.signers import JsonRpcEvmSigner
+
+    return JsonRpcEvmSigner(task.evm_signer, task.evm_signer_address)
 
 
 def _plugin_rails() -> list[Any]:
