@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from buyer_agent._errors import OrchestrationConfigError, StateError
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal, resolve_state_dir
+from buyer_agent.signers import EvmSigner, JsonRpcEvmSigner, LocalEvmSigner
 from buyer_agent.task import SANDBOX, Task, load_task
 from buyer_agent.workflow import (
     TERMINAL,
@@ -114,7 +115,7 @@ class BuyerAgent:
         machine_id: str | None = None,
         api_key: Secret | str | None = None,
         evm_key: Secret | str | None = None,
-        evm_signer: Any = None,
+        evm_signer: EvmSigner | str | None = None,
         solana_key: Secret | str | None = None,
         evm_rpc: str | None = None,
         solana_rpc: str | None = None,
@@ -134,7 +135,7 @@ class BuyerAgent:
         self.machine_id = machine_id
         self._api_key = _secret(api_key)
         self._evm_key = _secret(evm_key)
-        self._evm_signer: Any = evm_signer or None
+        self._evm_signer: EvmSigner | str | None = evm_signer or None
         self._solana_key = _secret(solana_key)
         self._evm_rpc = evm_rpc
         self._solana_rpc = solana_rpc
@@ -323,17 +324,15 @@ class BuyerAgent:
             owns, label = True, self._market_arg.rstrip("/")
         else:
             market, owns, label = self._market_arg, False, self.market_label
-        signer: Any = None
+        # The embedded sandbox pays with its own funded key; elsewhere a configured signer wins.
+        chosen = self._evm_signer if sandbox is None else None
+        signer: EvmSigner | None = None
         try:
-            if sandbox is None and isinstance(self._evm_signer, str):
-                from buyer_agent.signers import JsonRpcEvmSigner
-
-                signer = await JsonRpcEvmSigner.connect(self._evm_signer)
-            elif sandbox is None and self._evm_signer is not None:
-                signer = self._evm_signer
+            if isinstance(chosen, str):
+                signer = await JsonRpcEvmSigner.connect(chosen)
+            elif chosen is not None:
+                signer = chosen
             elif evm_key is not None:
-                from buyer_agent.signers import LocalEvmSigner
-
                 signer = LocalEvmSigner(evm_key)
             rails = await self._rails(evm_rpc, signer, evm_chain, solana_rpc, solana_key, solana_chain)
             pairing = self._pairing(market, machine_id, signer)
@@ -357,7 +356,7 @@ class BuyerAgent:
     async def _rails(
         self,
         evm_rpc: str | None,
-        evm_signer: Any,
+        evm_signer: EvmSigner | None,
         evm_chain: str | None,
         solana_rpc: str | None,
         solana_key: Secret | None,
@@ -382,7 +381,7 @@ class BuyerAgent:
             )
         return rails
 
-    def _pairing(self, market: Any, machine_id: str | None, evm_signer: Any) -> PairingSession:
+    def _pairing(self, market: Any, machine_id: str | None, evm_signer: EvmSigner | None) -> PairingSession:
         if not machine_id:
             raise OrchestrationConfigError(
                 "no machine id: set PEAQOS_MACHINE_ID (or machine_id in the task file)"
@@ -590,12 +589,10 @@ class BuyerAgent:
         return list(await asyncio.gather(*(runner.drive(order_id) for order_id in mine)))
 
 
-def _task_signer(task: Task) -> Any:
+def _task_signer(task: Task) -> EvmSigner | str | None:
     """The task's external EVM signer: its URL, or a signer for the named account (None: none)."""
     if task.evm_signer is None or task.evm_signer_address is None:
         return task.evm_signer
-    from buyer_agent.signers import JsonRpcEvmSigner
-
     return JsonRpcEvmSigner(task.evm_signer, task.evm_signer_address)
 
 
