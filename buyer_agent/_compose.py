@@ -22,6 +22,7 @@ from buyer_agent._errors import OrchestrationConfigError, RailError
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal
 from buyer_agent.networks import Networks, agent_networks, sandbox_profiles
+from buyer_agent.signers import EvmSigner, JsonRpcEvmSigner, LocalEvmSigner
 from buyer_agent.workflow import OrderSummary, PairingSession, ProgressEvent, Runner
 
 __all__ = [
@@ -44,6 +45,7 @@ ENV = {
     "api_key": "PEAQOS_API_KEY",
     "machine_id": "PEAQOS_MACHINE_ID",
     "evm_key": "BUYER_AGENT_EVM_KEY",
+    "evm_signer": "BUYER_AGENT_EVM_SIGNER",
     "solana_key": "BUYER_AGENT_SOLANA_KEY",
     "evm_rpc": "BUYER_AGENT_EVM_RPC",
     "solana_rpc": "BUYER_AGENT_SOLANA_RPC",
@@ -94,6 +96,8 @@ class Settings:
     policy: Mapping[str, Any] | None = None
     #: The network profiles a payment's token is checked against before signing (None: built-ins).
     networks: Networks | None = None
+    #: Who signs instead of ``evm_key`` (an EvmSigner, or the URL of a JSON-RPC signer process).
+    evm_signer: EvmSigner | str | None = None
 
 
 @dataclass(slots=True)
@@ -150,9 +154,18 @@ async def connect(
         owns, label = True, market_label(s.market)
     else:
         market, owns, label = s.market, False, market_label(s.market)
+    # The embedded sandbox pays with its own funded key; elsewhere a configured signer wins.
+    chosen = s.evm_signer if sandbox is None else None
+    signer: EvmSigner | None = None
     try:
-        rails = await _rails(journal, evm_rpc, evm_key, evm_chain, solana_rpc, solana_key, solana_chain)
-        pairing = _pairing(s, journal, market, machine_id, evm_key, label)
+        if isinstance(chosen, str):
+            signer = await JsonRpcEvmSigner.connect(chosen)
+        elif chosen is not None:
+            signer = chosen
+        elif evm_key is not None:
+            signer = LocalEvmSigner(evm_key)
+        rails = await _rails(journal, evm_rpc, signer, evm_chain, solana_rpc, solana_key, solana_chain)
+        pairing = _pairing(s, journal, market, machine_id, signer, label)
     except BaseException:
         if owns:
             await market.aclose()
@@ -196,7 +209,7 @@ def reader(journal: Journal, machine_id: str | None) -> Runner:
 async def _rails(
     journal: Journal,
     evm_rpc: str | None,
-    evm_key: Secret | None,
+    evm_signer: EvmSigner | None,
     evm_chain: str | None,
     solana_rpc: str | None,
     solana_key: Secret | None,
@@ -205,8 +218,8 @@ async def _rails(
     from buyer_agent.rails import EvmRail, SolanaRail
 
     rails: list[Any] = []
-    if evm_rpc and evm_key:
-        rails.append(EvmRail(evm_rpc, evm_key.reveal(), chain=evm_chain, nonce_store=journal))
+    if evm_rpc and evm_signer is not None:
+        rails.append(EvmRail(evm_rpc, evm_signer, chain=evm_chain, nonce_store=journal))
     if solana_rpc and solana_key:
         if solana_chain is None:
             solana_chain = await _solana_caip2(solana_rpc)
@@ -223,7 +236,12 @@ async def _rails(
 
 
 def _pairing(
-    s: Settings, journal: Journal, market: Any, machine_id: str | None, evm_key: Secret | None, label: str
+    s: Settings,
+    journal: Journal,
+    market: Any,
+    machine_id: str | None,
+    evm_signer: EvmSigner | None,
+    label: str,
 ) -> PairingSession:
     if not machine_id:
         raise OrchestrationConfigError(
@@ -233,15 +251,15 @@ def _pairing(
         return PairingSession.with_token(
             machine_id=machine_id, pairing_id=s.pairing_id, token=s.pairing_token
         )
-    if evm_key is None:
+    if evm_signer is None:
         raise OrchestrationConfigError(
-            "no agent key to pair with: set BUYER_AGENT_EVM_KEY (and PEAQOS_API_KEY), "
-            "or PEAQOS_AGENT_PAIRING_ID and PEAQOS_AGENT_PAIRING_TOKEN"
+            "no agent key to pair with: set BUYER_AGENT_EVM_KEY or BUYER_AGENT_EVM_SIGNER (and "
+            "PEAQOS_API_KEY), or PEAQOS_AGENT_PAIRING_ID and PEAQOS_AGENT_PAIRING_TOKEN"
         )
     return PairingSession.with_platform_key(
         market,
         machine_id=machine_id,
-        agent_key=evm_key,
+        agent_key=evm_signer,
         delegation_policy=dict(s.policy) if s.policy is not None else None,
         store=journal,
         market_url=label,

@@ -15,6 +15,7 @@
     │   ├── TransactionRevertedError       mined, but reverted (reason)
     │   ├── PaymentOutcomeUnknown          sent, outcome not known yet: reconcile, never re-sign
     │   └── PaymentMismatchError           what the chain shows differs from what was agreed
+    ├── SignerError                        a signer refused, failed or answered with a wrong signature
     ├── PolicyError                        our own guards; never retried
     │   └── BudgetExceeded
     ├── StateError                         a step out of order (state, allowed)
@@ -48,6 +49,7 @@ __all__ = [
     "PaymentOutcomeUnknown",
     "PolicyError",
     "RailError",
+    "SignerError",
     "StateError",
     "TaskFileError",
     "TransactionRevertedError",
@@ -198,6 +200,17 @@ class PaymentMismatchError(RailError):
         self.field = field
         self.expected = expected
         self.actual = actual
+
+
+# --- signers -----------------------------------------------------------------------------------
+
+
+class SignerError(BuyerAgentError):
+    """A signer could not sign, or its signature is not used.
+
+    It was unreachable (``retryable``), refused, or answered with a signature over something other
+    than what was asked, or by another key than the expected address.
+    """
 
 
 # --- guards, state, input ----------------------------------------------------------------------

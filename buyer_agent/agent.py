@@ -36,6 +36,7 @@ from buyer_agent._redact import Secret
 from buyer_agent._urls import same_market
 from buyer_agent.journal import Journal, resolve_state_dir
 from buyer_agent.networks import Networks, agent_networks
+from buyer_agent.signers import EvmSigner, JsonRpcEvmSigner
 from buyer_agent.task import SANDBOX, Task, load_task
 from buyer_agent.workflow import (
     TERMINAL,
@@ -91,6 +92,10 @@ class BuyerAgent:
         machine_id: The machine the agent buys for (the sandbox's own when on the sandbox).
         api_key: The operator's platform key (``x-api-key``), used to pair.
         evm_key: The agent's EVM private key: signs the pairing challenge and EVM payments.
+        evm_signer: Who signs instead of ``evm_key``, keeping the key out of this process: an
+            ``EvmSigner`` (``buyer_agent.signers``), or the URL of a JSON-RPC signer (Clef, Web3Signer;
+            ``$BUYER_AGENT_EVM_SIGNER``), asked for its account on start. The embedded sandbox
+            ignores it (it pays with its own funded demo key).
         solana_key: The agent's Solana keypair (base58, 64 bytes) for SPL payments.
         evm_rpc: EVM JSON-RPC URL.
         solana_rpc: Solana JSON-RPC URL.
@@ -117,6 +122,7 @@ class BuyerAgent:
         machine_id: str | None = None,
         api_key: Secret | str | None = None,
         evm_key: Secret | str | None = None,
+        evm_signer: EvmSigner | str | None = None,
         solana_key: Secret | str | None = None,
         evm_rpc: str | None = None,
         solana_rpc: str | None = None,
@@ -137,6 +143,7 @@ class BuyerAgent:
         self.machine_id = machine_id
         self._api_key = secret(api_key)
         self._evm_key = secret(evm_key)
+        self._evm_signer: EvmSigner | str | None = evm_signer or None
         self._solana_key = secret(solana_key)
         self._evm_rpc = evm_rpc
         self._solana_rpc = solana_rpc
@@ -179,6 +186,7 @@ class BuyerAgent:
             machine_id=task.machine_id or env("machine_id"),
             api_key=task.api_key or env("api_key"),
             evm_key=task.evm_key or env("evm_key"),
+            evm_signer=_task_signer(task) or env("evm_signer"),
             solana_key=task.solana_key or env("solana_key"),
             evm_rpc=task.evm_rpc or env("evm_rpc"),
             solana_rpc=task.solana_rpc or env("solana_rpc"),
@@ -206,6 +214,7 @@ class BuyerAgent:
             machine_id=env("machine_id"),
             api_key=env("api_key"),
             evm_key=env("evm_key"),
+            evm_signer=env("evm_signer"),
             solana_key=env("solana_key"),
             evm_rpc=env("evm_rpc"),
             solana_rpc=env("solana_rpc"),
@@ -294,6 +303,7 @@ class BuyerAgent:
             pairing_token=self._pairing_token,
             policy=self._policy,
             networks=self.networks,
+            evm_signer=self._evm_signer,
         )
         conn = await connect(settings, self.journal, on_progress=self._on_progress, approver=self._approver)
         self.machine_id = conn.machine_id
@@ -523,6 +533,13 @@ class BuyerAgent:
                 return self.order(order_id)
 
         return list(await asyncio.gather(*(drive_or_leave(order_id) for order_id in mine)))
+
+
+def _task_signer(task: Task) -> EvmSigner | str | None:
+    """The task's external EVM signer: its URL, or a signer for the named account (None: none)."""
+    if task.evm_signer is None or task.evm_signer_address is None:
+        return task.evm_signer
+    return JsonRpcEvmSigner(task.evm_signer, task.evm_signer_address)
 
 
 class SyncBuyerAgent:

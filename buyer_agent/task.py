@@ -4,7 +4,9 @@ The file is read with PyYAML's node API (``yaml.compose`` with the safe loader) 
 ``safe_load`` so every error can name the field as a dotted path *and* the line it is on. Unknown
 keys and wrong types are refused. String values may hold ``${VAR}`` / ``${VAR:-default}``
 references to the environment; the keys section holds nothing else, so a task file never carries a
-literal secret.
+literal secret. ``keys.evm`` may instead name an external signer that holds the key in another
+process: ``keys: {evm: {signer: http://127.0.0.1:8550, address: 0x…}}`` (``address`` optional when
+the signer holds one account).
 """
 
 from __future__ import annotations
@@ -63,9 +65,11 @@ class Task:
 
     ``market`` is None for the embedded sandbox, else the market's URL. Keys are :class:`Secret`
     (None when the file leaves them unset: the sandbox supplies demo keys, an external market
-    falls back to the environment). ``policy`` is the delegation policy to request when pairing
-    (snake_case keys, amounts as Decimal with a ``currency``). ``networks`` are the task's own network
-    profiles (``networks:``, inline or a file), extending the built-in ones.
+    falls back to the environment). ``evm_signer`` is the URL of an external JSON-RPC signer that
+    holds the EVM key instead (``evm_signer_address`` the account it signs with, when named).
+    ``policy`` is the delegation policy to request when pairing (snake_case keys, amounts as Decimal
+    with a ``currency``). ``networks`` are the task's own network profiles (``networks:``, inline or
+    a file), extending the built-in ones.
     """
 
     spec: OrderSpec
@@ -73,6 +77,8 @@ class Task:
     machine_id: str | None = None
     api_key: Secret | None = None
     evm_key: Secret | None = None
+    evm_signer: str | None = None
+    evm_signer_address: str | None = None
     solana_key: Secret | None = None
     evm_rpc: str | None = None
     solana_rpc: str | None = None
@@ -365,7 +371,7 @@ class _Parser:
             raise self._fail("budget", 'is required (like "2.50 USDC")', root)
         market = self.market(top["market"]) if "market" in top else None
         machine_id = self.string(top["machine_id"], "machine_id") if "machine_id" in top else None
-        keys = self.keys(top["keys"]) if "keys" in top else {}
+        keys, signer = self.keys(top["keys"]) if "keys" in top else ({}, {})
         rpc = self.rpc(top["rpc"]) if "rpc" in top else {}
         networks = self.networks(top["networks"]) if "networks" in top else ()
         self._profiles = networks
@@ -401,6 +407,8 @@ class _Parser:
             machine_id=machine_id,
             api_key=keys.get("api_key"),
             evm_key=keys.get("evm"),
+            evm_signer=signer.get("signer"),
+            evm_signer_address=signer.get("address"),
             solana_key=keys.get("solana"),
             evm_rpc=rpc.get("evm"),
             solana_rpc=rpc.get("solana"),
@@ -449,21 +457,53 @@ class _Parser:
             raise self._fail("market", f"must be 'sandbox' or an http(s) URL, not {text!r}", node)
         return text.rstrip("/")
 
-    def keys(self, node: Node) -> dict[str, Secret]:
-        """Only ``${VAR}`` references: a task file never holds a literal key."""
+    def keys(self, node: Node) -> tuple[dict[str, Secret], dict[str, str]]:
+        """Only ``${VAR}`` references (a task file never holds a literal key), or an external signer.
+
+        Returns the keys by name and the EVM signer's settings (``signer`` URL, ``address``).
+        """
         found = self._mapping(node, "keys", ("api_key", "evm", "solana"))
         out: dict[str, Secret] = {}
+        signer: dict[str, str] = {}
         for name, value_node in found.items():
             path = f"keys.{name}"
             if _kind(value_node) == "null":
                 continue
+            if name == "evm" and isinstance(value_node, MappingNode):
+                signer = self.signer(value_node)
+                continue
             if _kind(value_node) != "str" or not _WHOLE_REF.match(str(value_node.value).strip()):
+                hint = " (or, for keys.evm, {signer: URL} of an external signer)" if name == "evm" else ""
                 raise self._fail(
-                    path, "must be a ${VAR} reference to the environment, never a literal key", value_node
+                    path,
+                    f"must be a ${{VAR}} reference to the environment, never a literal key{hint}",
+                    value_node,
                 )
             text = self.string(value_node, path)
             if text is not None:
                 out[name] = Secret(text.strip())
+        return out, signer
+
+    def signer(self, node: Node) -> dict[str, str]:
+        """``keys.evm: {signer: URL, address: 0x…}``: the key stays in the signer's process."""
+        found = self._mapping(node, "keys.evm", ("signer", "address"))
+        if "signer" not in found:
+            raise self._fail("keys.evm.signer", "is required (the external signer's http(s) URL)", node)
+        url = self.required_string(found["signer"], "keys.evm.signer")
+        if not _URL.match(url):
+            raise self._fail("keys.evm.signer", f"must be an http(s) URL, not {url!r}", found["signer"])
+        out = {"signer": url}
+        if "address" in found:
+            value = found["address"]
+            # Unquoted, YAML reads 0x… as a (hex) integer: its text is still the address.
+            hex_int = _kind(value) == "int" and str(value.value).lower().startswith("0x")
+            address = str(value.value) if hex_int else self.string(value, "keys.evm.address")
+            if address is not None:
+                if not _EVM_ADDRESS.match(address):
+                    raise self._fail(
+                        "keys.evm.address", f"must be a 0x EVM address, not {address!r}", found["address"]
+                    )
+                out["address"] = address
         return out
 
     def rpc(self, node: Node) -> dict[str, str]:

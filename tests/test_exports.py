@@ -12,6 +12,7 @@ PACKAGES = [
     "buyer_agent.networks",
     "buyer_agent.rails",
     "buyer_agent.sandbox",
+    "buyer_agent.signers",
     "buyer_agent.tools",
     "buyer_agent.workflow",
     "strategies",

@@ -1,4 +1,4 @@
-"""The EVM rail: ERC-20 transfers and escrow deposits signed with eth-account, sent over AsyncWeb3."""
+"""The EVM rail: ERC-20 transfers and escrow deposits, signed by an EvmSigner, sent over AsyncWeb3."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from buyer_agent._errors import PaymentMismatchError, RailError, TransactionRevertedError
+from buyer_agent._errors import PaymentMismatchError, RailError, SignerError, TransactionRevertedError
 from buyer_agent._redact import Secret
 from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, NonceStore, PaymentRequest, SignedTx, TxStatus
@@ -30,6 +28,7 @@ from buyer_agent.rails._evm_abi import (
     transfer_logs,
 )
 from buyer_agent.rails._nonces import MemoryNonceStore
+from buyer_agent.signers import EvmSigner, EvmTransaction, as_evm_signer
 
 __all__ = ["EVM_RAIL_TYPES", "EvmRail"]
 
@@ -47,6 +46,9 @@ GAP_AFTER_S = 5.0
 #: node can count a mined transaction's nonce before it serves the receipt (seen on anvil under load:
 #: the crash suite paid twice in 2 of ~700 orders when one look decided), so the verdict must hold.
 DROP_SETTLE_S = 3.0
+#: Seconds between checks, in :meth:`EvmRail.wait`, that the node still knows a pending transaction;
+#: one it lost (dropped from its pool, or mined in a block a reorg removed) is sent again, same bytes.
+RESEND_AFTER_S = 2.0
 
 GAS_LIMITS: Mapping[str, int] = {
     "transfer": 120_000,
@@ -79,11 +81,16 @@ class EvmRail:
 
     Args:
         rpc_url: The node's HTTP JSON-RPC URL.
-        private_key: The buyer's key (hex); held as a :class:`Secret`.
+        signer: Who signs: an :class:`~buyer_agent.signers.EvmSigner` (a key in another process, e.g.
+            :class:`~buyer_agent.signers.JsonRpcEvmSigner`), or the buyer's key itself (hex, held as a
+            :class:`Secret` by a :class:`~buyer_agent.signers.LocalEvmSigner`).
         chain: CAIP-2 id (``eip155:31337``) this rail pays on; None = any ``eip155`` chain, checked
             against the node before signing.
         nonce_store: Where nonces are reserved (the journal survives restarts); default in memory.
-        confirmations: Blocks (including the transaction's) before a receipt counts as CONFIRMED.
+        confirmations: Blocks (including the transaction's) before a receipt counts as CONFIRMED (or
+            REVERTED); until then the transaction is PENDING. Above 1 the rail follows reorgs: a
+            transaction whose block is dropped before that depth is broadcast again, the same signed
+            bytes, never signed anew.
         max_fee_per_gas_cap: The most the rail pays per gas unless the request sets a lower cap.
         poll_interval: Seconds between receipt polls in :meth:`wait`.
         drop_settle_s: How long "nonce used, no receipt" must hold before a transaction is DROPPED.
@@ -94,7 +101,7 @@ class EvmRail:
     def __init__(
         self,
         rpc_url: str,
-        private_key: str | Secret,
+        signer: EvmSigner | str | Secret,
         *,
         chain: str | None = None,
         nonce_store: NonceStore | None = None,
@@ -108,12 +115,11 @@ class EvmRail:
         if confirmations < 1:
             raise RailError("confirmations must be at least 1")
         check_port(rpc_url, "the EVM RPC URL")
-        self._key = private_key if isinstance(private_key, Secret) else Secret(private_key)
         try:
-            account: LocalAccount = Account.from_key(self._key.reveal())
-        except Exception as exc:  # the message could echo the key: say nothing about its value
-            raise RailError("the EVM private key is not a valid 32-byte hex key") from exc
-        self._address = account.address
+            self._signer = as_evm_signer(signer)
+        except SignerError as exc:  # its message never holds the key
+            raise RailError(exc.message) from None
+        self._address = to_checksum_address(self._signer.address)
         self.chain = chain
         self._rpc_url = rpc_url
         self._nonces: NonceStore = nonce_store if nonce_store is not None else MemoryNonceStore()
@@ -134,17 +140,34 @@ class EvmRail:
         for name in ("validation", "ens_name_to_address", "gas_price_strategy", "gas_estimate"):
             self._w3.middleware_onion.remove(name)
         self._chain_id: int | None = None
-        # Receipts of mined transactions, read once by status() and reused by verify(): the rail
-        # treats a receipt with its confirmations as final (it does not follow reorgs).
+        # Receipts of transactions at their depth, read once by status() and reused by verify(): a
+        # receipt with its confirmations is final (the rail follows reorgs only until then).
         self._mined: dict[str, Any] = {}
+        # Transactions seen in a block not yet at depth (the block number), and those whose block
+        # then left the chain (a reorg): wait() sends the latter again.
+        self._included: dict[str, int] = {}
+        self._left_chain: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"EvmRail(rpc_url={self._rpc_url!r}, address={self._address!r}, chain={self.chain!r})"
+        return (
+            f"EvmRail(rpc_url={self._rpc_url!r}, address={self._address!r}, chain={self.chain!r}, "
+            f"confirmations={self._confirmations})"
+        )
 
     @property
     def address(self) -> str:
         """The buyer's checksummed address (the payer)."""
         return self._address
+
+    @property
+    def signer(self) -> EvmSigner:
+        """Who signs this rail's transactions."""
+        return self._signer
+
+    @property
+    def confirmations(self) -> int:
+        """Blocks (including the transaction's) before a transaction counts as final."""
+        return self._confirmations
 
     def supports(self, rail_type: str, chain: str) -> bool:
         """True for the EVM rail types on this rail's chain (any ``eip155`` chain when unset)."""
@@ -268,27 +291,24 @@ class EvmRail:
         first = self._nonces.reserve(
             await self._nonce_scope(request.chain), self._address, pending, len(calls)
         )
-        account: LocalAccount = Account.from_key(self._key.reveal())
         signed = []
         for i, ((purpose, to, data), gas) in enumerate(zip(calls, gases, strict=True)):
             nonce = first + i
-            tx: dict[str, Any] = {
-                "type": 2,
-                "chainId": chain_id,
-                "nonce": nonce,
-                "to": to,
-                "value": 0,
-                "data": data,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
-            out = account.sign_transaction(tx)
+            tx = EvmTransaction(
+                chain_id=chain_id,
+                nonce=nonce,
+                to=to,
+                gas=gas,
+                max_fee_per_gas=max_fee,
+                max_priority_fee_per_gas=tip,
+                data=data,
+            )
+            out = await self._signer.sign_transaction(tx)
             signed.append(
                 SignedTx(
                     chain=request.chain,
-                    tx_id=out.hash.to_0x_hex(),
-                    raw=bytes(out.raw_transaction),
+                    tx_id=out.tx_hash,
+                    raw=out.raw,
                     purpose=purpose,
                     meta={
                         "nonce": nonce,
@@ -330,24 +350,41 @@ class EvmRail:
         if known is not None:
             return known
         try:
-            receipt = await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
+            return await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
         except TransactionNotFound:
             return None
-        if receipt is not None and self._confirmations == 1:
-            if len(self._mined) >= _MINED_KEPT:
-                self._mined.pop(next(iter(self._mined)))
-            self._mined[tx_id] = receipt
-        return receipt
+
+    def _final(self, tx_id: str, receipt: Any) -> None:
+        """Keep a receipt at its depth (oldest dropped first): it is read again by verify()."""
+        self._included.pop(tx_id, None)
+        if len(self._mined) >= _MINED_KEPT:
+            self._mined.pop(next(iter(self._mined)))
+        self._mined[tx_id] = receipt
+
+    async def _depth(self, receipt: Any) -> int:
+        """Blocks on top of the receipt's, its own included (1 = just mined)."""
+        if self._confirmations == 1:
+            return 1  # no need to ask: the receipt's own block is depth 1
+        head = int(await self._w3.eth.block_number)
+        return head - int(receipt["blockNumber"]) + 1
 
     @translated("reading an EVM transaction's status")
     async def status(self, tx: SignedTx) -> TxStatus:
-        """CONFIRMED / REVERTED from the receipt; DROPPED when its nonce was used by something else."""
+        """What the chain says of ``tx`` now, at the rail's confirmation depth.
+
+        CONFIRMED / REVERTED from a receipt at depth, PENDING before it (or unmined); DROPPED when its
+        nonce was used by something else and that held for ``drop_settle_s``.
+        """
         receipt = await self._receipt(tx.tx_id)
         if receipt is None:
             sender = str(tx.meta.get("from") or self._address)
             mined_next = int(await self._w3.eth.get_transaction_count(to_checksum_address(sender), "latest"))
             if mined_next <= int(tx.meta["nonce"]):
                 self._unseen_since.pop(tx.tx_id, None)
+                if self._included.pop(tx.tx_id, None) is not None:
+                    # It was in a block, and now its nonce is free again: the block left the chain.
+                    log.warning("transaction %s left the chain in a reorg; it will be sent again", tx.tx_id)
+                    self._left_chain.add(tx.tx_id)
                 return TxStatus.PENDING
             # The nonce is used: by another transaction (this one can never land), or by this one
             # before the node serves its receipt. Only a verdict that holds for the settle time is
@@ -359,32 +396,51 @@ class EvmRail:
                     return TxStatus.PENDING
                 return TxStatus.DROPPED
         self._unseen_since.pop(tx.tx_id, None)
-        if int(receipt["status"]) != 1:
-            return TxStatus.REVERTED
-        if self._confirmations > 1:
-            head = int(await self._w3.eth.block_number)
-            if head - int(receipt["blockNumber"]) + 1 < self._confirmations:
-                return TxStatus.PENDING
-        return TxStatus.CONFIRMED
+        if tx.tx_id not in self._mined and await self._depth(receipt) < self._confirmations:
+            # Mined, not final: a reorg may still remove it (REVERTED too: re-mined, it may succeed).
+            self._included[tx.tx_id] = int(receipt["blockNumber"])
+            return TxStatus.PENDING
+        self._final(tx.tx_id, receipt)
+        return TxStatus.CONFIRMED if int(receipt["status"]) == 1 else TxStatus.REVERTED
 
     async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
         """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING).
 
         A transaction still pending after ``GAP_AFTER_S`` behind a nonce gap is unblocked once (see
-        :meth:`_fill_nonce_gap`).
+        :meth:`_fill_nonce_gap`). One whose block a reorg removed, or that the node no longer knows
+        (checked every ``RESEND_AFTER_S``), is broadcast again: the same signed bytes.
         """
         started = time.monotonic()
         deadline = started + timeout
         filled = False
+        checked = started
         while True:
             state = await self.status(tx)
             now = time.monotonic()
             if state is not TxStatus.PENDING or now >= deadline:
                 return state
+            if tx.tx_id in self._left_chain:
+                self._left_chain.discard(tx.tx_id)
+                checked = now
+                await self.broadcast(tx)
+            elif now - checked >= RESEND_AFTER_S:
+                checked = now
+                if not await self._node_knows(tx):
+                    log.info("the node no longer knows transaction %s; sending it again", tx.tx_id)
+                    await self.broadcast(tx)
             if not filled and now - started >= GAP_AFTER_S:
                 filled = True
                 await self._fill_nonce_gap(tx)
             await asyncio.sleep(min(self._poll, max(deadline - time.monotonic(), 0)))
+
+    @translated("looking up an EVM transaction")
+    async def _node_knows(self, tx: SignedTx) -> bool:
+        """True when the node has ``tx`` in its pool or in a block."""
+        try:
+            await self._w3.eth.get_transaction(cast(Any, tx.tx_id))
+        except TransactionNotFound:
+            return False
+        return True
 
     @translated("filling a nonce gap")
     async def _fill_nonce_gap(self, tx: SignedTx) -> None:
@@ -408,23 +464,20 @@ class EvmRail:
             self._address,
             tx.tx_id,
         )
-        account: LocalAccount = Account.from_key(self._key.reveal())
         max_fee = int(tx.meta.get("max_fee_per_gas") or await self._w3.eth.gas_price * 2)
         for gap in range(pending, nonce):
-            filler = account.sign_transaction(
-                {
-                    "type": 2,
-                    "chainId": await self._node_chain_id(),
-                    "nonce": gap,
-                    "to": self._address,
-                    "value": 0,
-                    "gas": 21_000,
-                    "maxFeePerGas": max_fee,
-                    "maxPriorityFeePerGas": min(max_fee, 10**9),
-                }
+            filler = await self._signer.sign_transaction(
+                EvmTransaction(
+                    chain_id=await self._node_chain_id(),
+                    nonce=gap,
+                    to=self._address,
+                    gas=21_000,
+                    max_fee_per_gas=max_fee,
+                    max_priority_fee_per_gas=min(max_fee, 10**9),
+                )
             )
             try:
-                await self._w3.eth.send_raw_transaction(filler.raw_transaction)
+                await self._w3.eth.send_raw_transaction(filler.raw)
             except Web3RPCError as exc:  # already filled or used meanwhile: nothing to do for this one
                 log.info("nonce %d filler not sent: %s", gap, exc)
 

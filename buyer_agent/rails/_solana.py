@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from solana.rpc.async_api import AsyncClient
@@ -14,7 +12,6 @@ from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
-from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -28,11 +25,12 @@ from spl.token.instructions import (
 )
 from spl.token.models import TransferCheckedParams
 
-from buyer_agent._errors import PaymentMismatchError, RailError, TransactionRevertedError
+from buyer_agent._errors import PaymentMismatchError, RailError, SignerError, TransactionRevertedError
 from buyer_agent._redact import Secret
 from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
-from buyer_agent.rails._boundary import is_panic, translated
+from buyer_agent.rails._boundary import translated
+from buyer_agent.signers import SolanaSigner, as_solana_signer
 
 __all__ = ["SOLANA_RAIL_TYPES", "SolanaRail"]
 
@@ -48,26 +46,6 @@ def _status_level(status: TransactionConfirmationStatus | None) -> int:
     if status == TransactionConfirmationStatus.Confirmed:
         return 1
     return 0
-
-
-def _keypair(secret: Secret) -> Keypair:
-    """A keypair from a base58 64-byte secret or a JSON array of 64 ints; the value never shows in errors."""
-    text = secret.reveal().strip()
-    try:
-        if text.startswith("["):
-            numbers = json.loads(text, parse_float=Decimal)
-            if not isinstance(numbers, list) or not all(isinstance(n, int) for n in numbers):
-                raise ValueError("not a list of ints")
-            return Keypair.from_bytes(bytes(numbers))
-        return Keypair.from_base58_string(text)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:
-        if not isinstance(exc, Exception) and not is_panic(exc):
-            raise
-        raise RailError(
-            "the Solana secret key is not a base58 64-byte keypair or a JSON array of 64 ints"
-        ) from None
 
 
 def _value(resp: Any, what: str) -> Any:
@@ -87,9 +65,12 @@ class SolanaRail:
 
     Args:
         rpc_url: The cluster's JSON-RPC URL.
-        secret_key: The buyer's keypair: base58 of the 64 bytes, or a JSON array of ints.
+        signer: Who signs: a :class:`~buyer_agent.signers.SolanaSigner`, or the buyer's keypair itself
+            (base58 of the 64 bytes, or a JSON array of ints), held by a
+            :class:`~buyer_agent.signers.LocalSolanaSigner`.
         chain: CAIP-2 id (``solana:<genesis hash prefix>``); checked against the node before signing.
-        commitment: ``processed``, ``confirmed`` or ``finalized`` — when a transaction counts as landed.
+        commitment: ``processed``, ``confirmed`` or ``finalized`` — when a transaction counts as landed
+            (CONFIRMED, or REVERTED); below it the transaction is PENDING.
         poll_interval: Seconds between status polls in :meth:`wait`.
     """
 
@@ -98,7 +79,7 @@ class SolanaRail:
     def __init__(
         self,
         rpc_url: str,
-        secret_key: str | Secret,
+        signer: SolanaSigner | str | Secret,
         *,
         chain: str,
         commitment: str = "confirmed",
@@ -109,8 +90,11 @@ class SolanaRail:
         check_port(rpc_url, "the Solana RPC URL")
         if commitment not in _LEVELS:
             raise RailError(f"unknown commitment {commitment!r}; use one of {', '.join(_LEVELS)}")
-        self._secret = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
-        self._keypair = _keypair(self._secret)
+        try:
+            self._signer = as_solana_signer(signer)
+        except SignerError as exc:  # its message never holds the key
+            raise RailError(exc.message) from None
+        self._payer = Pubkey.from_string(self._signer.public_key)
         self.chain = chain
         self._rpc_url = rpc_url
         self._commitment = Commitment(commitment)
@@ -125,7 +109,17 @@ class SolanaRail:
     @property
     def address(self) -> str:
         """The buyer's public key (base58), the payer."""
-        return str(self._keypair.pubkey())
+        return str(self._payer)
+
+    @property
+    def signer(self) -> SolanaSigner:
+        """Who signs this rail's transactions."""
+        return self._signer
+
+    @property
+    def commitment(self) -> str:
+        """The commitment at which a transaction counts as landed."""
+        return str(self._commitment)
 
     def supports(self, rail_type: str, chain: str) -> bool:
         """True for ``wallet`` on this rail's cluster."""
@@ -152,7 +146,7 @@ class SolanaRail:
         mint = self._pubkey(request.token, "token mint")
         payee = self._pubkey(request.payee, "payee")
         await self._check_genesis()
-        payer = self._keypair.pubkey()
+        payer = self._payer
         instructions = [
             create_idempotent_associated_token_account(payer, payee, mint),
             transfer_checked(
@@ -170,7 +164,10 @@ class SolanaRail:
         latest = _value(await self._client.get_latest_blockhash(self._commitment), "getLatestBlockhash")
         blockhash: Hash = latest.blockhash
         message = Message.new_with_blockhash(instructions, payer, blockhash)
-        tx = Transaction([self._keypair], message, blockhash)
+        signature = Signature.from_bytes(await self._signer.sign_solana_message(bytes(message)))
+        if not signature.verify(payer, bytes(message)):
+            raise SignerError(f"the Solana signer's signature does not verify for {payer}; nothing is sent")
+        tx = Transaction.populate(message, [signature])
         return [
             SignedTx(
                 chain=request.chain,
@@ -254,13 +251,9 @@ class SolanaRail:
         if not values or values[0] is None:
             return None
         entry = values[0]
-        if entry.err is not None:
-            return TxStatus.REVERTED
-        return (
-            TxStatus.CONFIRMED
-            if _status_level(entry.confirmation_status) >= self._level
-            else TxStatus.PENDING
-        )
+        if _status_level(entry.confirmation_status) < self._level:
+            return TxStatus.PENDING  # landed, not at the commitment: a fork may still drop it
+        return TxStatus.REVERTED if entry.err is not None else TxStatus.CONFIRMED
 
     async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
         """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING)."""

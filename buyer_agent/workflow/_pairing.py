@@ -18,6 +18,7 @@ from buyer_agent._money import CURRENCY_DECIMALS, Money
 from buyer_agent._redact import Secret
 from buyer_agent._time import parse_time
 from buyer_agent._urls import normalise_market_url
+from buyer_agent.signers import EvmSigner, as_evm_signer
 
 __all__ = ["AUTH_REJECTED", "DelegationPolicyLimits", "MetaStore", "PairingSession"]
 
@@ -189,7 +190,8 @@ class PairingSession:
     """A pairing token kept valid for one machine.
 
     Platform-key mode (:meth:`with_platform_key`) pairs with a challenge signed by the agent's own EVM
-    key (EIP-191), stores the pairing id in the journal's meta table, rotates the session before it
+    signer (EIP-191, through :class:`~buyer_agent.signers.EvmSigner`: the key may live in another
+    process), stores the pairing id in the journal's meta table, rotates the session before it
     expires and, when the market rejects the token (e.g. after a policy change), rotates the session
     or — if the pairing is gone — pairs anew. Token mode (:meth:`with_token`) uses a pairing id and
     token handed over by the operator and fails clearly once that token expires.
@@ -202,7 +204,7 @@ class PairingSession:
         *,
         machine_id: str,
         market: PairingMarket | None = None,
-        agent_key: Secret | None = None,
+        agent_key: EvmSigner | Secret | None = None,
         agent_provider: str = "buyer_agent",
         agent_role: str = "buyer",
         delegation_policy: Mapping[str, Any] | None = None,
@@ -216,7 +218,7 @@ class PairingSession:
         self.machine_id = machine_id
         self.pairing_id: str | None = pairing_id
         self._market = market
-        self._key = agent_key
+        self._signer: EvmSigner | None = as_evm_signer(agent_key) if agent_key is not None else None
         self._provider = agent_provider
         self._role = agent_role
         self._requested_policy = _wire_policy(delegation_policy) if delegation_policy is not None else None
@@ -226,21 +228,17 @@ class PairingSession:
         self._policy: DelegationPolicyLimits | None = None
         self._clock = clock
         self._margin = timedelta(seconds=rotate_margin_s)
-        self._address: str | None = None
+        self._address: str | None = self._signer.address if self._signer is not None else None
         # One renewal at a time: orders driven side by side all ask for a token at once, and each
         # rotation invalidates the token before it, so parallel renewals would reject each other.
         self._renewing: asyncio.Lock | None = None
-        if agent_key is not None:
-            from eth_account import Account
-
-            self._address = str(Account.from_key(agent_key.reveal()).address)
         # The market part of the stored pairing's key: the URL given, else the client's own.
         self.market_url = market_url or str(getattr(market, "base_url", "") or "")
         if self.pairing_id is None and store is not None:
             self.pairing_id = store.get_meta(self._stored_key())
 
     def __repr__(self) -> str:
-        mode = "platform-key" if self._key is not None else "token"
+        mode = "platform-key" if self._signer is not None else "token"
         return f"PairingSession(machine_id={self.machine_id!r}, pairing_id={self.pairing_id!r}, mode={mode})"
 
     @classmethod
@@ -249,7 +247,7 @@ class PairingSession:
         market: PairingMarket,
         *,
         machine_id: str,
-        agent_key: Secret | str,
+        agent_key: EvmSigner | Secret | str,
         agent_provider: str = "buyer_agent",
         agent_role: str = "buyer",
         delegation_policy: Mapping[str, Any] | None = None,
@@ -262,7 +260,8 @@ class PairingSession:
         Args:
             market: The market client, configured with the operator's ``x-api-key``.
             machine_id: The machine the agent acts for.
-            agent_key: The agent's EVM private key; it signs the pairing challenge.
+            agent_key: The agent's EVM signer, or its private key (then signed in this process); it
+                signs the pairing challenge.
             agent_provider: The provider name the pairing records.
             agent_role: The role the pairing records.
             delegation_policy: The policy to request (snake_case keys); None = the market's default.
@@ -274,7 +273,7 @@ class PairingSession:
         return cls(
             machine_id=machine_id,
             market=market,
-            agent_key=_secret(agent_key),
+            agent_key=agent_key if isinstance(agent_key, EvmSigner) else _secret(agent_key),
             agent_provider=agent_provider,
             agent_role=agent_role,
             delegation_policy=delegation_policy,
@@ -317,7 +316,7 @@ class PairingSession:
         if fresh:
             assert self._token is not None
             return self._token
-        if self._key is None:
+        if self._signer is None:
             if self._token is not None and self._expires_at is not None and now < self._expires_at:
                 return self._token  # inside the margin but still valid; nothing can rotate it
             raise OrchestrationConfigError(
@@ -353,7 +352,7 @@ class PairingSession:
         clear error.
         """
         log.info("pairing token rejected (%s); refreshing", reason)
-        if self._key is None:
+        if self._signer is None:
             raise OrchestrationConfigError(
                 f"the market rejected the pairing token for pairing {self.pairing_id} ({reason}); "
                 "ask the operator for a new pairing token (PEAQOS_AGENT_PAIRING_TOKEN)"
@@ -372,10 +371,7 @@ class PairingSession:
         await self._pair()
 
     async def _proof(self) -> dict[str, str]:
-        assert self._market is not None and self._key is not None and self._address is not None
-        from eth_account import Account
-        from eth_account.messages import encode_defunct
-
+        assert self._market is not None and self._signer is not None and self._address is not None
         challenge = await self._market.create_agent_pairing_challenge(
             self.machine_id,
             {"agent_address": self._address, "agent_provider": self._provider, "agent_role": self._role},
@@ -383,8 +379,8 @@ class PairingSession:
         )
         item = getattr(challenge, "item", challenge)
         # The message is signed byte for byte as the market sent it.
-        signed = Account.sign_message(encode_defunct(text=str(item.message)), self._key.reveal())
-        return {"challenge_id": str(item.challenge_id), "signature": signed.signature.to_0x_hex()}
+        signature = await self._signer.sign_message(str(item.message).encode("utf-8"))
+        return {"challenge_id": str(item.challenge_id), "signature": "0x" + signature.hex()}
 
     async def _rotate(self, pairing_id: str) -> None:
         assert self._market is not None
@@ -441,7 +437,7 @@ class PairingSession:
         Only when none is stored here yet; the next :meth:`token` rotates it on this market, or pairs
         anew if this market does not know it.
         """
-        if self.pairing_id is None and self._store is not None and self._key is not None:
+        if self.pairing_id is None and self._store is not None and self._signer is not None:
             self.pairing_id = self._store.get_meta(_meta_key(market_url, self.machine_id, self._address))
 
     def forget(self) -> None:
@@ -450,7 +446,7 @@ class PairingSession:
         Raises:
             OrchestrationConfigError: token mode (the operator's pairing is not ours to drop).
         """
-        if self._key is None:
+        if self._signer is None:
             raise OrchestrationConfigError(
                 "the pairing comes from PEAQOS_AGENT_PAIRING_ID / PEAQOS_AGENT_PAIRING_TOKEN; "
                 "unset them to pair with PEAQOS_API_KEY and the agent key instead"

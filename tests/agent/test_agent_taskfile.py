@@ -168,6 +168,34 @@ def test_keys_are_secrets_never_in_repr_or_errors() -> None:
     assert key not in str(exc)
 
 
+def test_keys_evm_may_name_an_external_signer_instead_of_a_key() -> None:
+    task = parse_task(MINIMAL + "keys: {evm: {signer: 'http://127.0.0.1:8550'}}\n")
+    assert task.evm_signer == "http://127.0.0.1:8550" and task.evm_key is None
+    assert task.evm_signer_address is None
+    address = "0x" + "ab" * 20
+    text = MINIMAL + "keys:\n  evm:\n    signer: ${SIGNER}\n    address: " + address + "\n"
+    task = parse_task(text, env={"SIGNER": "https://signer.example:9000/rpc"})
+    assert task.evm_signer == "https://signer.example:9000/rpc" and task.evm_signer_address == address
+    # ${VAR} keeps working beside it.
+    assert parse_task(MINIMAL + "keys: {evm: '${K}'}\n", env={"K": "0x11"}).evm_signer is None
+
+
+@pytest.mark.parametrize(
+    ("keys", "field"),
+    [
+        ("{evm: {address: '0x" + "ab" * 20 + "'}}", "keys.evm.signer"),
+        ("{evm: {signer: 'ws://127.0.0.1:8550'}}", "keys.evm.signer"),
+        ("{evm: {signer: 8550}}", "keys.evm.signer"),
+        ("{evm: {signer: 'http://127.0.0.1:8550', address: '0x1234'}}", "keys.evm.address"),
+        ("{evm: {signer: 'http://127.0.0.1:8550', key: '${K}'}}", "keys.evm.key"),
+        ("{solana: {signer: 'http://127.0.0.1:8550'}}", "keys.solana"),
+    ],
+)
+def test_a_bad_external_signer_names_its_field(keys: str, field: str) -> None:
+    exc = error(MINIMAL + f"keys: {keys}\n")
+    assert exc.field == field and exc.line == 5
+
+
 def test_load_task_file_errors(tmp_path: Path) -> None:
     with pytest.raises(TaskFileError, match="cannot read"):
         load_task(tmp_path / "missing.yaml")
