@@ -21,7 +21,8 @@
     ├── StateError                         a step out of order (state, allowed)
     ├── TaskFileError                      a bad task file (field, line)
     └── JournalError
-        └── JournalIntegrityError          a journal that fails its hash chain or the machine (seq)
+        ├── JournalIntegrityError          a journal that fails its hash chain or the machine (seq)
+        └── LeaseLost                      a write under a lease another driver has taken over
 
 Every error holds its data as attributes and says whether repeating the same call may succeed
 (``retryable``). Messages never contain secrets: details are redacted before they are attached.
@@ -38,6 +39,7 @@ __all__ = [
     "BuyerAgentError",
     "JournalError",
     "JournalIntegrityError",
+    "LeaseLost",
     "OrchestrationApiError",
     "OrchestrationConfigError",
     "OrchestrationError",
@@ -260,3 +262,16 @@ class JournalIntegrityError(JournalError):
     def __init__(self, seq: int, message: str) -> None:
         super().__init__(f"event {seq}: {message}")
         self.seq = seq
+
+
+class LeaseLost(JournalError):
+    """A write made under a lease that is no longer the order's (expired, or taken by another driver).
+
+    The writer must stop driving the order: whoever holds it now goes on from the journal.
+    """
+
+    def __init__(self, order_id: str, owner: str, epoch: int) -> None:
+        super().__init__(f"order {order_id}: the lease of {owner} (epoch {epoch}) is no longer held")
+        self.order_id = order_id
+        self.owner = owner
+        self.epoch = epoch

@@ -23,7 +23,10 @@ def register(subparsers: Any) -> None:
             "limits against the budget; this clock against the market's Date header. Each check is "
             "PASS, WARN or FAIL with one line saying how to fix it."
         ),
-        epilog="exit codes: 0 nothing failed (warnings allowed), 1 a check failed",
+        epilog=(
+            "exit codes: 0 nothing failed (warnings allowed), 1 a check failed, "
+            "2 the task file cannot be read"
+        ),
     )
     parser.add_argument("task", metavar="TASK.yaml", nargs="?", default=None, help="the task file to check")
     parser.add_argument("--json", action="store_true", help="print the checks as one JSON object")

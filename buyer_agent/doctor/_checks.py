@@ -25,7 +25,12 @@ __all__ = ["diagnose"]
 
 
 def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> list[Check]:
-    """Run every check in order; each is PASS, WARN or FAIL with one line on how to fix it."""
+    """Run every check in order; each is PASS, WARN or FAIL with one line on how to fix it.
+
+    Raises:
+        TaskFileError: ``task_path`` cannot be read at all (missing, a directory, not text, too large);
+            a task file that reads but breaks the schema is the ``task`` check's FAIL instead.
+    """
     environ = os.environ if env is None else env
     checks: list[Check] = []
     task: Task | None = None
@@ -42,6 +47,8 @@ def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> 
         try:
             task = load_task(task_path, env=environ)
         except TaskFileError as exc:
+            if exc.field == "<file>":
+                raise  # no file to check at that path: bad usage (exit 2), as for every command
             checks.append(Check("task", Status.FAIL, str(exc), "correct that field (README: 'Task file')"))
             return checks
         spec = task.spec

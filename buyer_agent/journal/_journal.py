@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from buyer_agent._errors import JournalError, JournalIntegrityError
+from buyer_agent._errors import BudgetExceeded, JournalError, JournalIntegrityError, LeaseLost
 from buyer_agent._money import Money
 from buyer_agent._redact import is_sensitive_key
 from buyer_agent.journal._canonical import (
@@ -30,6 +30,7 @@ from buyer_agent.journal._canonical import (
 from buyer_agent.journal._paths import DB_NAME
 from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
 from buyer_agent.journal._schema import migrate
+from buyer_agent.journal._store import Lease
 
 __all__ = ["Journal", "lease_owner_id", "utc_now"]
 
@@ -177,6 +178,7 @@ class Journal:
         ledger: LedgerChange | None = None,
         pairing_id: str | None = None,
         market_order_id: str | None = None,
+        lease: Lease | None = None,
     ) -> Event:
         """Append an event and update the order row (state, context) in ONE transaction.
 
@@ -195,12 +197,16 @@ class Journal:
             ledger: A ledger change applied in the same transaction.
             pairing_id: Set the order's pairing id.
             market_order_id: Set the order's market order id.
+            lease: Append only while this is the order's current lease (owner and epoch, not
+                expired by the journal's clock), checked in the same transaction.
 
         Returns:
             The stored event.
 
         Raises:
             JournalError: The order does not exist or is not in ``src``.
+            LeaseLost: ``lease`` is no longer the order's.
+            BudgetExceeded: ``ledger`` commits past its ``daily_limit``.
         """
         at_dt = self._clock()
         at = format_at(at_dt)
@@ -214,6 +220,8 @@ class Journal:
                     raise JournalError(f"order {order_id} is {head[0]}, not {src}: refusing event {trigger}")
             try:
                 with self._atomic(durable=trigger.startswith(_INTENT)) as db:
+                    if lease is not None:
+                        _check_lease(db, lease, at)
                     event = self._append(db, order_id, head, at, trigger, dst, clean)
                     if sets:
                         db.execute(f"UPDATE orders SET {sets} WHERE order_id = ?", [*args, order_id])
@@ -266,7 +274,7 @@ class Journal:
         """
         row = self.db.execute(
             "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
-            "lease_owner, lease_until FROM orders WHERE order_id = ?",
+            "lease_owner, lease_until, lease_epoch FROM orders WHERE order_id = ?",
             [order_id],
         ).fetchone()
         if row is None:
@@ -281,7 +289,7 @@ class Journal:
         """Every order (optionally only those in ``states``), oldest first."""
         sql = (
             "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
-            "lease_owner, lease_until FROM orders"
+            "lease_owner, lease_until, lease_epoch FROM orders"
         )
         args: list[Any] = []
         if states is not None:
@@ -330,35 +338,48 @@ class Journal:
 
     # --- leases: one driver per order across processes --------------------------------------
 
-    def acquire_lease(self, order_id: str, owner: str, ttl_s: float) -> bool:
+    def acquire_lease(self, order_id: str, owner: str, ttl_s: float) -> Lease | None:
         """Take (or renew) the right to drive ``order_id`` for ``ttl_s`` seconds.
 
         Succeeds when the order is unleased, already ours, expired, or held by a process on this
-        host that no longer exists (a crashed run).
+        host that no longer exists (a crashed run). The epoch rises when the lease changes hands.
+
+        Returns:
+            The lease, or None when another live owner holds it.
         """
         now = self._clock()
-        until = format_at(now + timedelta(seconds=ttl_s))
         with self._atomic() as db:
             row = db.execute(
-                "SELECT lease_owner, lease_until FROM orders WHERE order_id = ?", [order_id]
+                "SELECT lease_owner, lease_until, lease_epoch FROM orders WHERE order_id = ?", [order_id]
             ).fetchone()
             if row is None:
                 raise JournalError(f"no order {order_id} in the journal")
-            holder, holder_until = row
-            free = (
-                holder is None
-                or holder == owner
-                or holder_until is None
-                or holder_until <= format_at(now)
-                or _owner_is_dead(holder)
-            )
-            if not free:
-                return False
-            db.execute(
-                "UPDATE orders SET lease_owner = ?, lease_until = ? WHERE order_id = ?",
-                [owner, until, order_id],
-            )
-            return True
+            return _take_lease(db, order_id, owner, ttl_s, now, row)
+
+    def claim(self, states: Iterable[str], owner: str, ttl_s: float, limit: int) -> list[Lease]:
+        """Lease up to ``limit`` orders in ``states`` that nobody live holds, oldest first.
+
+        One SQLite file has one writer at a time, so the claim is a plain transaction here.
+        """
+        wanted = list(states)
+        if not wanted or limit < 1:
+            return []
+        now = self._clock()
+        marks = ", ".join("?" for _ in wanted)
+        leases: list[Lease] = []
+        with self._atomic() as db:
+            rows = db.execute(
+                "SELECT order_id, lease_owner, lease_until, lease_epoch FROM orders "
+                f"WHERE state IN ({marks}) ORDER BY created_at, order_id",
+                wanted,
+            ).fetchall()
+            for order_id, *row in rows:
+                lease = _take_lease(db, order_id, owner, ttl_s, now, tuple(row), renew=False)
+                if lease is not None:
+                    leases.append(lease)
+                    if len(leases) >= limit:
+                        break
+        return leases
 
     def release_lease(self, order_id: str, owner: str) -> None:
         """Give the order's lease back (only if ``owner`` holds it)."""
@@ -377,6 +398,8 @@ class Journal:
             if change.pairing_id is None or change.amount is None:
                 raise JournalError("a ledger commitment needs a pairing id and an amount")
             money = change.amount
+            if change.daily_limit is not None:
+                _check_daily_limit(db, order_id, change.pairing_id, money, change.daily_limit, at)
             db.execute(
                 "INSERT INTO ledger "
                 "(order_id, pairing_id, day, amount, currency, decimals, status, updated_at) "
@@ -471,8 +494,12 @@ class Journal:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str | None) -> None:
-        """Store (or, with None, delete) a value. Keys that name a secret are refused."""
-        if is_sensitive_key(key.replace(":", "_").replace(".", "_")):
+        """Store (or, with None, delete) a value. Keys that name a secret are refused.
+
+        A key is ``name`` or ``name:qualifier``; only the name says what the value is (the qualifier
+        is data, such as a market URL whose path may hold any word).
+        """
+        if is_sensitive_key(key.split(":", 1)[0].replace(".", "_")):
             raise JournalError(f"refusing to store {key!r}: the journal never holds secrets")
         with self._atomic() as db:
             if value is None:
@@ -516,6 +543,74 @@ def _row_changes(
     return ", ".join(sets), args
 
 
+def _take_lease(
+    db: Database,
+    order_id: str,
+    owner: str,
+    ttl_s: float,
+    now: datetime,
+    row: tuple[Any, ...],
+    *,
+    renew: bool = True,
+) -> Lease | None:
+    """Give ``owner`` the lease of ``order_id`` if it is free (or, with ``renew``, already its own)."""
+    holder, holder_until, epoch = row[0], row[1], int(row[2])
+    mine = holder == owner
+    free = (
+        holder is None
+        or holder_until is None
+        or holder_until <= format_at(now)
+        or (not mine and _owner_is_dead(holder))
+    )
+    if not (free or (renew and mine)):
+        return None
+    if not mine or holder_until is None or holder_until <= format_at(now):
+        epoch += 1  # a new tenure: whoever held it before can no longer write
+    until = format_at(now + timedelta(seconds=ttl_s))
+    db.execute(
+        "UPDATE orders SET lease_owner = ?, lease_until = ?, lease_epoch = ? WHERE order_id = ?",
+        [owner, until, epoch, order_id],
+    )
+    return Lease(order_id, owner, epoch, until)
+
+
+def _check_lease(db: Database, lease: Lease, at: str) -> None:
+    """Refuse a write under ``lease`` unless it is still the order's, unexpired at ``at``."""
+    row = db.execute(
+        "SELECT lease_owner, lease_epoch, lease_until FROM orders WHERE order_id = ?", [lease.order_id]
+    ).fetchone()
+    if row is None:
+        raise JournalError(f"no order {lease.order_id} in the journal")
+    owner, epoch, until = row
+    if owner != lease.owner or int(epoch) != lease.epoch or until is None or until <= at:
+        raise LeaseLost(lease.order_id, lease.owner, lease.epoch)
+
+
+def _check_daily_limit(
+    db: Database, order_id: str, pairing_id: str, amount: Money, limit: Money, at: datetime
+) -> None:
+    """Refuse a commitment that takes the pairing's spend on ``at``'s UTC day past ``limit``."""
+    if (limit.currency, limit.decimals) != (amount.currency, amount.decimals):
+        raise BudgetExceeded(
+            f"the daily limit is in {limit.currency} ({limit.decimals} decimals), the order in "
+            f"{amount.currency} ({amount.decimals} decimals)",
+            rule="daily_limit",
+        )
+    day = at.astimezone(UTC).date().isoformat()
+    rows = db.execute(
+        "SELECT amount FROM ledger WHERE pairing_id = ? AND day = ? AND currency = ? AND decimals = ? "
+        "AND status IN ('committed', 'spent') AND order_id != ?",
+        [pairing_id, day, amount.currency, amount.decimals, order_id],
+    ).fetchall()
+    spent = Money(sum(int(r[0]) for r in rows), amount.decimals, amount.currency)
+    if spent + amount > limit:
+        raise BudgetExceeded(
+            f"the pairing's daily limit is {limit}: {spent} already committed or spent today, "
+            f"this order needs {amount}",
+            rule="daily_limit",
+        )
+
+
 def _order(row: Any) -> OrderRecord:
     return OrderRecord(
         order_id=row[0],
@@ -528,6 +623,7 @@ def _order(row: Any) -> OrderRecord:
         updated_at=row[7],
         lease_owner=row[8],
         lease_until=row[9],
+        lease_epoch=int(row[10]),
     )
 
 

@@ -59,6 +59,7 @@ class OrderRecord:
     updated_at: str
     lease_owner: str | None = None
     lease_until: str | None = None
+    lease_epoch: int = 0
 
 
 class LedgerStatus(enum.StrEnum):
@@ -77,12 +78,16 @@ class LedgerChange:
     """A ledger update applied in the same transaction as an event.
 
     ``COMMITTED`` needs ``pairing_id`` and ``amount`` (it replaces an earlier reservation of the same
-    order, for a fallback quote); ``SPENT`` and ``RELEASED`` change the order's existing row.
+    order, for a fallback quote); ``SPENT`` and ``RELEASED`` change the order's existing row. With
+    ``daily_limit``, the store refuses the commitment (``BudgetExceeded``) when it would take what
+    the pairing committed and spent that UTC day past the limit: checked and recorded in one
+    transaction, so concurrent drivers never overspend together.
     """
 
     status: LedgerStatus
     pairing_id: str | None = None
     amount: Money | None = None
+    daily_limit: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,17 @@ def m002_order_head(db: Database) -> None:
     )
 
 
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m003_lease_epoch(db: Database) -> None:
+    """A lease epoch that rises whenever an order's lease passes to another owner.
+
+    A write made under a lease names its owner and epoch; once another driver has taken the order
+    over (a new epoch), the old driver's writes are refused, even if it wakes up believing its lease
+    still runs.
+    """
+    db.execute("ALTER TABLE orders ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0")
+
+
 def migrate(db: Database) -> None:
     """Apply every pending migration."""
     MIGRATIONS.apply(db)

@@ -82,17 +82,21 @@ def test_require_journal_finds_an_existing_one(tmp_path: Path) -> None:
 
 
 def test_an_unexpected_error_in_any_command_is_one_line_not_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = Journal.open_dir(tmp_path)
     try:
         journal.create_order("ord_x", {"task": {}})
     finally:
         journal.close()
-    # ``export`` is not a guarded command body of its own: cli.main guards it.
-    code = main(
-        ["export", "ord_x", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), "--state-dir", str(tmp_path)]
-    )
+
+    def unexpected(*_a: object, **_k: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/gone/key")
+
+    # A missing output folder is now a usage error of its own (exit 2, tests/cli/
+    # test_cli_never_traceback.py); an error nobody foresaw inside the command is made here instead.
+    monkeypatch.setattr("buyer_agent.commands.export.export_key", unexpected)
+    code = main(["export", "ord_x", "-o", str(tmp_path / "x.jsonl"), "--state-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == EXIT_FAILED
     assert err.startswith("error: FileNotFoundError"), err

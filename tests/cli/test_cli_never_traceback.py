@@ -124,6 +124,15 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("mcp-missing-task", ["mcp", "--task", "{root}/missing.yaml"], 2, "No such file"),
     ("mcp-binary-task", ["mcp", "--task", "{binary}"], 2, "not UTF-8"),
     ("bench-bad-levels", ["bench", "--in-flight", "abc"], 2, "--in-flight"),
+    ("pair-state-dir-file", ["pair", "--state-dir", "{plain}"], 2, "not a directory"),
+    ("pair-bad-port", ["pair", "--market", "http://127.0.0.1:99999", "--state-dir", "{root}/p"], 2, "99999"),
+    ("cancel-missing-order", ["cancel", "ord_nope", "--state-dir", "{state}"], 1, "ord_nope"),
+    ("cancel-state-dir-file", ["cancel", ORDER, "--state-dir", "{plain}"], 2, "not a directory"),
+    ("networks-missing", ["networks", "{root}/missing.yaml"], 2, "No such file"),
+    ("networks-binary", ["networks", "{binary}"], 2, "not UTF-8"),
+    ("doctor-missing", ["doctor", "{root}/missing.yaml"], 2, "No such file"),
+    ("doctor-binary", ["doctor", "{binary}"], 2, "not UTF-8"),
+    ("doctor-endless", ["doctor", "/dev/zero"], 2, "larger than the limit"),
 ]
 
 

@@ -218,6 +218,9 @@ def test_meta_refuses_secret_names(journal: Journal) -> None:
     for bad in ("pairing_token:m", "api_key", "private_key"):
         with pytest.raises(JournalError, match="never holds secrets"):
             journal.set_meta(bad, "x")
+    # The qualifier after the name is data (a market URL may hold any word in its path).
+    journal.set_meta("pairing_id:http://127.0.0.1:1/intent.token_swapped|mach_1|0xab", "pair_2")
+    assert journal.get_meta("pairing_id:http://127.0.0.1:1/intent.token_swapped|mach_1|0xab") == "pair_2"
 
 
 def test_orders_listing_and_in_memory(tmp_path: Path) -> None:

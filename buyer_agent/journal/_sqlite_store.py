@@ -1,0 +1,132 @@
+"""The SQLite journal as an :class:`OrderStore`: the embedded default, one machine, one file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from buyer_agent._money import Money
+from buyer_agent.journal._journal import Journal
+from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, OrderRecord
+from buyer_agent.journal._store import Lease
+
+__all__ = ["SqliteStore"]
+
+
+class SqliteStore:
+    """:class:`OrderStore` over a :class:`Journal`.
+
+    The calls run on the event loop's thread: each is one short local transaction (tens of
+    microseconds), cheaper than handing it to a worker thread. The database enforces the head and
+    append-only rules (schema triggers); leases, the daily limit and nonces are checked inside the
+    same transaction as the write they guard, and SQLite has one writer at a time.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.label!r})"
+
+    @property
+    def label(self) -> str:
+        """The database file, or ``:memory:``."""
+        return str(self.journal.path) if self.journal.path is not None else ":memory:"
+
+    async def create_order(
+        self,
+        order_id: str,
+        spec: Mapping[str, Any],
+        *,
+        context: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """See :meth:`OrderStore.create_order`."""
+        return self.journal.create_order(order_id, spec, context=context, payload=payload)
+
+    async def record(
+        self,
+        order_id: str,
+        trigger: str,
+        src: str,
+        dst: str,
+        payload: Mapping[str, Any] | None = None,
+        context_patch: Mapping[str, Any] | None = None,
+        *,
+        ledger: LedgerChange | None = None,
+        pairing_id: str | None = None,
+        market_order_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Event:
+        """See :meth:`OrderStore.record`."""
+        return self.journal.record(
+            order_id,
+            trigger,
+            src,
+            dst,
+            payload,
+            context_patch,
+            ledger=ledger,
+            pairing_id=pairing_id,
+            market_order_id=market_order_id,
+            lease=lease,
+        )
+
+    async def order(self, order_id: str) -> OrderRecord:
+        """See :meth:`OrderStore.order`."""
+        return self.journal.order(order_id)
+
+    async def has_order(self, order_id: str) -> bool:
+        """See :meth:`OrderStore.has_order`."""
+        return self.journal.has_order(order_id)
+
+    async def orders(self, states: Iterable[str] | None = None) -> list[OrderRecord]:
+        """See :meth:`OrderStore.orders`."""
+        return self.journal.orders(states)
+
+    async def events(self, order_id: str) -> list[Event]:
+        """See :meth:`OrderStore.events`."""
+        return self.journal.events(order_id)
+
+    async def acquire_lease(self, order_id: str, owner: str, ttl_s: float) -> Lease | None:
+        """See :meth:`OrderStore.acquire_lease`."""
+        return self.journal.acquire_lease(order_id, owner, ttl_s)
+
+    async def claim(self, states: Iterable[str], owner: str, ttl_s: float, limit: int) -> list[Lease]:
+        """See :meth:`OrderStore.claim`."""
+        return self.journal.claim(states, owner, ttl_s, limit)
+
+    async def release_lease(self, order_id: str, owner: str) -> None:
+        """See :meth:`OrderStore.release_lease`."""
+        self.journal.release_lease(order_id, owner)
+
+    async def ledger_entry(self, order_id: str) -> LedgerEntry | None:
+        """See :meth:`OrderStore.ledger_entry`."""
+        return self.journal.ledger_entry(order_id)
+
+    async def ledger_entries(self, pairing_id: str | None = None) -> list[LedgerEntry]:
+        """See :meth:`OrderStore.ledger_entries`."""
+        return self.journal.ledger_entries(pairing_id)
+
+    async def spent_today(
+        self, pairing_id: str, currency: str, decimals: int, *, day: datetime | None = None
+    ) -> Money:
+        """See :meth:`OrderStore.spent_today`."""
+        return self.journal.spent_today(pairing_id, currency, decimals, day=day)
+
+    async def reserve(self, chain: str, address: str, chain_next: int, count: int) -> int:
+        """See :meth:`OrderStore.reserve`."""
+        return self.journal.reserve(chain, address, chain_next, count)
+
+    async def get_meta(self, key: str) -> str | None:
+        """See :meth:`OrderStore.get_meta`."""
+        return self.journal.get_meta(key)
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        """See :meth:`OrderStore.set_meta`."""
+        self.journal.set_meta(key, value)
+
+    async def aclose(self) -> None:
+        """Close the journal's connection."""
+        self.journal.close()
