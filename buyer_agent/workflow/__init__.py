@@ -11,6 +11,7 @@ from buyer_agent.workflow._machine import (
     mermaid_diagram,
     next_triggers,
 )
+from buyer_agent.workflow._observer import DriveObserver, NullObserver
 from buyer_agent.workflow._pairing import DelegationPolicyLimits, PairingSession
 from buyer_agent.workflow._runner import Runner, new_id
 from buyer_agent.workflow._spec import Acceptance, Deadlines, OrderSpec
@@ -23,7 +24,9 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Crash",
     "Deadlines",
     "DelegationPolicyLimits",
+    "DriveObserver",
     "FactsFolder",
+    "NullObserver",
     "OrderFacts",
     "OrderSpec",
     "OrderState",
