@@ -13,6 +13,7 @@ PACKAGES = [
     "buyer_agent.rails",
     "buyer_agent.sandbox",
     "buyer_agent.signers",
+    "buyer_agent.telemetry",
     "buyer_agent.tools",
     "buyer_agent.workflow",
     "strategies",
