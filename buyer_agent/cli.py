@@ -9,6 +9,7 @@ otherwise), never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from buyer_agent._logformat import LOG_FORMATS, configure_logging
+from buyer_agent._logformat import LOG_FORMATS, configure_logging, say
 from buyer_agent._version import __version__
 from buyer_agent._waits import WAIT_LOGGER, show_waits
 from buyer_agent.commands._common import EXIT_USAGE, guarded
@@ -42,6 +43,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "networks",
     "doctor",
+    "ui",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}
@@ -143,7 +145,16 @@ def _asked_format(argv: list[str]) -> str:
 
 
 def _with_metrics(port: int, body: Callable[[], int]) -> int:
+    """Run ``body`` with the Prometheus endpoint up (the drive loop's observer is wired in phase 2)."""
     from buyer_agent.telemetry import serve_metrics  # OpenTelemetry loads only when asked for
 
-    with serve_metrics(port):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(serve_metrics(port))
+        except ImportError as exc:
+            say(str(exc), level="error", fields={"exit_code": EXIT_USAGE})
+            return EXIT_USAGE
+        except OSError as exc:
+            say(f"--metrics-port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})", level="error")
+            return EXIT_USAGE
         return body()

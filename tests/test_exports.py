@@ -6,6 +6,7 @@ import pytest
 
 PACKAGES = [
     "buyer_agent",
+    "buyer_agent.dashboard",
     "buyer_agent.history",
     "buyer_agent.journal",
     "buyer_agent.market",
