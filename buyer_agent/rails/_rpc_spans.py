@@ -1,14 +1,15 @@
-"""RpcSpans: a web3 middleware that opens a client span per JSON-RPC call (a no-op while not tracing)."""
+"""Client spans for the rails' JSON-RPC calls (web3 middleware, httpx hooks); no-ops unless tracing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from web3.middleware.base import Web3Middleware
 
 from buyer_agent._spans import active, http_client_span
 
-__all__ = ["RpcSpans"]
+__all__ = ["RpcSpans", "trace_solana_client"]
 
 
 class RpcSpans(Web3Middleware):
@@ -37,3 +38,47 @@ class RpcSpans(Web3Middleware):
             return response
 
         return middleware
+
+
+_SPAN_KEY = "buyer_agent.span"
+
+
+def _rpc_method(content: bytes) -> str:
+    """The JSON-RPC method of a request body (``batch`` for a batch), without parsing its params."""
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        return "unknown"
+    if isinstance(doc, list):
+        return "batch"
+    method = doc.get("method") if isinstance(doc, dict) else None
+    return str(method) if isinstance(method, str) else "unknown"
+
+
+def trace_solana_client(client: Any, url: str) -> None:
+    """Client spans for a solana ``AsyncClient``'s requests, through its HTTP session's event hooks.
+
+    solana-py has no middleware: its provider's HTTP session (an httpx client) takes request and
+    response hooks, public in httpx. A client without that session is left as it is.
+    """
+    session: Any = getattr(getattr(client, "_provider", None), "session", None)
+    hooks = getattr(session, "event_hooks", None)
+    if session is None or not isinstance(hooks, dict):
+        return
+
+    async def on_request(request: Any) -> None:
+        if active() is None:
+            return
+        span = http_client_span("POST", url, rpc_method=_rpc_method(bytes(request.content or b"")))
+        request.extensions[_SPAN_KEY] = span
+
+    async def on_response(response: Any) -> None:
+        span = response.request.extensions.pop(_SPAN_KEY, None)
+        if span is not None:
+            span.status(response.status_code)
+            span.end()
+
+    session.event_hooks = {
+        "request": [*hooks.get("request", []), on_request],
+        "response": [*hooks.get("response", []), on_response],
+    }
