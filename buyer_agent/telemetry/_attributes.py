@@ -8,6 +8,7 @@ Every attribute passes :func:`safe_attributes`, which drops any whose name says 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,13 +37,17 @@ STEP_RETRIES = "buyer_agent.step.retry_count"
 AttrValue = str | bool | int | float
 
 
+@functools.lru_cache(maxsize=512)
+def _key_allowed(key: str) -> bool:
+    # Attribute names are a small fixed set: decided once each, not per span.
+    return not is_sensitive_key(key.rsplit(".", 1)[-1])
+
+
 def safe_attributes(attrs: Mapping[str, Any]) -> dict[str, AttrValue]:
     """The attributes a span may carry: no None, no secret by name or by type, scalars only."""
     out: dict[str, AttrValue] = {}
     for key, value in attrs.items():
-        if value is None or isinstance(value, Secret):
-            continue
-        if is_sensitive_key(key.rsplit(".", 1)[-1]):
+        if value is None or isinstance(value, Secret) or not _key_allowed(key):
             continue
         out[key] = value if isinstance(value, str | bool | int | float) else str(value)
     return out
@@ -83,6 +88,7 @@ def fact_attributes(facts: OrderFacts) -> dict[str, AttrValue]:
     return safe_attributes(attrs)
 
 
+@functools.lru_cache(maxsize=256)
 def server_of(url: str) -> tuple[str | None, int | None, str | None]:
     """``(host, port, scheme)`` of ``url``: never its user info, path or query, where keys can hide."""
     parts = urlsplit(url)
