@@ -54,6 +54,8 @@ class _OrderTrace:
     step_name: str | None = None
     token: Any = None
     attempts: dict[str, int] = field(default_factory=dict)
+    dirty: bool = False
+    """Events were folded since the facts were last put on the spans."""
 
 
 class _CallSpan:
@@ -165,8 +167,7 @@ class TracingObserver:
         trace = self._orders.get(order_id)
         if trace is None or trace.step is None:
             return
-        trace.step.set_attribute(ORDER_STATE, state)
-        self._end_step(trace, error)
+        self._end_step(trace, error, state)
 
     def event(self, event: Event) -> None:
         """Fold the event into the order's facts; the open spans take the facts' attributes."""
@@ -174,11 +175,9 @@ class TracingObserver:
         if trace is None:
             return
         trace.folder.apply(event)
-        attrs = fact_attributes(trace.folder.facts())
-        trace.span.set_attributes(attrs)
+        trace.dirty = True
         if trace.step is not None:
-            trace.step.set_attributes(attrs)
-            trace.step.add_event(event.trigger, safe_attributes({"buyer_agent.event.seq": event.seq}))
+            trace.step.add_event(event.trigger, {"buyer_agent.event.seq": event.seq})
 
     def order_finished(self, order_id: str, state: str) -> None:
         """End the order's span in ``state``."""
@@ -186,6 +185,7 @@ class TracingObserver:
         if trace is None:
             return
         self._end_step(trace, None)
+        self._facts_onto(trace)
         trace.span.set_attribute(ORDER_STATE, state)
         if state == "failed":
             from opentelemetry.trace import Status, StatusCode
@@ -196,10 +196,24 @@ class TracingObserver:
             trace.span.set_status(Status(StatusCode.ERROR))
         trace.span.end()
 
-    def _end_step(self, trace: _OrderTrace, error: BaseException | None) -> None:
+    @staticmethod
+    def _facts_onto(trace: _OrderTrace) -> None:
+        """Put the order's facts on its span and its open step's (folded once per step, not per event)."""
+        if not trace.dirty:
+            return
+        trace.dirty = False
+        attrs = fact_attributes(trace.folder.facts())
+        trace.span.set_attributes(attrs)
+        if trace.step is not None:
+            trace.step.set_attributes(attrs)
+
+    def _end_step(self, trace: _OrderTrace, error: BaseException | None, state: str | None = None) -> None:
         span = trace.step
         if span is None:
             return
+        self._facts_onto(trace)
+        if state is not None:
+            span.set_attribute(ORDER_STATE, state)
         if trace.token is not None:
             from opentelemetry import context
 
