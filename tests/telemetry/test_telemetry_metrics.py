@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
+import subprocess
+import sys
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from telemetry_support import drive, golden_events
@@ -107,3 +112,39 @@ def test_the_endpoint_listens_on_loopback_only_and_stops_with_its_block() -> Non
         assert _value(_scrape(endpoint.url), "buyer_agent_orders_total", state="cancelled") == 1
     with pytest.raises(OSError):
         _scrape(f"http://127.0.0.1:{port}/metrics")
+
+
+def test_metrics_port_serves_the_endpoint_while_a_command_runs(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port for the flag (the endpoint is made by the command)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "buyer_agent",
+            "--metrics-port",
+            str(port),
+            "sandbox",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()  # the sandbox is up, so is the endpoint
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"].startswith("text/plain")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    with pytest.raises(OSError):  # stopped with the command
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
