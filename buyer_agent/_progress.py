@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
+from buyer_agent._logformat import json_line, log_format
 from buyer_agent.workflow import TERMINAL, OrderState, ProgressEvent
 
 __all__ = ["format_progress", "progress_printer"]
@@ -41,7 +42,7 @@ def progress_printer(
         rich: Colour with ``rich`` (when installed); default: when the stream is a TTY.
     """
     out = stream if stream is not None else sys.stderr
-    use_rich = out.isatty() if rich is None else rich
+    use_rich = (out.isatty() and log_format() == "text") if rich is None else rich
     console: Any = None
     if use_rich:
         try:  # optional: rich is never a hard dependency
@@ -52,7 +53,21 @@ def progress_printer(
             console = rich_console.Console(file=out, highlight=False)
 
     def emit(event: ProgressEvent) -> None:
-        if console is not None:
+        if log_format() == "json":
+            previous = event.previous.value if event.previous is not None else None
+            fields = {
+                "previous": previous,
+                "state": event.state.value,
+                "elapsed_s": round(event.elapsed_s, 3),
+                "detail": event.detail or None,
+            }
+            text = f"{previous or '-'} → {event.state.value}"
+            step = event.detail or None
+            line = json_line(
+                text, logger="buyer_agent.progress", order_id=event.order_id, step=step, fields=fields
+            )
+            print(line, file=out, flush=True)
+        elif console is not None:
             previous = event.previous.value if event.previous is not None else "-"
             console.print(
                 f"[dim]{event.elapsed_s:7.2f}s[/dim] {event.order_id}  {previous} → "

@@ -17,6 +17,8 @@ import sys
 import time
 from typing import IO
 
+from buyer_agent._logformat import JsonFormatter
+
 __all__ = [
     "ATTEMPT",
     "EVERY_S",
@@ -80,10 +82,16 @@ def report_wait(
     log.info("%s", text)
 
 
-def show_waits(stream: IO[str] | None = None) -> logging.Handler:
-    """Print wait lines on ``stream`` (stderr) as ``wait: …``, whatever the root logger's level."""
+def show_waits(stream: IO[str] | None = None, *, fmt: str = "text") -> logging.Handler:
+    """Print wait lines on ``stream`` (stderr), whatever the root logger's level.
+
+    Args:
+        stream: Where to write; ``sys.stderr`` by default.
+        fmt: ``text``: ``wait: …`` lines; ``json``: one JSON log object per wait
+            (:class:`buyer_agent._logformat.JsonFormatter`).
+    """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter("wait: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("wait: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

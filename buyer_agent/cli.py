@@ -9,14 +9,17 @@ otherwise), never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
+from buyer_agent._logformat import LOG_FORMATS, configure_logging, say
 from buyer_agent._version import __version__
-from buyer_agent._waits import show_waits
+from buyer_agent._waits import WAIT_LOGGER, show_waits
 from buyer_agent.commands._common import EXIT_USAGE, guarded
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -40,6 +43,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "networks",
     "doctor",
+    "ui",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}
@@ -61,24 +65,96 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"buyer-agent {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    _add_global_flags(parser, default="text")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         _load(name).register(subparsers)
+    for sub in subparsers.choices.values():
+        # Also after the sub-command (``run task.yaml --log-format json``); given there, it wins.
+        _add_global_flags(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default,
+        help="stderr lines as text (default) or one JSON object per line (time, level, order_id, step, "
+        "message, fields)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        metavar="N",
+        type=port_number,
+        default=None if default == "text" else argparse.SUPPRESS,
+        help="serve Prometheus metrics on http://127.0.0.1:N/metrics while the command runs "
+        "(needs the buyer-agent[otel] extra)",
+    )
+
+
+def port_number(text: str) -> int:
+    """A TCP port given on the command line (1..65535)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 1..65535")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    show_waits()  # every wait (retries, slow answers) is a line on stderr, even at the default level
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    command = _load(args.command)
-    code: int = guarded(lambda: command.run(args))
-    return code
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    # Set up before parsing, so even a usage error is a JSON line when JSON was asked for.
+    undo = configure_logging(_asked_format(args_in))
+    waits: logging.Handler | None = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_in)
+        if args.verbose:
+            logging.getLogger().setLevel(logging.DEBUG)
+        # Every wait (retries, slow answers) is a line on stderr, even at the default level.
+        waits = show_waits(fmt=args.log_format)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        command = _load(args.command)
+        if args.metrics_port is not None:
+            return guarded(lambda: _with_metrics(args.metrics_port, lambda: command.run(args)))
+        code: int = guarded(lambda: command.run(args))
+        return code
+    finally:
+        if waits is not None:
+            logging.getLogger(WAIT_LOGGER).removeHandler(waits)
+        undo()
+
+
+def _asked_format(argv: list[str]) -> str:
+    """The ``--log-format`` the arguments ask for (the last one given), before they are parsed."""
+    fmt = "text"
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--log-format" and i + 1 < len(argv):
+            fmt = argv[i + 1]
+        elif arg.startswith("--log-format="):
+            fmt = arg.split("=", 1)[1]
+    return fmt if fmt in LOG_FORMATS else "text"
+
+
+def _with_metrics(port: int, body: Callable[[], int]) -> int:
+    """Run ``body`` with the Prometheus endpoint up (the drive loop's observer is wired in phase 2)."""
+    from buyer_agent.telemetry import serve_metrics  # OpenTelemetry loads only when asked for
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(serve_metrics(port))
+        except ImportError as exc:
+            say(str(exc), level="error", fields={"exit_code": EXIT_USAGE})
+            return EXIT_USAGE
+        except OSError as exc:
+            say(f"--metrics-port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})", level="error")
+            return EXIT_USAGE
+        return body()

@@ -6,6 +6,7 @@ import pytest
 
 PACKAGES = [
     "buyer_agent",
+    "buyer_agent.dashboard",
     "buyer_agent.history",
     "buyer_agent.journal",
     "buyer_agent.market",
@@ -13,6 +14,7 @@ PACKAGES = [
     "buyer_agent.rails",
     "buyer_agent.sandbox",
     "buyer_agent.signers",
+    "buyer_agent.telemetry",
     "buyer_agent.tools",
     "buyer_agent.workflow",
     "strategies",

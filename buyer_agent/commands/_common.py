@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from buyer_agent._errors import BuyerAgentError, JournalError, OrchestrationConfigError, TaskFileError
+from buyer_agent._logformat import say
 from buyer_agent.journal import DB_NAME, Journal, resolve_state_dir
 from buyer_agent.workflow import OrderState, OrderSummary
 
@@ -133,13 +134,13 @@ def guarded(body: Callable[[], int]) -> int:
     try:
         return body()
     except (TaskFileError, OrchestrationConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(str(exc), level="error", fields={"exit_code": EXIT_USAGE, "error_type": type(exc).__name__})
         return EXIT_USAGE
     except BuyerAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(str(exc), level="error", fields={"exit_code": EXIT_FAILED, "error_type": type(exc).__name__})
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted", level="warning", fields={"exit_code": EXIT_INTERRUPTED})
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): nothing is wrong with the work, stop writing quietly.
@@ -147,5 +148,6 @@ def guarded(body: Callable[[], int]) -> int:
         return EXIT_OK
     except Exception as exc:  # the promise is: never a traceback on the command line
         text = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: {type(exc).__name__}: {text}".rstrip(": "), file=sys.stderr)
+        fields = {"exit_code": EXIT_FAILED, "error_type": type(exc).__name__}
+        say(f"{type(exc).__name__}: {text}".rstrip(": "), level="error", fields=fields)
         return EXIT_FAILED

@@ -28,6 +28,7 @@ from buyer_agent._errors import (
 )
 from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES, human
 from buyer_agent._redact import REDACTED, Secret, redact
+from buyer_agent._spans import http_client_span
 from buyer_agent._urls import check_port
 from buyer_agent._version import __version__
 from buyer_agent._waits import SlowAnswer
@@ -214,6 +215,7 @@ class Transport:
         if counted is not None:
             headers["content-length"] = str(len(counted.data))
         slow = SlowAnswer(f"the market's answer to {method} {path}", timeout)
+        span = http_client_span(method, url)
         try:
             async with self._slots:
                 sending = self._http.build_request(
@@ -225,17 +227,21 @@ class Transport:
                     timeout=timeout,
                 )
                 response = await self._http.send(sending, stream=True)
+                span.status(response.status_code)
                 try:
                     body = await _read_bounded(response, MAX_MARKET_ANSWER_BYTES)
                 finally:
                     await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            span.fail(exc)
             raise OrchestrationNetworkError(
                 f"{method} {path}: could not reach the market: {type(exc).__name__}"
             ) from exc
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            span.fail(exc)
             raise OrchestrationConfigError(f"{method} {path}: {exc}") from exc
         except httpx.HTTPError as exc:
+            span.fail(exc)
             if counted is not None and counted.unread:
                 raise _unread(method, path, counted, exc) from exc
             # Sent and no complete answer: the market may have acted on it.
@@ -245,6 +251,7 @@ class Transport:
             ) from exc
         finally:
             slow.done()
+            span.end()
         log.debug("%s %s -> %s", method, path, response.status_code)
         if body is None:
             raise OrchestrationApiError(

@@ -28,6 +28,7 @@ from buyer_agent.rails._evm_abi import (
     transfer_logs,
 )
 from buyer_agent.rails._nonces import MemoryNonceStore
+from buyer_agent.rails._rpc_spans import RpcSpans
 from buyer_agent.signers import EvmSigner, EvmTransaction, as_evm_signer
 
 __all__ = ["EVM_RAIL_TYPES", "EvmRail"]
@@ -139,6 +140,8 @@ class EvmRail:
         # addresses, never ENS names, and the gas middlewares fill fields the rail always sets.
         for name in ("validation", "ens_name_to_address", "gas_price_strategy", "gas_estimate"):
             self._w3.middleware_onion.remove(name)
+        # Each JSON-RPC call a client span under the order's step, when tracing is on.
+        self._w3.middleware_onion.add(RpcSpans, "buyer_agent_spans")
         self._chain_id: int | None = None
         # Receipts of transactions at their depth, read once by status() and reused by verify(): a
         # receipt with its confirmations is final (the rail follows reorgs only until then).

@@ -30,6 +30,7 @@ from buyer_agent._redact import Secret
 from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import translated
+from buyer_agent.rails._rpc_spans import trace_solana_client
 from buyer_agent.signers import SolanaSigner, as_solana_signer
 
 __all__ = ["SOLANA_RAIL_TYPES", "SolanaRail"]
@@ -101,6 +102,8 @@ class SolanaRail:
         self._level = _LEVELS[commitment]
         self._poll = poll_interval
         self._client = AsyncClient(rpc_url, commitment=self._commitment, timeout=30, http2=False)
+        # Each JSON-RPC call a client span under the order's step, when tracing is on.
+        trace_solana_client(self._client, rpc_url)
         self._genesis_checked = False
 
     def __repr__(self) -> str:

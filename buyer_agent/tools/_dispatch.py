@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from buyer_agent._spans import tool_span
 from buyer_agent.tools._formats import tool_definitions
 from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
@@ -90,6 +91,16 @@ class AgentTools:
             name: The tool's name.
             arguments: A mapping, a JSON object as text (as OpenAI sends it), or None.
         """
+        known = tool_spec(name) if isinstance(name, str) else None
+        # A GenAI ``execute_tool`` span when tracing is on (an unknown name is not echoed into it).
+        with tool_span(known.name if known is not None else "unknown") as span:
+            out = await self._call(name, arguments)
+            error = out.get("error")
+            if isinstance(error, Mapping):
+                span.fail(str(error.get("code") or "tool_error"))
+            return out
+
+    async def _call(self, name: Any, arguments: Any) -> dict[str, Any]:
         tool = str(name) if isinstance(name, str) else repr(name)
         try:
             spec = tool_spec(name) if isinstance(name, str) else None

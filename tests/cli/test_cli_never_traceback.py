@@ -133,6 +133,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("doctor-missing", ["doctor", "{root}/missing.yaml"], 2, "No such file"),
     ("doctor-binary", ["doctor", "{binary}"], 2, "not UTF-8"),
     ("doctor-endless", ["doctor", "/dev/zero"], 2, "larger than the limit"),
+    ("ui-state-dir-file", ["ui", "--state-dir", "{plain}"], 2, "not a directory"),
+    ("ui-bad-port", ["ui", "--port", "99999", "--state-dir", "{state}"], 2, "--port"),
+    ("ui-other-host", ["ui", "--host", "0.0.0.0", "--state-dir", "{state}"], 2, "127.0.0.1 only"),
 ]
 
 
