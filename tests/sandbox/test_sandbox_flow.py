@@ -53,6 +53,8 @@ def test_direct_evm_payment_is_verified_executed_and_confirmed(box: Sandbox, mar
     assert r.status_code == 200, r.text
     held = r.json()["item"]
     assert held["status"] == "held" and held["proof"]["verificationMode"] == "rpc"
+    # "On success the rail type upgrades wallet → wdk-usdt-transfer" (the orders reference).
+    assert held["rail"]["type"] == "wdk-usdt-transfer"
     # The same proof again is idempotent.
     again = market.agent(
         pairing, "POST", f"/market/orders/{order['id']}/payment-proof", market.evm_proof(payment, tx)
@@ -70,8 +72,20 @@ def test_direct_evm_payment_is_verified_executed_and_confirmed(box: Sandbox, mar
     r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/confirm", {})
     assert r.status_code == 200, r.text
     assert r.json()["order"]["status"] == "confirmed"
-    assert r.json()["payment"]["status"] == "released"
+    # As documented: confirm moves the held payment to release_pending; the buyer's release closes it.
+    assert r.json()["payment"]["status"] == "release_pending"
+    release = f"/market/orders/{order['id']}/payment/release"
+    r = market.agent(pairing, "POST", release, {"transactionHash": tx})
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "transactionHash"
+    r = market.agent(pairing, "POST", release)  # no body at all, as the SDK sends it
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["status"] == "released"
+    assert market.agent(pairing, "POST", release, {}).json()["item"]["status"] == "released"  # repeatable
     assert box.evm.usdc_balance(rail["payeeAddress"]) == payee_before + 1_200_000
+    events = [
+        e["type"] for e in market.http.get("/audit-events", params={"resourceId": held["id"]}).json()["items"]
+    ]
+    assert events.count("market.payment.released") == 1
 
 
 def test_escrow_then_confirm_then_release_pays_the_provider(box: Sandbox, market: Market) -> None:
