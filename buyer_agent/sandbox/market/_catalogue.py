@@ -12,6 +12,7 @@ __all__ = [
     "CATALOGUE",
     "DIRECT_RAILS",
     "OPERATION",
+    "OPERATION_FREE",
     "OPERATION_PRICE",
     "OPERATION_UNVERIFIED",
     "PRICE_SERVICE_TYPE",
@@ -26,6 +27,7 @@ __all__ = [
 SERVICE_TYPE = "compute.marketplace"
 OPERATION = "sha256"
 OPERATION_UNVERIFIED = "sha256-unverified"
+OPERATION_FREE = "sha256-free"
 SKILL_KEY = "compute.hash"
 PRICE_SERVICE_TYPE = "oracle.price-feed"
 OPERATION_PRICE = "get-latest-price"
@@ -170,9 +172,11 @@ CATALOGUE: tuple[ServiceSpec, ...] = (
     # The other documented flows (reference §4.8): no payment, and x402 (the market settles the
     # buyer's signed EIP-3009 authorization at execute). Prices stay at or under 1 USDC, the default
     # spend cap of the x402 reference client.
+    # Its own operation, so the paid hashing searches (and every task written for them) see the same
+    # quotes as before; a buyer asks for the free one by name.
     ServiceSpec(
         "svc_hash_free", "Free SHA-256 (community)", "freehash", "FreeHash", 0, _d("0.50"), "not-required",
-        "none", latency_ms=600, reputation=_d("0.60"),
+        "none", latency_ms=600, reputation=_d("0.60"), operation=OPERATION_FREE,
         notes=("Free: no payment intent, proof or signature; order, execute, confirm.",),
     ),
     ServiceSpec(
