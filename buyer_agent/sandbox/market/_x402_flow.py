@@ -104,6 +104,8 @@ def record_proof(
     network = client_meta.get("network")
     if network is not None and network != rail["chain"]:
         raise invalid("metadata.network", f"the payment is on {rail['chain']}")
+    if (payment.get("_x402") or {}).get("header") == header:
+        return 200, {"item": public(payment)}  # the same proof again, even once it can no longer settle
     challenge = challenge_of(ctx, payment)
     auth = check_authorization(
         decode_payload(header, "payment.paymentSignature"), challenge, rail["payerAddress"], ctx.clock()
