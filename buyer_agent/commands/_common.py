@@ -9,7 +9,6 @@ and the one-line error every failure becomes instead of a traceback (:func:`guar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from buyer_agent._errors import BuyerAgentError, JournalError, OrchestrationConfigError, TaskFileError
+from buyer_agent._json import dumps as exact_dumps
 from buyer_agent._logformat import say
 from buyer_agent.journal import DB_NAME, Journal, resolve_state_dir
 from buyer_agent.workflow import OrderState, OrderSummary
@@ -111,13 +111,13 @@ def worst(codes: list[int]) -> int:
 
 
 def print_json(value: Any) -> None:
-    """One JSON document on stdout (Decimals as strings)."""
-    print(json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False))
+    """One JSON document on stdout (a Decimal is an exact number; other non-JSON values are text)."""
+    print(exact_dumps(value, indent=2, default=str))
 
 
 def dump_json(value: Any, out: str | None = None) -> None:
     """Write ``value`` as JSON to ``out`` (a path) or stdout (None or ``-``)."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+    text = exact_dumps(value, indent=2, default=str) + "\n"
     if out is None or out == "-":
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -8,13 +8,13 @@ is removed and the error is one line naming the path.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
 from buyer_agent._errors import BuyerAgentError
+from buyer_agent._json import dumps as exact_dumps
 from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal
 from buyer_agent.journal._signature import signing_key
@@ -53,8 +53,8 @@ def write_atomically(path: Path, write: Callable[[IO[str]], T]) -> T:
 
 
 def json_text(value: object) -> str:
-    """``value`` as the indented JSON document the commands write (Decimals as strings)."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+    """``value`` as the indented JSON document the commands write (a Decimal is an exact number)."""
+    return exact_dumps(value, indent=2, default=str) + "\n"
 
 
 def _remove(tmp: Path) -> None:

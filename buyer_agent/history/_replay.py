@@ -13,7 +13,7 @@ from typing import Any
 from transitions import MachineError
 
 from buyer_agent._errors import JournalError
-from buyer_agent.journal._canonical import GENESIS_HASH, event_hash, jsonable
+from buyer_agent.journal._canonical import GENESIS_HASH, encode_clean, event_hash, jsonable
 from buyer_agent.journal._export import JournalFile, open_journal_file
 from buyer_agent.journal._journal import Journal
 from buyer_agent.workflow._machine import SUBMIT, build_machine, is_legal
@@ -152,9 +152,9 @@ def _canonical(ev: Mapping[str, Any]) -> str:
     try:
         return _ENCODE(body)
     except TypeError:
-        # A Decimal (a number with a fraction) never comes from the journal; hash it the journal's way.
+        # A number with a fraction (read as Decimal) or a payload not yet plain: the journal's way.
         body["payload"] = jsonable(body["payload"])
-        return _ENCODE(body)
+        return encode_clean(body)
 
 
 def replay_events(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from buyer_agent._json import dumps as exact_dumps
 from buyer_agent._money import Money
 
 __all__ = [
@@ -27,18 +28,32 @@ __all__ = [
 #: ``prev_hash`` of an order's first event.
 GENESIS_HASH = "0" * 64
 
-#: Canonical text of a value that is already plain JSON (see :func:`jsonable`); built once, since
-#: ``json.dumps`` with options builds a new encoder on every call.
-encode_clean = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# Built once, since ``json.dumps`` with options builds a new encoder on every call.
+_encode_fast = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _quote = json.encoder.encode_basestring
 _PLAIN = (str, int, bool, type(None))
+
+
+def encode_clean(value: Any) -> str:
+    """Canonical text of a value that is already plain JSON (see :func:`jsonable`).
+
+    Sorted keys, no spaces, UTF-8 kept; a Decimal is an exact number (``54575.06``). Most payloads
+    hold no Decimal and take the stdlib's C encoder; one that does is written by the exact encoder,
+    which gives the same bytes for everything else.
+    """
+    try:
+        return _encode_fast(value)
+    except TypeError:
+        return exact_dumps(value, sort_keys=True)
 
 
 def jsonable(value: Any) -> Any:
     """Turn ``value`` into plain JSON types, exactly: Decimal and Money never become floats.
 
+    A Decimal stays a Decimal: it is written as the exact JSON number it is (a number the market
+    sent stays a number, never text). Our own money is ``Money``, whose JSON form is unchanged.
     Floats are refused, because a float cannot hold money exactly and its text form is not a
-    stable part of a hash.
+    stable part of a hash; so are a NaN or infinite Decimal, which JSON cannot hold.
     """
     kind = type(value)
     if kind in _PLAIN:
@@ -50,7 +65,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         raise TypeError("refusing a float in the journal; use Decimal, int or str")
     if isinstance(value, Decimal):
-        return format(value, "f")
+        if not value.is_finite():
+            raise TypeError(f"refusing {value} in the journal: not a JSON number")
+        return value
     if isinstance(value, Money):
         return value.to_json()
     if isinstance(value, enum.Enum):
@@ -78,7 +95,7 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | None) -> Any:
-    """Parse journal JSON (numbers with a fraction become Decimal, never float)."""
+    """Parse journal JSON (numbers with a fraction or exponent become Decimal, never float)."""
     if text is None or text == "":
         return None
     return json.loads(text, parse_float=Decimal)

@@ -38,13 +38,21 @@ _DEMO_SOL = 10 * 10**9
 _SECRETS_FILE = "sandbox-secrets.json"
 
 
+#: The market's own account that submits x402 settlements (a fixed, worthless demo key).
+_FACILITATOR_SEED = hashlib.sha256(b"buyer-agent sandbox x402 facilitator").digest()
+
+
 def _provider_seed(provider_key: str) -> bytes:
     return hashlib.sha256(f"buyer-agent sandbox provider {provider_key}".encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxInfo:
-    """What a started sandbox offers; :meth:`to_json` is the documented JSON line."""
+    """What a started sandbox offers; :meth:`to_json` is the documented JSON line.
+
+    ``x402_token_address`` is the EIP-3009 USDC that x402 payments authorize (``evm.x402_token_address``
+    in the JSON line); the demo buyer holds 1,000 of it too.
+    """
 
     url: str
     api_key: Secret
@@ -60,6 +68,7 @@ class SandboxInfo:
     solana_rpc_url: str | None
     solana_chain: str | None
     mint: str | None
+    x402_token_address: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-line contract (secrets revealed: they are worthless test keys and the API key)."""
@@ -79,6 +88,7 @@ class SandboxInfo:
                 "chain": self.evm_chain,
                 "token_address": self.token_address,
                 "escrow_address": self.escrow_address,
+                "x402_token_address": self.x402_token_address,
             },
             "solana": {"rpc_url": self.solana_rpc_url, "chain": self.solana_chain, "mint": self.mint},
         }
@@ -110,7 +120,8 @@ class Sandbox:
     """A local Machine Markets with real local chains.
 
     ``start()`` launches anvil (contracts deployed, the deployer is the arbiter), the LiteSVM Solana
-    RPC, funds the demo buyer wallets (ETH/SOL and 1,000 USDC on each chain) and serves the market on
+    RPC, funds the demo buyer wallets (ETH/SOL and 1,000 USDC on each chain, and 1,000 of the EIP-3009
+    USDC that x402 payments authorize) and serves the market on
     ``127.0.0.1:port``. With ``state_dir`` the market state, the API key and the anvil chain persist
     across restarts. Usable as a (sync) context manager; start/stop are quick enough to call from
     async code via ``asyncio.to_thread``.
@@ -183,6 +194,9 @@ class Sandbox:
         self.evm = evm
         buyer = EvmWallet.from_key(DEMO_EVM_KEY)
         self._top_up_evm(evm, buyer.address)
+        facilitator = EvmWallet.from_key("0x" + _FACILITATOR_SEED.hex())
+        if evm.eth_balance(facilitator.address) < _DEMO_ETH // 10:
+            evm.fund(facilitator.address, eth_wei=_DEMO_ETH // 10)
         evm_wallets: dict[str, Any] = {}
         for spec in CATALOGUE:
             if spec.chain == "evm" and spec.provider_key not in evm_wallets:
@@ -206,6 +220,7 @@ class Sandbox:
             mint=solana_facts[1],
             evm_payees={k: w.address for k, w in evm_wallets.items()},
             solana_payees=dict(solana_facts[2]),
+            x402_token_address=evm.x402_token_address,
         )
         ctx = MarketContext(
             store=Store(self.state_dir / "market" if self.state_dir is not None else None),
@@ -217,6 +232,7 @@ class Sandbox:
             solana=solana_view,
             evm_provider_keys=dict(evm_wallets),
             solana_provider_keys=solana_keys,
+            x402_facilitator=facilitator,
         )
         self._server = MarketServer(ctx, port=self.port, faults=self.faults).start()
         self._info = SandboxInfo(
@@ -234,6 +250,7 @@ class Sandbox:
             solana_rpc_url=None if self._solana is None else self._solana.rpc_url,
             solana_chain=facts.solana_chain,
             mint=facts.mint,
+            x402_token_address=evm.x402_token_address,
         )
         info = self._info.to_json()
         info.pop("api_key")
@@ -269,7 +286,13 @@ class Sandbox:
     def _top_up_evm(self, evm: Any, address: str) -> None:
         eth = evm.eth_balance(address)
         usdc = evm.usdc_balance(address)
-        evm.fund(address, eth_wei=max(0, _DEMO_ETH - eth), usdc=max(0, _DEMO_USDC - usdc))
+        x402_usdc = evm.x402_balance(address)
+        evm.fund(
+            address,
+            eth_wei=max(0, _DEMO_ETH - eth),
+            usdc=max(0, _DEMO_USDC - usdc),
+            x402_usdc=max(0, _DEMO_USDC - x402_usdc),
+        )
 
     def _secrets(self) -> tuple[Secret, Secret]:
         """The API key and JWT secret: fresh per start, or persisted in ``state_dir``."""

@@ -15,6 +15,7 @@ from buyer_agent.workflow._quotes import field_of, money_text
 __all__ = [
     "check_intent",
     "intent_facts",
+    "intent_rail_type",
     "limits_json",
     "policy_from_json",
     "request_from_json",
@@ -50,6 +51,17 @@ def limits_json(limits: Any) -> dict[str, Any]:
         "allowed_skill_keys": sorted(limits.allowed_skill_keys),
         "denied_skill_keys": sorted(limits.denied_skill_keys),
     }
+
+
+def intent_rail_type(rail_type: str, supported_rails: Any) -> str:
+    """The rail type to ask the payment intent for, as the official client picks it.
+
+    The quote's default rail, except that ``wallet`` becomes ``wdk-usdt-transfer`` when the quote's
+    ``supportedRails`` lists it (the orders reference: the rail a proven wallet payment upgrades to).
+    """
+    if rail_type == "wallet" and "wdk-usdt-transfer" in (supported_rails or ()):
+        return "wdk-usdt-transfer"
+    return rail_type
 
 
 def intent_facts(payment: Any) -> dict[str, Any]:

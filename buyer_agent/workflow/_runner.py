@@ -45,6 +45,7 @@ from buyer_agent.workflow._pairing import AUTH_REJECTED, DelegationPolicyLimits,
 from buyer_agent.workflow._payment_facts import (
     check_intent,
     intent_facts,
+    intent_rail_type,
     limits_json,
     policy_from_json,
     request_from_json,
@@ -907,7 +908,7 @@ class Runner:
         payer = getattr(rail, "address", None)
         if not ctx.get("intent"):
             rec, key = self._key(rec, "intent_key", "create_payment_intent")
-            rail_opts = {"type": rail_type, "chain": chain}
+            rail_opts = {"type": intent_rail_type(rail_type, choice.get("supported_rails")), "chain": chain}
             if payer:
                 rail_opts["payer_address"] = str(payer)
             resp = await self._call(
@@ -1248,7 +1249,23 @@ class Runner:
                 {"market_confirmed": True, "payment_status": status},
             )
         if not escrow:
-            self._fire(rec, "confirm", payload={"payment": "released"})
+            status = rec.context.get("payment_status")
+            if status == "release_pending":
+                # As documented: confirm leaves a held payment release_pending and the buyer's
+                # payment/release closes it; a direct transfer has nothing to move on chain.
+                rec, key = self._key(rec, "release_key", "release_payment")
+                resp = await self._call(
+                    lambda t: self._market.release_payment(
+                        market_order_id, None, t, options={"idempotency_key": key}
+                    ),
+                    deadline=self._clock() + timedelta(seconds=spec.deadlines.order),
+                )
+                status = field_of(_item(resp), "status")
+            # A market that settles at confirm (older behaviour) answered released: nothing to release.
+            payload = {"payment": "released", **({"payment_status": status} if status else {})}
+            self._fire(
+                rec, "confirm", payload=payload, context={"payment_status": status} if status else None
+            )
             return
         rail = self._rail(request.rail_type, request.chain)
         if not rec.context.get("release_txs"):

@@ -134,3 +134,33 @@ def test_run_against_an_external_sandbox(external: dict[str, Any], tmp_path: Pat
     proc = cli("run", "examples/escrow.yaml", "--json", "--state-dir", str(tmp_path), env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["state"] == "confirmed"
+
+
+def test_price_example_keeps_the_markets_numbers_end_to_end(tmp_path: Path) -> None:
+    # Issue 14, dialect 1: the feed's {"price": 54575.06, "volume": 1200} stays numbers through the
+    # journal, the acceptance schema (type number / integer, minimum) and the JSON the CLI prints.
+    # Before, the journal turned 54575.06 into the text "54575.06" and the schema disputed the order.
+    state = str(tmp_path / "state")
+    proc = cli("run", "examples/price.yaml", "--json", "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout, parse_float=Decimal)
+    assert out["state"] == "confirmed" and out["quote"]["service_id"] == "svc_price_feed"
+    result = out["outcome"]["result"]
+    assert result["price"] == Decimal("54575.06") and isinstance(result["price"], Decimal)
+    assert result["volume"] == 1200 and isinstance(result["volume"], int)
+    assert isinstance(result["ts"], int) and result["symbol"] == "BTC-USD"
+    assert '"price": 54575.06' in proc.stdout and '"volume": 1200' in proc.stdout
+    # Our own money keeps its text form.
+    assert out["payment"]["amount"] == "0.25" and out["payment"]["status"] == "released"
+
+    shown = cli("show", out["order_id"], "--json", "--state-dir", state)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout, parse_float=Decimal)["order"]["outcome"]["result"] == result
+
+    exported = cli("export", out["order_id"], "-o", str(tmp_path / "o.jsonl"), "--state-dir", state)
+    assert exported.returncode == 0, exported.stderr
+    text = (tmp_path / "o.jsonl").read_text()
+    assert '"price":54575.06' in text and '"54575.06"' not in text  # exact decimal text in the journal
+    replayed = cli("replay", str(tmp_path / "o.jsonl"), "--json")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert json.loads(replayed.stdout)["verified"] is True  # its hash chain re-hashes the numbers alike

@@ -41,5 +41,44 @@ def test_the_canonical_encoder_gives_the_golden_hashes(path: Path) -> None:
 
 
 def test_canonical_text_is_sorted_compact_and_keeps_utf8() -> None:
-    assert dumps({"b": 1, "a": ["ü", Decimal("0.50")]}) == '{"a":["ü","0.50"],"b":1}'
+    # A Decimal is the exact JSON number it is (issue 14: a market's 0.50 is not the text "0.50").
+    assert dumps({"b": 1, "a": ["ü", Decimal("0.50")]}) == '{"a":["ü",0.50],"b":1}'
+    assert dumps({"b": 1, "a": ["ü", "0.50"]}) == '{"a":["ü","0.50"],"b":1}'
     assert encode_clean({"z": None, "a": True}) == '{"a":true,"z":null}'
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "54575.06",
+        "1200",
+        "-0.000",
+        "0.0000001",
+        "1E+2",
+        "1.5E+100000",
+        "-7.25E-3000",
+        "12345678901234567890.5",
+    ],
+)
+def test_a_number_reads_back_to_the_same_text_and_hash(number: str) -> None:
+    # The journal hashes the text it writes; replay parses it (fractions as Decimal) and hashes it
+    # again: both must agree for any number a market may send, and never through a float.
+    payload = {"outcome": {"result": {"price": json.loads(number, parse_float=Decimal), "s": "54575.06"}}}
+    text = dumps(payload)
+    again = json.loads(text, parse_float=Decimal)
+    assert dumps(again) == text
+    assert isinstance(again["outcome"]["result"]["s"], str)
+    assert not isinstance(again["outcome"]["result"]["price"], float | str)
+    assert len(text) < 200  # a huge exponent stays short (exponent form), never a gigabyte of zeros
+    hashed = event_hash(
+        GENESIS_HASH, order_id="o", seq=1, at="t", trigger="x", src="a", dst="a", payload=payload
+    )
+    assert hashed == event_hash(
+        GENESIS_HASH, order_id="o", seq=1, at="t", trigger="x", src="a", dst="a", payload=again
+    )
+
+
+def test_nan_and_infinity_are_refused() -> None:
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(TypeError):
+            dumps({"x": Decimal(bad)})

@@ -71,7 +71,13 @@ def test_context_patches_are_exact_and_remove_keys(tmp_path: Path) -> None:
         },
     )
     ctx = dict(journal.order("o1").context)
-    assert ctx == {"keep": "k", "price": "1.000000000000000000000001", "big": huge, "nested": {"b": [1, "x"]}}
+    assert ctx == {
+        "keep": "k",
+        "price": Decimal("1.000000000000000000000001"),
+        "big": huge,
+        "nested": {"b": [1, "x"]},
+    }
+    assert str(ctx["price"]) == "1.000000000000000000000001"  # exact: every digit kept
     with pytest.raises(JournalError, match="not a plain name"):
         journal.record("o1", "note:c", "created", "created", {}, {'a"b': 1})
     with pytest.raises(TypeError, match="float"):

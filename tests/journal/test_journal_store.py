@@ -71,7 +71,10 @@ def test_events_chain_and_update_the_order_row(journal: Journal) -> None:
         context_patch={"pair_key": "k1"},
     )
     assert ev.seq == 2 and ev.prev_hash == first.hash
-    assert ev.payload["price"] == "0.80"  # Decimals are journaled as exact strings
+    # A Decimal is journaled as the exact number it is (never a float, never text).
+    assert ev.payload["price"] == Decimal("0.80") and isinstance(ev.payload["price"], Decimal)
+    stored = journal.events("o1")[1].payload["price"]
+    assert stored == Decimal("0.80") and str(stored) == "0.80"
     ev3 = journal.record("o1", "pair", "created", "paired", {}, {"pair_key": None, "x": 1}, pairing_id="p1")
     row = journal.order("o1")
     assert row.state == "paired" and row.pairing_id == "p1" and dict(row.context) == {"x": 1}

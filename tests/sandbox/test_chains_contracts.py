@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -16,7 +17,14 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from buyer_agent._errors import RailError
-from buyer_agent.sandbox.chains import AnvilNode, EscrowDeposit, EvmChain, EvmWallet, anvil_available
+from buyer_agent.sandbox.chains import (
+    AnvilNode,
+    Authorization,
+    EscrowDeposit,
+    EvmChain,
+    EvmWallet,
+    anvil_available,
+)
 from buyer_agent.sandbox.contracts import artifacts, load_artifact, mint, order_key, source_sha256
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,3 +198,88 @@ def test_a_transaction_that_would_revert_is_a_rail_error_naming_the_reason(chain
     stranger = chain.new_wallet()
     with pytest.raises(RailError, match=r"would revert: .*TestToken: caller is not the owner"):
         mint(chain.w3, chain.token_address, stranger.private_key, stranger.address, 1)
+
+
+def _authorize(
+    chain: EvmChain, payer: EvmWallet, to: str, value: int, *, valid_before: int | None = None
+) -> Authorization:
+    """An EIP-3009 authorization signed by ``payer`` under the token's own EIP-712 domain."""
+    import secrets
+    import time
+
+    from eth_account import Account
+
+    nonce = secrets.token_bytes(32)
+    before = valid_before if valid_before is not None else int(time.time()) + 300
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferWithAuthorization": [
+                {"name": "from", "type": "address"},
+                {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": {"name": "USD Coin", "version": "2", "chainId": chain.chain_id,
+                   "verifyingContract": chain.x402_token_address},
+        "message": {"from": payer.address, "to": to, "value": value, "validAfter": 0, "validBefore": before,
+                    "nonce": nonce},
+    }  # fmt: skip
+    signed = Account.from_key(payer.private_key.reveal()).sign_typed_data(full_message=typed)
+    return Authorization(payer.address, to, value, 0, before, nonce, bytes(signed.signature))
+
+
+@needs_anvil
+def test_the_eip3009_token_settles_an_authorization_once_for_anyone_holding_it(chain: EvmChain) -> None:
+    token = chain.x402_token.functions
+    assert (token.name().call(), token.version().call(), token.symbol().call(), token.decimals().call()) == (
+        "USD Coin",
+        "2",
+        "USDC",
+        6,
+    )
+    assert artifacts()["AuthorizedUsdc"]["sha256"] == source_sha256("AuthorizedUsdc.sol")
+    payer, payee, relayer = EvmWallet.create(), EvmWallet.create(), chain.new_wallet()
+    chain.fund(payer.address, eth_wei=0, x402_usdc=2_000_000)
+    auth = _authorize(chain, payer, payee.address, 750_000)
+    assert not chain.authorization_used(payer.address, auth.nonce)
+    tx = chain.transfer_with_authorization(relayer, auth)  # the relayer pays the gas, not the payer
+    assert (chain.x402_balance(payer.address), chain.x402_balance(payee.address)) == (1_250_000, 750_000)
+    assert chain.authorization_used(payer.address, auth.nonce)
+    receipt = chain.w3.eth.get_transaction_receipt(tx)
+    (used,) = chain.x402_token.events.AuthorizationUsed().process_receipt(receipt, errors=DISCARD)
+    assert (used.args["authorizer"], used.args["nonce"]) == (payer.address, auth.nonce)
+    with pytest.raises(RailError, match="authorization is used"):
+        chain.transfer_with_authorization(relayer, auth)  # never twice
+    with pytest.raises(RailError, match="authorization is expired"):
+        chain.transfer_with_authorization(relayer, _authorize(chain, payer, payee.address, 1, valid_before=1))
+    forged = _authorize(chain, relayer, payee.address, 1)  # signed by someone else for the payer
+    with pytest.raises(RailError, match="invalid signature"):
+        chain.transfer_with_authorization(
+            relayer, Authorization(payer.address, *dataclasses.astuple(forged)[1:])
+        )
+    assert chain.x402_balance(payer.address) == 1_250_000
+
+
+@needs_anvil
+def test_a_state_dir_recorded_before_x402_gains_the_token_and_keeps_the_others(tmp_path: Path) -> None:
+    with AnvilNode(state_dir=tmp_path, accounts=1) as first:
+        before = EvmChain.setup(first).contracts
+        record = tmp_path / "evm-contracts.json"
+        data = json.loads(record.read_text())
+        del data["x402_token_address"]  # as written by the sandbox before issue 14
+        record.write_text(json.dumps(data))
+    with AnvilNode(state_dir=tmp_path, accounts=1) as second:
+        again = EvmChain.setup(second).contracts
+        assert (again.token_address, again.escrow_address) == (before.token_address, before.escrow_address)
+        assert again.x402_token_address and again.x402_token_address != before.x402_token_address
+        assert json.loads(record.read_text())["x402_token_address"] == again.x402_token_address

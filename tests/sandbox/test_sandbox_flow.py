@@ -53,6 +53,8 @@ def test_direct_evm_payment_is_verified_executed_and_confirmed(box: Sandbox, mar
     assert r.status_code == 200, r.text
     held = r.json()["item"]
     assert held["status"] == "held" and held["proof"]["verificationMode"] == "rpc"
+    # "On success the rail type upgrades wallet → wdk-usdt-transfer" (the orders reference).
+    assert held["rail"]["type"] == "wdk-usdt-transfer"
     # The same proof again is idempotent.
     again = market.agent(
         pairing, "POST", f"/market/orders/{order['id']}/payment-proof", market.evm_proof(payment, tx)
@@ -70,8 +72,20 @@ def test_direct_evm_payment_is_verified_executed_and_confirmed(box: Sandbox, mar
     r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/confirm", {})
     assert r.status_code == 200, r.text
     assert r.json()["order"]["status"] == "confirmed"
-    assert r.json()["payment"]["status"] == "released"
+    # As documented: confirm moves the held payment to release_pending; the buyer's release closes it.
+    assert r.json()["payment"]["status"] == "release_pending"
+    release = f"/market/orders/{order['id']}/payment/release"
+    r = market.agent(pairing, "POST", release, {"transactionHash": tx})
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "transactionHash"
+    r = market.agent(pairing, "POST", release)  # no body at all, as the SDK sends it
+    assert r.status_code == 200, r.text
+    assert r.json()["item"]["status"] == "released"
+    assert market.agent(pairing, "POST", release, {}).json()["item"]["status"] == "released"  # repeatable
     assert box.evm.usdc_balance(rail["payeeAddress"]) == payee_before + 1_200_000
+    events = [
+        e["type"] for e in market.http.get("/audit-events", params={"resourceId": held["id"]}).json()["items"]
+    ]
+    assert events.count("market.payment.released") == 1
 
 
 def test_escrow_then_confirm_then_release_pays_the_provider(box: Sandbox, market: Market) -> None:
@@ -243,3 +257,39 @@ def test_dispute_on_direct_rails_refunds_from_the_provider(box: Sandbox, market:
     )
     market.wait_for(lambda: _payment(market, order["id"])["status"] == "refunded")
     assert chain.usdc_balance(sol["address"]) == sol_before
+
+
+def test_the_price_feed_answers_numbers_and_the_free_service_needs_no_payment(
+    box: Sandbox, market: Market
+) -> None:
+    pairing = market.pair()
+    feed = {"serviceType": "oracle.price-feed", "operation": "get-latest-price"}
+    r = market.agent(pairing, "POST", "/market/search", {"machineId": market.machine_id, **feed})
+    assert {q["serviceId"] for q in r.json()["item"]["quotes"]} == {"svc_price_feed", "svc_price_feed_pro"}
+    quote = market.quote(pairing, "svc_price_feed", **feed)
+    body = {"machineId": market.machine_id, "agentPairingId": pairing.id, "serviceId": "svc_price_feed"}
+    bad = market.agent(
+        pairing, "POST", "/market/orders", {**body, "quoteId": quote["id"], "input": {"data": "x"}}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "input.symbol"
+    r = market.agent(
+        pairing, "POST", "/market/orders", {**body, "quoteId": quote["id"], "input": {"symbol": "BTC-USD"}}
+    )
+    order = r.json()["item"]
+    payment = market.intent(pairing, order["id"])
+    tx = box.evm.transfer_usdc(evm_wallet(market.buyer), payment["rail"]["payeeAddress"], 250_000)
+    proof = market.evm_proof(payment, tx)
+    assert (
+        market.agent(pairing, "POST", f"/market/orders/{order['id']}/payment-proof", proof).status_code == 200
+    )
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {})
+    # Fractions and integers on the wire as JSON numbers, exactly.
+    assert '"price":54575.06' in r.text and '"volume":1200' in r.text
+
+    # The free service: order, execute, confirm; no intent, nothing paid, and no payment record.
+    order = market.order(pairing, "svc_hash_free", data="free")
+    assert order["payment"]["required"] is False and order["payment"]["defaultRail"] == "not-required"
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/execute", {})
+    assert r.status_code == 200, r.text
+    r = market.agent(pairing, "POST", f"/market/orders/{order['id']}/confirm", {})
+    assert r.json()["order"]["status"] == "confirmed" and r.json()["payment"] is None

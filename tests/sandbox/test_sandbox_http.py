@@ -322,7 +322,14 @@ def test_cli_prints_one_json_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -
             assert set(info) == {"url", "api_key", "machine_id", "wallets", "evm", "solana"}
             assert set(info["wallets"]["evm"]) == {"address", "private_key"}
             assert set(info["wallets"]["solana"]) == {"address", "secret_key"}
-            assert set(info["evm"]) == {"rpc_url", "chain", "token_address", "escrow_address"}
+            # Issue 14 extends the line with the x402 token; nothing is renamed.
+            assert set(info["evm"]) == {
+                "rpc_url",
+                "chain",
+                "token_address",
+                "escrow_address",
+                "x402_token_address",
+            }
             assert set(info["solana"]) == {"rpc_url", "chain", "mint"}
             assert info["evm"]["chain"] == "eip155:31337" and info["solana"]["chain"].startswith("solana:")
             assert not info["url"].endswith("/api/v1")

@@ -6,13 +6,14 @@ from buyer_agent.sandbox.chains._anvil import (
     anvil_available,
     find_anvil,
 )
-from buyer_agent.sandbox.chains._evm_setup import EscrowDeposit, EvmChain, EvmWallet
+from buyer_agent.sandbox.chains._evm_setup import Authorization, EscrowDeposit, EvmChain, EvmWallet
 from buyer_agent.sandbox.chains._solana_ledger import LedgerRejection, SolanaLedger, TxRecord
 from buyer_agent.sandbox.chains._solana_rpc import SolanaRpcServer
 from buyer_agent.sandbox.chains._solana_setup import SolanaChain, SolanaWallet
 
 __all__ = [
     "AnvilNode",
+    "Authorization",
     "DevAccount",
     "EscrowDeposit",
     "EvmChain",

@@ -1,9 +1,9 @@
-"""The sandbox's EVM chain: anvil with the test token and the escrow deployed, and wallet funding."""
+"""The sandbox's EVM chain: anvil with the test tokens and the escrow deployed, and wallet funding."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +21,7 @@ from buyer_agent.sandbox.chains._anvil import AnvilNode
 from buyer_agent.sandbox.contracts import (
     Deployed,
     connect,
+    deploy_contract,
     deploy_contracts,
     load_artifact,
     mint,
@@ -28,7 +29,7 @@ from buyer_agent.sandbox.contracts import (
     send_transaction,
 )
 
-__all__ = ["EscrowDeposit", "EvmChain", "EvmWallet"]
+__all__ = ["Authorization", "EscrowDeposit", "EvmChain", "EvmWallet"]
 
 _RECORD = "evm-contracts.json"
 _DEFAULT_ETH = 100 * 10**18
@@ -70,12 +71,28 @@ class EscrowDeposit:
     REFUNDED = 3
 
 
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """An EIP-3009 ``TransferWithAuthorization`` and its 65-byte signature (``r || s || v``)."""
+
+    from_address: str
+    to: str
+    value: int
+    valid_after: int
+    valid_before: int
+    nonce: bytes
+    signature: bytes
+
+
 def _key_of(order: str | bytes) -> bytes:
     return order if isinstance(order, bytes) else order_key(order)
 
 
 class EvmChain:
-    """An EVM RPC endpoint with ``TestToken`` and ``Escrow`` deployed; ``owner`` mints and arbitrates.
+    """An EVM RPC endpoint with the sandbox's contracts deployed; ``owner`` mints and arbitrates.
+
+    ``TestToken`` is the USDC of direct transfers and escrow; ``AuthorizedUsdc`` (EIP-3009) the USDC
+    that x402 payments authorize.
 
     Build one with :meth:`setup` on a started :class:`AnvilNode`. All amounts are integer base units
     (USDC has 6 decimals, ETH 18).
@@ -105,15 +122,21 @@ class EvmChain:
         w3 = connect(node.rpc_url)
         record = node.state_file.parent / _RECORD if node.state_file is not None else None
         contracts = _recorded(w3, record, owner.address)
+        fresh = contracts is None or contracts.x402_token_address is None
         if contracts is None:
             contracts = deploy_contracts(w3, owner.private_key)
-            if record is not None:
-                data = {
-                    "owner": owner.address,
-                    "token_address": contracts.token_address,
-                    "escrow_address": contracts.escrow_address,
-                }
-                record.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        elif contracts.x402_token_address is None:
+            # A state dir from before x402: its token and escrow stay; the new token joins them.
+            x402_token = deploy_contract(w3, owner.private_key, "AuthorizedUsdc")
+            contracts = replace(contracts, x402_token_address=x402_token)
+        if fresh and record is not None:
+            data = {
+                "owner": owner.address,
+                "token_address": contracts.token_address,
+                "escrow_address": contracts.escrow_address,
+                "x402_token_address": contracts.x402_token_address,
+            }
+            record.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         chain = cls(node.rpc_url, chain_id=node.chain_id, owner=owner, contracts=contracts)
         chain.__dict__["w3"] = w3
         return chain
@@ -140,6 +163,21 @@ class EvmChain:
         """The ``Escrow`` contract address."""
         return self.contracts.escrow_address
 
+    @property
+    def x402_token_address(self) -> str:
+        """The EIP-3009 test USDC (``AuthorizedUsdc``) address."""
+        address = self.contracts.x402_token_address
+        if address is None:
+            raise RailError("the x402 token is not deployed on this chain")
+        return address
+
+    @cached_property
+    def x402_token(self) -> Contract:
+        """The EIP-3009 token as a web3 contract object."""
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(self.x402_token_address), abi=load_artifact("AuthorizedUsdc")[0]
+        )
+
     @cached_property
     def token(self) -> Contract:
         """The token as a web3 contract object."""
@@ -158,6 +196,15 @@ class EvmChain:
         """Test-USDC balance of ``address`` in base units."""
         return int(self._call(self.token.functions.balanceOf(Web3.to_checksum_address(address))))
 
+    def x402_balance(self, address: str) -> int:
+        """EIP-3009 test-USDC balance of ``address`` in base units."""
+        return int(self._call(self.x402_token.functions.balanceOf(Web3.to_checksum_address(address))))
+
+    def authorization_used(self, authorizer: str, nonce: bytes) -> bool:
+        """``authorizationState(authorizer, nonce)``: whether the authorization's nonce is spent."""
+        call = self.x402_token.functions.authorizationState(Web3.to_checksum_address(authorizer), nonce)
+        return bool(self._call(call))
+
     def eth_balance(self, address: str) -> int:
         """ETH balance of ``address`` in wei."""
         return int(self._read(lambda: self.w3.eth.get_balance(Web3.to_checksum_address(address))))
@@ -169,8 +216,8 @@ class EvmChain:
 
     # --- funding -------------------------------------------------------------------------------
 
-    def fund(self, address: str, *, eth_wei: int = _DEFAULT_ETH, usdc: int = 0) -> None:
-        """Add ``eth_wei`` ETH (``anvil_setBalance``) and mint ``usdc`` base units of test USDC."""
+    def fund(self, address: str, *, eth_wei: int = _DEFAULT_ETH, usdc: int = 0, x402_usdc: int = 0) -> None:
+        """Add ``eth_wei`` ETH; mint ``usdc`` test USDC and ``x402_usdc`` EIP-3009 USDC (base units)."""
         checksum = Web3.to_checksum_address(address)
         if eth_wei:
             balance = self.eth_balance(checksum)
@@ -183,6 +230,8 @@ class EvmChain:
                 raise RailError(f"anvil_setBalance failed: {answer['error']}")
         if usdc:
             self.mint(checksum, usdc)
+        if x402_usdc:
+            mint(self.w3, self.x402_token_address, self.owner.private_key, checksum, x402_usdc)
 
     def new_wallet(self, *, eth_wei: int = _DEFAULT_ETH, usdc: int = 0) -> EvmWallet:
         """A fresh random wallet funded with ``eth_wei`` and ``usdc``."""
@@ -225,6 +274,27 @@ class EvmChain:
         data = self.escrow.encode_abi("refund", args=[_key_of(order)])
         return self._send(by or self.owner, self.escrow_address, data)
 
+    def transfer_with_authorization(self, facilitator: EvmWallet, auth: Authorization) -> str:
+        """Submit a signed EIP-3009 authorization from ``facilitator`` (who pays gas); returns the tx hash.
+
+        Raises:
+            RailError: the token refuses it (a bad signature, a spent nonce, outside its window).
+        """
+        sig = auth.signature
+        args = [
+            Web3.to_checksum_address(auth.from_address),
+            Web3.to_checksum_address(auth.to),
+            auth.value,
+            auth.valid_after,
+            auth.valid_before,
+            auth.nonce,
+            sig[64],
+            sig[:32],
+            sig[32:64],
+        ]
+        data = self.x402_token.encode_abi("transferWithAuthorization", args=args)
+        return self._send(facilitator, self.x402_token_address, data)
+
     def _send(self, sender: EvmWallet, to: str, data: str) -> str:
         receipt = send_transaction(
             self.w3, sender.private_key, {"to": Web3.to_checksum_address(to), "data": HexStr(data)}
@@ -253,6 +323,9 @@ def _recorded(w3: Web3, record: Path | None, owner: str) -> Deployed | None:
         for address in (deployed.token_address, deployed.escrow_address):
             if not w3.eth.get_code(Web3.to_checksum_address(address)):
                 return None
+        x402_token = data.get("x402_token_address")
+        if x402_token and w3.eth.get_code(Web3.to_checksum_address(x402_token)):
+            deployed = replace(deployed, x402_token_address=x402_token)
     except Exception:
         # An unreadable record or an unreachable node both mean: deploy afresh.
         return None

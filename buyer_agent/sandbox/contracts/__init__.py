@@ -1,4 +1,4 @@
-"""The sandbox's Solidity contracts (TestToken, Escrow): compiled artifacts and deployment helpers."""
+"""The sandbox's Solidity contracts (TestToken, Escrow, AuthorizedUsdc): artifacts and deployment helpers."""
 
 from buyer_agent.sandbox.contracts._artifacts import (
     CONTRACT_NAMES,
@@ -7,13 +7,21 @@ from buyer_agent.sandbox.contracts._artifacts import (
     order_key,
     source_sha256,
 )
-from buyer_agent.sandbox.contracts._deploy import Deployed, connect, deploy_contracts, mint, send_transaction
+from buyer_agent.sandbox.contracts._deploy import (
+    Deployed,
+    connect,
+    deploy_contract,
+    deploy_contracts,
+    mint,
+    send_transaction,
+)
 
 __all__ = [
     "CONTRACT_NAMES",
     "Deployed",
     "artifacts",
     "connect",
+    "deploy_contract",
     "deploy_contracts",
     "load_artifact",
     "mint",

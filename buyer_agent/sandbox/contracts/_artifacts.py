@@ -13,7 +13,7 @@ from eth_utils.crypto import keccak
 
 __all__ = ["CONTRACT_NAMES", "artifacts", "load_artifact", "order_key", "source_sha256"]
 
-CONTRACT_NAMES = ("Escrow", "TestToken")
+CONTRACT_NAMES = ("AuthorizedUsdc", "Escrow", "TestToken")
 _PACKAGE = "buyer_agent.sandbox.contracts"
 
 
@@ -26,7 +26,7 @@ def artifacts() -> dict[str, Any]:
 
 
 def load_artifact(name: str) -> tuple[list[dict[str, Any]], str]:
-    """The ABI and the ``0x``-prefixed creation bytecode of contract ``name`` (``TestToken``, ``Escrow``).
+    """The ABI and the ``0x``-prefixed creation bytecode of a contract (see :data:`CONTRACT_NAMES`).
 
     Raises:
         KeyError: no such contract in the artifacts.

@@ -18,17 +18,22 @@ from buyer_agent._errors import RailError, TransactionRevertedError
 from buyer_agent._redact import Secret
 from buyer_agent.sandbox.contracts._artifacts import load_artifact
 
-__all__ = ["Deployed", "connect", "deploy_contracts", "mint", "send_transaction"]
+__all__ = ["Deployed", "connect", "deploy_contract", "deploy_contracts", "mint", "send_transaction"]
 
 _RECEIPT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
 class Deployed:
-    """Checksummed addresses of the sandbox's contracts on one chain."""
+    """Checksummed addresses of the sandbox's contracts on one chain.
+
+    ``x402_token_address`` is the EIP-3009 USDC x402 payments are authorized in (None on a chain
+    recorded before it existed, until it is deployed there).
+    """
 
     token_address: str
     escrow_address: str
+    x402_token_address: str | None = None
 
 
 def connect(w3_or_rpc_url: Web3 | str) -> Web3:
@@ -102,27 +107,39 @@ def send_transaction(w3: Web3, key: str | Secret, tx: TxParams) -> TxReceipt:
 def deploy_contracts(
     w3_or_rpc_url: Web3 | str, deployer_key: str | Secret, *, arbiter: str | None = None
 ) -> Deployed:
-    """Deploy ``TestToken`` (owned by the deployer) and ``Escrow`` (arbiter: ``arbiter`` or the deployer).
+    """Deploy ``TestToken`` and ``AuthorizedUsdc`` (owned by the deployer) and ``Escrow``.
+
+    The escrow's arbiter is ``arbiter`` or the deployer. The order of deployment is fixed (the
+    token and the escrow first), so on a fresh anvil their addresses are always the same.
 
     Raises:
         RailError: a deployment failed.
     """
     w3 = connect(w3_or_rpc_url)
     deployer = _account(deployer_key)
-    addresses: list[str] = []
-    for name, args in (
-        ("TestToken", ()),
-        ("Escrow", (Web3.to_checksum_address(arbiter or deployer.address),)),
-    ):
-        abi, bytecode = load_artifact(name)
-        with _chain_errors(f"building the {name} deployment"):
-            data = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).data_in_transaction
-        receipt = send_transaction(w3, deployer_key, {"data": data})
-        address = receipt.get("contractAddress")
-        if not address:
-            raise RailError(f"deploying {name} gave no contract address")
-        addresses.append(Web3.to_checksum_address(address))
-    return Deployed(token_address=addresses[0], escrow_address=addresses[1])
+    token = deploy_contract(w3, deployer_key, "TestToken")
+    escrow = deploy_contract(
+        w3, deployer_key, "Escrow", Web3.to_checksum_address(arbiter or deployer.address)
+    )
+    x402_token = deploy_contract(w3, deployer_key, "AuthorizedUsdc")
+    return Deployed(token_address=token, escrow_address=escrow, x402_token_address=x402_token)
+
+
+def deploy_contract(w3_or_rpc_url: Web3 | str, deployer_key: str | Secret, name: str, *args: Any) -> str:
+    """Deploy one compiled contract with constructor ``args``; returns its checksummed address.
+
+    Raises:
+        RailError: the deployment failed.
+    """
+    w3 = connect(w3_or_rpc_url)
+    abi, bytecode = load_artifact(name)
+    with _chain_errors(f"building the {name} deployment"):
+        data = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args).data_in_transaction
+    receipt = send_transaction(w3, deployer_key, {"data": data})
+    address = receipt.get("contractAddress")
+    if not address:
+        raise RailError(f"deploying {name} gave no contract address")
+    return Web3.to_checksum_address(address)
 
 
 def mint(w3_or_rpc_url: Web3 | str, token_address: str, owner_key: str | Secret, to: str, amount: int) -> str:

@@ -1,4 +1,4 @@
-"""The demo catalogue: hashing services from several providers, priced and ranked to choose between."""
+"""The demo catalogue: hashing and price-feed services from several providers, on every documented rail."""
 
 from __future__ import annotations
 
@@ -10,28 +10,41 @@ from buyer_agent.sandbox.market._wire import human
 
 __all__ = [
     "CATALOGUE",
+    "DIRECT_RAILS",
     "OPERATION",
+    "OPERATION_FREE",
+    "OPERATION_PRICE",
     "OPERATION_UNVERIFIED",
+    "PRICE_SERVICE_TYPE",
+    "PRICE_SKILL_KEY",
     "SERVICE_TYPE",
     "SKILL_KEY",
     "ChainFacts",
     "ServiceSpec",
-    "handoff",
-    "metadata",
-    "pricing",
     "service_by_id",
-    "service_record",
 ]
 
 SERVICE_TYPE = "compute.marketplace"
 OPERATION = "sha256"
 OPERATION_UNVERIFIED = "sha256-unverified"
+OPERATION_FREE = "sha256-free"
 SKILL_KEY = "compute.hash"
+PRICE_SERVICE_TYPE = "oracle.price-feed"
+OPERATION_PRICE = "get-latest-price"
+PRICE_SKILL_KEY = "oracle.price-feed"
+#: A direct transfer's rail types: ``wallet``, and the documented ``wdk-usdt-transfer`` it upgrades to
+#: after a proof (and which a client may ask for when ``supportedRails`` lists it).
+DIRECT_RAILS = ("wallet", "wdk-usdt-transfer")
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
-    """One demo service: who sells it, what it costs (USDC base units), how it runs and is paid."""
+    """One demo service: who sells it, what it costs (USDC base units), how it runs and is paid.
+
+    ``rail`` is the service's ``defaultRail``: ``wallet``, ``onchain-escrow``, ``x402`` (the
+    buyer signs an EIP-3009 authorization, the market settles it at execute) or ``not-required``
+    (free, no payment). ``chain`` is ``evm``, ``solana``, or ``none`` for a free service.
+    """
 
     id: str
     name: str
@@ -39,8 +52,8 @@ class ServiceSpec:
     provider_label: str
     price_raw: int
     score: Decimal
-    rail: str  # "wallet" | "onchain-escrow"
-    chain: str  # "evm" | "solana"
+    rail: str
+    chain: str
     latency_ms: int
     reputation: Decimal
     region: str = "global"
@@ -49,6 +62,13 @@ class ServiceSpec:
     capabilities: tuple[str, ...] = ("sha256", "hashing")
     faulty: bool = False
     notes: tuple[str, ...] = field(default=())
+    service_type: str = SERVICE_TYPE
+    skill_key: str = SKILL_KEY
+
+    @property
+    def free(self) -> bool:
+        """True for a service that needs no payment (``payment.required`` false)."""
+        return self.rail == "not-required"
 
 
 def _d(text: str) -> Decimal:
@@ -149,6 +169,38 @@ CATALOGUE: tuple[ServiceSpec, ...] = (
         _d("0.60"), "wallet", "evm", latency_ms=1200, reputation=_d("0.70"),
         execution_mode="external-handoff",
     ),
+    # The other documented flows (reference §4.8): no payment, and x402 (the market settles the
+    # buyer's signed EIP-3009 authorization at execute). Prices stay at or under 1 USDC, the default
+    # spend cap of the x402 reference client.
+    # Its own operation, so the paid hashing searches (and every task written for them) see the same
+    # quotes as before; a buyer asks for the free one by name.
+    ServiceSpec(
+        "svc_hash_free", "Free SHA-256 (community)", "freehash", "FreeHash", 0, _d("0.50"), "not-required",
+        "none", latency_ms=600, reputation=_d("0.60"), operation=OPERATION_FREE,
+        notes=("Free: no payment intent, proof or signature; order, execute, confirm.",),
+    ),
+    ServiceSpec(
+        "svc_hash_x402", "SHA-256 paid over x402", "x402hash", "X402Hash", 750_000, _d("0.83"), "x402", "evm",
+        latency_ms=90, reputation=_d("0.86"),
+    ),
+    ServiceSpec(
+        "svc_hash_x402_fast", "Fast SHA-256 paid over x402", "x402fast", "X402Fast", 950_000, _d("0.91"),
+        "x402", "evm", latency_ms=35, reputation=_d("0.93"), region="eu-west",
+        capabilities=("sha256", "hashing", "low-latency"),
+    ),
+    # A price feed whose result is numbers (fractions and integers), for acceptance schemas that say
+    # ``type: number`` / ``integer`` (examples/price.yaml).
+    ServiceSpec(
+        "svc_price_feed", "Spot price feed", "tickerlab", "TickerLab", 250_000, _d("0.81"), "wallet", "evm",
+        latency_ms=60, reputation=_d("0.90"), operation=OPERATION_PRICE, capabilities=("prices", "spot"),
+        service_type=PRICE_SERVICE_TYPE, skill_key=PRICE_SKILL_KEY,
+    ),
+    ServiceSpec(
+        "svc_price_feed_pro", "Spot price feed Pro", "tickerpro", "TickerPro", 400_000, _d("0.94"), "wallet",
+        "evm", latency_ms=25, reputation=_d("0.97"), operation=OPERATION_PRICE,
+        capabilities=("prices", "spot", "low-latency"), service_type=PRICE_SERVICE_TYPE,
+        skill_key=PRICE_SKILL_KEY,
+    ),
 )  # fmt: skip
 
 _BY_ID = {spec.id: spec for spec in CATALOGUE}
@@ -170,29 +222,54 @@ class ChainFacts:
     mint: str | None
     evm_payees: dict[str, str]
     solana_payees: dict[str, str]
+    #: The EIP-3009 test USDC that x402 payments are authorized in (None: no x402 services).
+    x402_token_address: str | None = None
 
     def payee(self, spec: ServiceSpec) -> str | None:
-        """The provider's receiving address on the service's chain."""
+        """The provider's receiving address on the service's chain (None for a free service)."""
+        if spec.free:
+            return None
         table = self.evm_payees if spec.chain == "evm" else self.solana_payees
         return table.get(spec.provider_key)
 
     def available(self, spec: ServiceSpec) -> bool:
-        """True when the service's chain runs in this sandbox."""
+        """True when the service's chain (and, for x402, its token) runs in this sandbox."""
+        if spec.free:
+            return True
+        if spec.rail == "x402" and self.x402_token_address is None:
+            return False
         if spec.chain == "evm":
             return self.evm_chain is not None and self.payee(spec) is not None
         return self.solana_chain is not None and self.payee(spec) is not None
 
+    def token_of(self, spec: ServiceSpec) -> str | None:
+        """The token contract a service is paid in (the EIP-3009 one for x402)."""
+        return self.x402_token_address if spec.rail == "x402" else self.token_address
+
+    def supported_rails(self, spec: ServiceSpec) -> list[str]:
+        """The rail types a payment intent may name for this service."""
+        return list(DIRECT_RAILS) if spec.rail == "wallet" else [spec.rail]
+
     def payment(self, spec: ServiceSpec) -> dict[str, Any]:
         """The ``MarketPaymentRailRecommendation`` for a service."""
+        if spec.free:
+            return {
+                "defaultRail": "not-required",
+                "supportedRails": ["not-required"],
+                "required": False,
+                "notes": ["free: no payment intent, proof or signature is needed"],
+                "provider": spec.provider_key,
+            }
         payee = self.payee(spec)
+        how = {
+            "onchain-escrow": " through the escrow contract",
+            "x402": " with a signed x402 (EIP-3009) authorization the market settles at execute",
+        }.get(spec.rail, " by direct transfer")
         rec: dict[str, Any] = {
             "defaultRail": spec.rail,
-            "supportedRails": [spec.rail],
+            "supportedRails": self.supported_rails(spec),
             "required": True,
-            "notes": [
-                f"pay {human(spec.price_raw)} USDC to the provider"
-                + (" through the escrow contract" if spec.rail == "onchain-escrow" else " by direct transfer")
-            ],
+            "notes": [f"pay {human(spec.price_raw)} USDC to the provider{how}"],
             "provider": spec.provider_key,
             "token": "USDC",
             "walletAddress": payee,
@@ -200,85 +277,10 @@ class ChainFacts:
         }
         if spec.chain == "evm":
             rec["chain"] = self.evm_chain
-            rec["tokenAddress"] = self.token_address
+            rec["tokenAddress"] = self.token_of(spec)
             if spec.rail == "onchain-escrow":
                 rec["escrowAddress"] = self.escrow_address
         else:
             rec["chain"] = self.solana_chain
             rec["tokenMint"] = self.mint
         return rec
-
-
-def pricing(spec: ServiceSpec) -> dict[str, Any]:
-    """The quote's fixed ``pricing`` block (amount in human USDC)."""
-    return {
-        "mode": "fixed",
-        "amount": human(spec.price_raw),
-        "currency": "USDC",
-        "rate": "per_request",
-        "notes": [],
-    }
-
-
-def metadata(spec: ServiceSpec) -> dict[str, Any]:
-    """Extra facts a strategy may use (documented in the README)."""
-    return {
-        "latencyMs": spec.latency_ms,
-        "providerReputation": spec.reputation,
-        "providerLabel": spec.provider_label,
-        "region": spec.region,
-        "chainFamily": spec.chain,
-        "capabilities": list(spec.capabilities),
-    }
-
-
-def handoff(spec: ServiceSpec) -> dict[str, Any] | None:
-    """The external handoff of a handoff service."""
-    if spec.execution_mode != "external-handoff":
-        return None
-    return {
-        "label": f"Continue with {spec.provider_label}",
-        "url": f"https://{spec.provider_key}.invalid/sandbox/jobs",
-        "notes": ["The sandbox does not run this service; the provider takes over outside the market."],
-    }
-
-
-def service_record(spec: ServiceSpec, facts: ChainFacts, updated_at: str) -> dict[str, Any]:
-    """The ``MarketService`` catalogue entry."""
-    return {
-        "id": spec.id,
-        "skillKey": SKILL_KEY,
-        "providerKey": spec.provider_key,
-        "providerId": f"prov_{spec.provider_key}",
-        "providerLabel": spec.provider_label,
-        "serviceType": SERVICE_TYPE,
-        "name": spec.name,
-        "description": spec.name + " (sandbox demo service).",
-        "operations": [spec.operation],
-        "authType": "wallet",
-        "accessMode": "public",
-        "executionMode": spec.execution_mode,
-        "integrationStatus": "native",
-        "distribution": "peaq-native",
-        "maturity": "reference",
-        "kind": "runtime",
-        "capabilities": list(spec.capabilities),
-        "region": spec.region,
-        "freshnessSeconds": 0,
-        "requiresHumanEnablement": False,
-        "metadata": metadata(spec),
-        "updatedAt": updated_at,
-        "handoff": handoff(spec),
-        "pricing": pricing(spec),
-        "payment": facts.payment(spec),
-        "operationContracts": [
-            {
-                "operation": spec.operation,
-                "inputFields": [{"key": "data", "type": "string", "description": "text to hash (UTF-8)"}],
-                "outputFields": [{"key": "sha256", "type": "string", "description": "lower-case hex digest"}],
-                "exampleInput": {"data": "hello"},
-                "summary": "SHA-256 of input.data",
-                "notes": list(spec.notes),
-            }
-        ],
-    }

@@ -56,6 +56,8 @@ class MarketContext:
     solana: Any = None
     evm_provider_keys: dict[str, Any] = field(default_factory=dict)
     solana_provider_keys: dict[str, Any] = field(default_factory=dict)
+    #: The market's own EVM account that submits x402 settlements (an ``EvmWallet``; pays the gas).
+    x402_facilitator: Any = None
     clock: Callable[[], datetime] = now
     background: Callable[[Callable[[], None], float], None] | None = None
     public_info: dict[str, Any] = field(default_factory=dict)

@@ -1,58 +1,60 @@
-"""Execute: native services compute the real SHA-256 (200); handoff services answer 202 with a handoff."""
+"""Execute: native services run (200, the real SHA-256 or a price); handoff services answer 202."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from buyer_agent.sandbox.market._catalogue import handoff, service_by_id
+from buyer_agent.sandbox.market._catalogue import service_by_id
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
-from buyer_agent.sandbox.market._errors import ApiError, invalid
+from buyer_agent.sandbox.market._errors import ApiError
 from buyer_agent.sandbox.market._orders import order_for_agent, public, touch
+from buyer_agent.sandbox.market._providers import check_input, run_service
+from buyer_agent.sandbox.market._records import handoff
 from buyer_agent.sandbox.market._state import new_id
 from buyer_agent.sandbox.market._wire import opt_object
+from buyer_agent.sandbox.market._x402_flow import settle
 
-__all__ = ["execute", "run_service"]
+__all__ = ["execute"]
 
-
-def run_service(service_id: str, data: str) -> dict[str, Any]:
-    """The provider's result for ``data``: the SHA-256 hex (the faulty provider returns garbage)."""
-    spec = service_by_id(service_id)
-    if spec is not None and spec.faulty:
-        return {"sha256": "not-a-hash", "algorithm": "sha256"}
-    digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
-    return {"sha256": digest, "algorithm": "sha256", "inputBytes": len(data.encode("utf-8"))}
+#: Order states from which a free service (no payment) runs: nothing has to be held first.
+_FREE_READY = ("created", "payment_pending", "ready")
 
 
 def execute(ctx: MarketContext, call: Call) -> Answer:
     """``POST /market/orders/:orderId/execute``.
 
-    Needs a held payment. Repeating execute on a delivered (or handed-off) order returns the stored
-    execution, so a retried call never runs the service twice.
+    Needs a held payment, except for a free service (``payment.required`` false), which runs
+    straight from ``created``. An x402 order carries ``payment.paymentSignature``: the recorded
+    authorization is settled on chain first (``_x402_flow.settle``), exactly once. Repeating execute
+    on a delivered (or handed-off) order returns the stored execution, so a retried call never runs
+    the service twice.
     """
     given = opt_object(call.body, "input")
-    payment_body = opt_object(call.body, "payment")
-    if payment_body is not None:
-        raise invalid("payment", "x402 payment signatures are not supported by the sandbox")
+    opt_object(call.body, "payment")
     with ctx.store.transaction():
         order, _pairing = order_for_agent(ctx, call)
         stored = ctx.store.get("executions", order["id"])
         if stored is not None and order["status"] in ("delivered", "handoff"):
             return int(stored["statusCode"]), {"order": public(order), "execution": stored}
-        if order["status"] in ("created", "payment_pending"):
-            raise ApiError(402, "PAYMENT_REQUIRED", "the order's payment must be held before execute")
-        if order["status"] != "ready":
-            raise ApiError(409, "ORDER_CLOSED", f"order is {order['status']}")
         spec = service_by_id(order["serviceId"])
         assert spec is not None
+        if not (spec.free and order["status"] in _FREE_READY):
+            if order["status"] in ("created", "payment_pending"):
+                raise ApiError(402, "PAYMENT_REQUIRED", "the order's payment must be held before execute")
+            if order["status"] != "ready":
+                raise ApiError(409, "ORDER_CLOSED", f"order is {order['status']}")
         data = dict(order["input"]) if given is None else given
+        payment = ctx.store.get("payments", order.get("_paymentId") or "")
+        if payment is not None and payment["rail"]["type"] == "x402":
+            # The market pays the provider now: the recorded authorization is settled on chain.
+            check_input(spec, data)
+            settle(ctx, order, payment, call.body)
         if spec.execution_mode == "external-handoff":
             ext = handoff(spec)
             execution: dict[str, Any] = {"statusCode": 202, "handoff": ext}
             touch(ctx, order, status="handoff", handoff=ext)
         else:
-            if not isinstance(data.get("data"), str):
-                raise invalid("input.data", "required string (the text to hash)")
+            check_input(spec, data)
             run_id, outcome_id = new_id("run"), new_id("out")
             common = {
                 "skillKey": spec_skill(order),
@@ -63,7 +65,7 @@ def execute(ctx: MarketContext, call: Call) -> Answer:
                 "id": outcome_id,
                 "status": "completed",
                 **common,
-                "result": run_service(spec.id, data["data"]),
+                "result": run_service(spec, data, ctx.clock()),
             }
             run = {"id": run_id, "status": "completed", **common, "outcomeId": outcome_id}
             execution = {"statusCode": 200, "run": run, "outcome": outcome}

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from buyer_agent.sandbox.market import _agents, _execute, _orders, _payments, _search, _settle
+from buyer_agent.sandbox.market import _agents, _execute, _intent, _orders, _payments, _search, _settle
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, envelope
 from buyer_agent.sandbox.market._faults import FaultConfig, FaultInjector
@@ -120,7 +120,7 @@ _ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/market/orders", _orders.create_order),
     ("GET", "/market/orders", _orders.list_orders),
     ("GET", "/market/orders/:orderId", _orders.get_order),
-    ("POST", "/market/orders/:orderId/payment-intent", _payments.create_intent),
+    ("POST", "/market/orders/:orderId/payment-intent", _intent.create_intent),
     ("POST", "/market/orders/:orderId/payment-proof", _payments.submit_proof),
     ("GET", "/market/orders/:orderId/payment", _payments.get_payment),
     ("POST", "/market/orders/:orderId/payment/escrow-lock", _payments.escrow_lock),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from buyer_agent.sandbox.market._catalogue import SERVICE_TYPE, SKILL_KEY, ServiceSpec, service_by_id
+from buyer_agent.sandbox.market._catalogue import ServiceSpec, service_by_id
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, invalid
 from buyer_agent.sandbox.market._paging import list_page
 from buyer_agent.sandbox.market._policy import check_order
+from buyer_agent.sandbox.market._providers import check_input
 from buyer_agent.sandbox.market._state import new_id
 from buyer_agent.sandbox.market._wire import (
     iso,
@@ -63,8 +64,7 @@ def spent_today(ctx: MarketContext, pairing_id: str) -> int:
 
 def _input(spec: ServiceSpec, body: dict[str, Any]) -> dict[str, Any]:
     data = opt_object(body, "input") or {}
-    if spec.execution_mode == "native" and not isinstance(data.get("data"), str):
-        raise invalid("input.data", "required string (the text to hash)")
+    check_input(spec, data)
     return data
 
 
@@ -110,7 +110,7 @@ def create_order(ctx: MarketContext, call: Call) -> Answer:
         check_order(
             pairing["delegationPolicy"],
             service_id=spec.id,
-            skill_key=SKILL_KEY,
+            skill_key=spec.skill_key,
             price_raw=spec.price_raw,
             spent_today_raw=spent_today(ctx, pairing["id"]),
         )
@@ -122,9 +122,9 @@ def create_order(ctx: MarketContext, call: Call) -> Answer:
             "searchId": search_id or (quote["searchId"] if quote else None),
             "quoteId": quote["id"] if quote else None,
             "serviceId": spec.id,
-            "skillKey": SKILL_KEY,
+            "skillKey": spec.skill_key,
             "providerKey": spec.provider_key,
-            "serviceType": SERVICE_TYPE,
+            "serviceType": spec.service_type,
             "operation": spec.operation,
             "executionMode": spec.execution_mode,
             "integrationStatus": "native",

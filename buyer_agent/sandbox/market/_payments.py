@@ -1,32 +1,30 @@
-"""Payment endpoints: intent, proof (checked on chain), escrow lock, release, refund, read."""
+"""Payment endpoints: proof (checked on chain, or an x402 authorization), escrow lock, release, refund, read.
+
+The intent is in ``_intent.py``; the x402 rail's proof and settlement in ``_x402_flow.py``.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from web3 import Web3
-
 from buyer_agent.sandbox.market._catalogue import ServiceSpec, service_by_id
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, invalid
 from buyer_agent.sandbox.market._orders import order_for_agent, public, touch
-from buyer_agent.sandbox.market._state import new_id
 from buyer_agent.sandbox.market._wire import (
     DECIMALS,
-    human,
     iso,
     not_found,
-    opt_number,
     opt_object,
     opt_str,
     raw_units,
     req_str,
 )
+from buyer_agent.sandbox.market._x402_flow import record_proof
 
 __all__ = [
     "arbiter_refund",
-    "create_intent",
     "escrow_lock",
     "get_payment",
     "mark_refunded",
@@ -37,7 +35,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _OPEN_ORDER = ("created", "payment_pending")
-_BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 
 
 def _spec(order: dict[str, Any]) -> ServiceSpec:
@@ -52,122 +49,6 @@ def _payment(ctx: MarketContext, order: dict[str, Any]) -> dict[str, Any] | None
 
 def _same(a: str | None, b: str | None) -> bool:
     return (a or "").lower() == (b or "").lower()
-
-
-def _valid_address(spec: ServiceSpec, value: str, field: str) -> str:
-    if spec.chain == "evm":
-        if not Web3.is_address(value):
-            raise invalid(field, "not an EVM address")
-        return value
-    if not 32 <= len(value) <= 44 or not set(value) <= _BASE58:
-        raise invalid(field, "not a base58 Solana address")
-    return value
-
-
-def _check_rail_request(ctx: MarketContext, spec: ServiceSpec, rail: dict[str, Any]) -> None:
-    expected = ctx.facts.payment(spec)
-    checks = (
-        ("type", spec.rail, "this service's rail is " + spec.rail),
-        ("chain", expected["chain"], f"this service is paid on {expected['chain']}"),
-        (
-            "tokenAddress",
-            expected.get("tokenAddress"),
-            "wrong token: the service is paid in the sandbox USDC",
-        ),
-        ("tokenMint", expected.get("tokenMint"), "wrong token: the service is paid in the sandbox USDC mint"),
-        ("payeeAddress", expected["payeeAddress"], "the payee is the provider's wallet"),
-        ("walletAddress", expected["walletAddress"], "the payee is the provider's wallet"),
-        ("escrowAddress", expected.get("escrowAddress"), "the escrow is the sandbox's escrow contract"),
-    )
-    for key, want, why in checks:
-        given = opt_str(rail, key, "rail.")
-        if given is not None and not _same(given, want):
-            raise invalid("rail." + key, why)
-    token = opt_str(rail, "token", "rail.")
-    if (
-        token is not None
-        and token.upper() != "USDC"
-        and not _same(token, expected.get("tokenAddress"))
-        and not _same(token, expected.get("tokenMint"))
-    ):
-        raise invalid("rail.token", "wrong token: the sandbox settles in USDC")
-
-
-def create_intent(ctx: MarketContext, call: Call) -> Answer:
-    """``POST /market/orders/:orderId/payment-intent`` (idempotent: returns the existing payment)."""
-    body = call.body
-    rail = opt_object(body, "rail") or {}
-    amount = opt_number(body, "amount")
-    currency = opt_str(body, "currency")
-    with ctx.store.transaction():
-        order, pairing = order_for_agent(ctx, call)
-        existing = _payment(ctx, order)
-        if existing is not None:
-            return 200, {"item": public(existing)}
-        if order["status"] not in _OPEN_ORDER:
-            raise ApiError(409, "ORDER_CLOSED", f"order is {order['status']}")
-        spec = _spec(order)
-        _check_rail_request(ctx, spec, rail)
-        if amount is not None and raw_units(amount, "amount") != spec.price_raw:
-            raise invalid("amount", f"the order's price is {human(spec.price_raw)} USDC")
-        if currency is not None and currency.upper() not in ("USDC", "USD"):
-            raise invalid("currency", "the sandbox settles in USDC")
-        payer = opt_str(rail, "payerAddress", "rail.")
-        if payer is None:
-            if spec.chain != "evm":
-                raise invalid("rail.payerAddress", "required on Solana: the agent's wallet address")
-            payer = pairing["agentAddress"]
-        payer = _valid_address(spec, payer, "rail.payerAddress")
-        expected = ctx.facts.payment(spec)
-        metadata: dict[str, Any] = {"tokenDecimals": DECIMALS, "rawAmount": str(spec.price_raw)}
-        rail_out: dict[str, Any] = {
-            "type": spec.rail,
-            "chain": expected["chain"],
-            "token": "USDC",
-            "provider": spec.provider_key,
-            "walletAddress": expected["payeeAddress"],
-            "payerAddress": payer,
-            "payeeAddress": expected["payeeAddress"],
-            "metadata": metadata,
-        }
-        if spec.chain == "evm":
-            rail_out["tokenAddress"] = expected["tokenAddress"]
-        else:
-            rail_out["tokenMint"] = expected["tokenMint"]
-        if spec.rail == "onchain-escrow":
-            rail_out["escrowAddress"] = expected["escrowAddress"]
-            metadata["orderKey"] = _order_key_hex(order["id"])
-        moment = iso(ctx.clock())
-        payment: dict[str, Any] = {
-            "id": new_id("pay"),
-            "orderId": order["id"],
-            "machineId": order["machineId"],
-            "status": "intent_created",
-            "rail": rail_out,
-            "notes": [],
-            "amount": human(spec.price_raw),
-            "currency": "USDC",
-            "proof": None,
-            "createdAt": moment,
-            "updatedAt": moment,
-            "_rawAmount": spec.price_raw,
-            "_proofKey": None,
-        }
-        ctx.store.put("payments", payment["id"], payment)
-        touch(ctx, order, status="payment_pending", _paymentId=payment["id"])
-        ctx.store.audit_event(
-            "market.payment.intent-created",
-            "market-payment",
-            payment["id"],
-            {"orderId": order["id"], "rail": spec.rail, "rawAmount": str(spec.price_raw)},
-        )
-    return 200, {"item": public(payment)}
-
-
-def _order_key_hex(order_id: str) -> str:
-    from buyer_agent.sandbox.contracts import order_key
-
-    return "0x" + order_key(order_id).hex()
 
 
 def _require_payment(ctx: MarketContext, order: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +72,7 @@ def _reused(ctx: MarketContext, key: str, payment: dict[str, Any]) -> None:
 def _proof_fields(body: dict[str, Any], payment: dict[str, Any]) -> tuple[str, str]:
     """Validate a transfer proof against the intent; returns (mode, transaction id)."""
     if "payment" in body and "verificationMode" not in body:
-        raise invalid("payment", "x402 proofs are not supported by the sandbox; send a transfer proof")
+        raise invalid("payment", "an x402 proof is for an x402 payment; this one is proven by a transfer")
     mode = req_str(body, "verificationMode")
     if mode not in ("recorded", "rpc"):
         raise invalid("verificationMode", "must be 'recorded' or 'rpc'")
@@ -224,10 +105,16 @@ def _proof_fields(body: dict[str, Any], payment: dict[str, Any]) -> tuple[str, s
 
 
 def submit_proof(ctx: MarketContext, call: Call) -> Answer:
-    """``POST /market/orders/:orderId/payment-proof``: ``rpc`` mode is checked on the chain."""
+    """``POST /market/orders/:orderId/payment-proof``: ``rpc`` mode is checked on the chain.
+
+    A transfer proof moves the rail type ``wallet`` to ``wdk-usdt-transfer`` (as documented); an
+    x402 payment's proof is its signed authorization (``_x402_flow.record_proof``).
+    """
     with ctx.store.transaction():
         order, _pairing = order_for_agent(ctx, call)
         payment = _require_payment(ctx, order)
+        if payment["rail"]["type"] == "x402":
+            return record_proof(ctx, order, payment, call.body)
         if payment["rail"]["type"] == "onchain-escrow":
             raise invalid("verificationMode", "an onchain-escrow payment is proven by payment/escrow-lock")
         mode, tx = _proof_fields(call.body, payment)
@@ -289,6 +176,9 @@ def _hold(
     ctx: MarketContext, order: dict[str, Any], payment: dict[str, Any], key: str, proof: dict[str, Any]
 ) -> None:
     ctx.store.put("used_proofs", key, {"paymentId": payment["id"]})
+    if payment["rail"]["type"] == "wallet":
+        # "On success the rail type upgrades wallet → wdk-usdt-transfer" (the orders reference).
+        payment["rail"]["type"] = "wdk-usdt-transfer"
     touch(ctx, payment, status="held", proof=proof, _proofKey=key)
     if order["status"] in _OPEN_ORDER:
         touch(ctx, order, status="ready")
@@ -347,7 +237,12 @@ def escrow_lock(ctx: MarketContext, call: Call) -> Answer:
 
 
 def release(ctx: MarketContext, call: Call) -> Answer:
-    """``POST …/payment/release``: checks the buyer's ``Released`` tx, or releases as the arbiter."""
+    """``POST …/payment/release``: ``release_pending`` → ``released``.
+
+    Escrow: checks the buyer's ``Released`` transaction, or releases as the arbiter without one. A
+    direct transfer (or a settled x402 authorization) already reached the provider: nothing moves on
+    chain, and a ``transactionHash`` is refused rather than recorded unchecked.
+    """
     tx = opt_str(call.body, "transactionHash")
     notes = opt_str(call.body, "notes")
     with ctx.store.transaction():
@@ -357,7 +252,10 @@ def release(ctx: MarketContext, call: Call) -> Answer:
             return 200, {"item": public(payment)}
         if payment["status"] != "release_pending":
             raise ApiError(409, "ORDER_CLOSED", f"payment is {payment['status']}, not release_pending")
-        if payment["rail"]["type"] == "onchain-escrow":
+        escrow = payment["rail"]["type"] == "onchain-escrow"
+        if tx is not None and not escrow:
+            raise invalid("transactionHash", "a direct payment has nothing to release on chain; omit it")
+        if escrow:
             assert ctx.evm is not None
             if tx is None:
                 tx = ctx.evm.release(order["id"])

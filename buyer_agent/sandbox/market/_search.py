@@ -5,20 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from buyer_agent.sandbox.market._catalogue import (
-    CATALOGUE,
-    SERVICE_TYPE,
-    SKILL_KEY,
-    ServiceSpec,
-    handoff,
-    metadata,
-    pricing,
-    service_by_id,
-    service_record,
-)
+from buyer_agent.sandbox.market._catalogue import CATALOGUE, SERVICE_TYPE, ServiceSpec, service_by_id
 from buyer_agent.sandbox.market._context import Answer, Call, MarketContext
 from buyer_agent.sandbox.market._errors import ApiError, invalid
 from buyer_agent.sandbox.market._paging import list_page
+from buyer_agent.sandbox.market._records import handoff, metadata, pricing, service_record
 from buyer_agent.sandbox.market._state import new_id
 from buyer_agent.sandbox.market._wire import (
     iso,
@@ -68,7 +59,7 @@ def list_services(ctx: MarketContext, call: Call) -> Answer:
     items = [
         (i, service_record(spec, ctx.facts, moment))
         for i, spec in enumerate(_catalogue(ctx))
-        if (wanted_type is None or _TYPE_ALIASES.get(wanted_type, wanted_type) == SERVICE_TYPE)
+        if (wanted_type is None or _TYPE_ALIASES.get(wanted_type, wanted_type) == spec.service_type)
         and (mode is None or spec.execution_mode == mode)
         and (provider is None or spec.provider_key == provider)
     ]
@@ -109,7 +100,7 @@ def _task(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matches(spec: ServiceSpec, task: dict[str, Any]) -> bool:
-    if task["serviceType"] != SERVICE_TYPE:
+    if task["serviceType"] != spec.service_type:
         return False
     if task["operation"] is not None and task["operation"] != spec.operation:
         return False
@@ -181,11 +172,11 @@ def search(ctx: MarketContext, call: Call) -> Answer:
 def _quote(ctx: MarketContext, spec: ServiceSpec, expires: str, budget_max: int | None) -> dict[str, Any]:
     within = budget_max is None or spec.price_raw <= budget_max
     reasons = [
-        f"matches {SERVICE_TYPE}/{spec.operation}",
+        f"matches {spec.service_type}/{spec.operation}",
         f"provider reputation {spec.reputation}",
         f"typical latency {spec.latency_ms} ms",
         "native execution" if spec.execution_mode == "native" else "external handoff",
-        f"paid by {spec.rail} on {spec.chain}",
+        "free: no payment" if spec.free else f"paid by {spec.rail} on {spec.chain}",
     ]
     if not within:
         reasons.append("price above budget.max")
@@ -193,7 +184,7 @@ def _quote(ctx: MarketContext, spec: ServiceSpec, expires: str, budget_max: int 
     quote: dict[str, Any] = {
         "id": new_id("quo"),
         "serviceId": spec.id,
-        "skillKey": SKILL_KEY,
+        "skillKey": spec.skill_key,
         "providerKey": spec.provider_key,
         "executionMode": spec.execution_mode,
         "integrationStatus": "native",

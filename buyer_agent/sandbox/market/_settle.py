@@ -22,7 +22,10 @@ RULE = "every dispute is resolved for the buyer: full refund on chain"
 
 
 def confirm(ctx: MarketContext, call: Call) -> Answer:
-    """``POST /market/orders/:orderId/confirm``: wallet payments → released, escrow → release_pending."""
+    """``POST /market/orders/:orderId/confirm``: order → confirmed, a held payment → release_pending.
+
+    As documented for every rail: the buyer's ``payment/release`` then closes it (``released``).
+    """
     with ctx.store.transaction():
         order, _pairing = order_for_agent(ctx, call)
         payment = ctx.store.get("payments", order.get("_paymentId") or "")
@@ -35,14 +38,7 @@ def confirm(ctx: MarketContext, call: Call) -> Answer:
         touch(ctx, order, status="confirmed")
         ctx.store.audit_event("market.order.confirmed", "market-order", order["id"], {})
         if payment is not None and payment["status"] == "held":
-            if payment["rail"]["type"] == "onchain-escrow":
-                touch(ctx, payment, status="release_pending")
-            else:
-                # A direct transfer already reached the provider: confirming settles it.
-                touch(ctx, payment, status="released")
-                ctx.store.audit_event(
-                    "market.payment.released", "market-payment", payment["id"], {"orderId": order["id"]}
-                )
+            touch(ctx, payment, status="release_pending")
     return 200, {"order": public(order), "payment": public(payment)}
 
 
@@ -53,10 +49,13 @@ def dispute(ctx: MarketContext, call: Call) -> Answer:
     with ctx.store.transaction():
         order, _pairing = order_for_agent(ctx, call)
         payment = ctx.store.get("payments", order.get("_paymentId") or "")
+        # Escrowed funds are still in the contract after confirm, so that payment can still be
+        # frozen; a direct transfer (or a settled x402 authorization) already reached the provider.
         pending_release = (
             order["status"] == "confirmed"
             and payment is not None
-            and (payment["status"] == "release_pending")
+            and payment["status"] == "release_pending"
+            and payment["rail"]["type"] == "onchain-escrow"
         )
         if order["status"] not in _DISPUTABLE and not pending_release:
             raise ApiError(409, "ORDER_CLOSED", f"order is {order['status']}")
