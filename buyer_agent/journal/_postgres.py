@@ -1,0 +1,473 @@
+"""The PostgreSQL journal as an :class:`OrderStore`: many worker processes on many hosts, one database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from buyer_agent._errors import BudgetExceeded, JournalError, LeaseLost
+from buyer_agent._money import Money
+from buyer_agent._redact import is_sensitive_key
+from buyer_agent.journal._canonical import dumps, encode_clean, jsonable, loads
+from buyer_agent.journal._pg_schema import SQLSTATES, migrate
+from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
+from buyer_agent.journal._store import Lease
+
+__all__ = ["PostgresStore", "display_url", "is_postgres_url"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+_CONTEXT_KEY = re.compile(r"[A-Za-z0-9_:.-]+")
+_ORDER_COLUMNS = (
+    "order_id, state, context::text, spec::text, pairing_id, market_order_id, created_at, updated_at, "
+    "lease_owner, buyer_agent.format_at(lease_until), lease_epoch"
+)
+_LEDGER_COLUMNS = "pairing_id, day, order_id, amount::text, currency, decimals, status"
+_TODAY = "to_char(buyer_agent.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+def is_postgres_url(target: object) -> bool:
+    """True when ``target`` is a ``postgresql://`` (or ``postgres://``) URL."""
+    return isinstance(target, str) and target.startswith(_SCHEMES)
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password (in the user part or a ``password=`` parameter), for people."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("password="))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class PostgresStore:
+    """:class:`OrderStore` on a PostgreSQL server (psycopg 3, async, with its connection pool).
+
+    Open it with :meth:`open`. The invariants are the database's (see
+    :mod:`buyer_agent.journal._pg_schema`): the head check, the hash, the row moving with its event
+    and the append-only rule are triggers; ``record`` is one call of a server function, so its
+    lease check, append, context patch (jsonb) and ledger commitment are one transaction, judged by
+    the server's clock. Every statement runs in autocommit, so each call is its own transaction.
+
+    Durability: PostgreSQL's default ``synchronous_commit=on`` makes every commit durable before it
+    returns; where a server or role turned it ``off``, ``intent:`` events still commit with it on.
+    """
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], url: str, *, time_shift: Callable[[], timedelta] | None
+    ) -> None:
+        self._pool = pool
+        self._label = display_url(url)
+        self._password = _password_of(url)
+        self._time_shift = time_shift
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        max_connections: int = 10,
+        timeout: float = 30.0,
+        time_shift: Callable[[], timedelta] | None = None,
+    ) -> PostgresStore:
+        """Connect to ``url``, migrate the schema (``buyer_agent``) and open a connection pool.
+
+        Args:
+            url: ``postgresql://user:password@host:port/database`` (any libpq URL).
+            max_connections: The pool's largest size (one connection per concurrent call).
+            timeout: Seconds to wait for a connection (from the pool, or the first one).
+            time_shift: Tests only: added to the server's clock in every statement (the store then
+                lives at the server's ``now()`` plus this), so a test can move lease expiry and UTC
+                days without waiting. Production leaves it None: the server's clock alone.
+
+        Raises:
+            JournalError: The server cannot be reached, refuses the login, is not UTF8, or holds a
+                newer schema than this code.
+        """
+        label, password = display_url(url), _password_of(url)
+        try:
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise JournalError(f"not a usable PostgreSQL URL {label}: {_first_line(exc, password)}") from exc
+        with _translated(label, password):
+            first = await AsyncConnection.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
+            try:
+                cur = await first.execute("SHOW server_encoding")
+                row = await cur.fetchone()
+                if row is None or str(row[0]).upper() not in ("UTF8", "UTF-8"):
+                    raise JournalError(
+                        f"the database at {label} is not UTF8 ({row[0] if row else '?'}): "
+                        "create it with ENCODING 'UTF8'"
+                    )
+                await migrate(first)
+            finally:
+                await first.close()
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                url,
+                min_size=1,
+                max_size=max_connections,
+                kwargs={"autocommit": True},
+                timeout=timeout,
+                open=False,
+                name="buyer_agent",
+            )
+            await pool.open(wait=True, timeout=timeout)
+        return cls(pool, url, time_shift=time_shift)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._label!r})"
+
+    @property
+    def label(self) -> str:
+        """The database URL without its password."""
+        return self._label
+
+    @asynccontextmanager
+    async def _conn(
+        self, *, lease: Lease | None = None, ledger: LedgerChange | None = None
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        with _translated(self._label, self._password, lease=lease, ledger=ledger):
+            async with self._pool.connection() as conn:
+                if self._time_shift is not None:
+                    shift = self._time_shift().total_seconds()
+                    await conn.execute(
+                        "SELECT set_config('buyer_agent.time_shift', %s, false)", [f"{shift} seconds"]
+                    )
+                yield conn
+
+    async def _one(
+        self,
+        sql: str,
+        args: Sequence[Any] | Mapping[str, Any],
+        *,
+        lease: Lease | None = None,
+        ledger: LedgerChange | None = None,
+    ) -> tuple[Any, ...] | None:
+        async with self._conn(lease=lease, ledger=ledger) as conn:
+            cur = await conn.execute(sql.encode(), args)
+            row = await cur.fetchone()
+            return tuple(row) if row is not None else None
+
+    async def _all(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._conn() as conn:
+            cur = await conn.execute(sql.encode(), args)
+            return [tuple(r) for r in await cur.fetchall()]
+
+    # --- orders and events -----------------------------------------------------------------
+
+    async def create_order(
+        self,
+        order_id: str,
+        spec: Mapping[str, Any],
+        *,
+        context: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """See :meth:`OrderStore.create_order`."""
+        clean = jsonable(dict(payload) if payload is not None else {"spec": spec})
+        row = await self._one(
+            "SELECT r_at, r_hash FROM buyer_agent.create_order(%s, 'created', %s::jsonb, %s::jsonb, "
+            "'submit', %s)",
+            [order_id, dumps(context or {}), dumps(spec), encode_clean(clean)],
+        )
+        assert row is not None
+        return Event(order_id, 1, row[0], "submit", "created", "created", clean, _GENESIS, row[1])
+
+    async def record(
+        self,
+        order_id: str,
+        trigger: str,
+        src: str,
+        dst: str,
+        payload: Mapping[str, Any] | None = None,
+        context_patch: Mapping[str, Any] | None = None,
+        *,
+        ledger: LedgerChange | None = None,
+        pairing_id: str | None = None,
+        market_order_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Event:
+        """See :meth:`OrderStore.record`."""
+        clean = jsonable(payload or {})
+        sets, unsets = _patch(context_patch)
+        status, pairing, amount, currency, decimals, limit = _ledger_args(ledger)
+        row = await self._one(
+            "SELECT r_seq, r_at, r_prev, r_hash FROM buyer_agent.record_event("
+            "%s, %s, %s, %s, %s, %s::jsonb, %s::text[], %s, %s, %s, %s, %s, %s, %s::numeric, %s, %s, "
+            "%s::numeric)",
+            [
+                order_id, trigger, src, dst, encode_clean(clean), sets, unsets, pairing_id,
+                market_order_id, lease.owner if lease else None, lease.epoch if lease else None,
+                status, pairing, amount, currency, decimals, limit,
+            ],
+            lease=lease,
+            ledger=ledger,
+        )  # fmt: skip
+        assert row is not None
+        return Event(order_id, int(row[0]), row[1], trigger, src, dst, clean, row[2], row[3])
+
+    async def order(self, order_id: str) -> OrderRecord:
+        """See :meth:`OrderStore.order`."""
+        row = await self._one(
+            f"SELECT {_ORDER_COLUMNS} FROM buyer_agent.orders WHERE order_id = %s", [order_id]
+        )
+        if row is None:
+            raise JournalError(f"no order {order_id} in the store")
+        return _order(row)
+
+    async def has_order(self, order_id: str) -> bool:
+        """See :meth:`OrderStore.has_order`."""
+        return await self._one("SELECT 1 FROM buyer_agent.orders WHERE order_id = %s", [order_id]) is not None
+
+    async def orders(self, states: Iterable[str] | None = None) -> list[OrderRecord]:
+        """See :meth:`OrderStore.orders`."""
+        sql = f"SELECT {_ORDER_COLUMNS} FROM buyer_agent.orders"
+        args: list[Any] = []
+        if states is not None:
+            sql += " WHERE state = ANY(%s)"
+            args.append(list(states))
+        rows = await self._all(sql + " ORDER BY created_at, order_id", args)
+        return [_order(r) for r in rows]
+
+    async def events(self, order_id: str) -> list[Event]:
+        """See :meth:`OrderStore.events`."""
+        rows = await self._all(
+            "SELECT order_id, seq, at, trigger, src, dst, payload, prev_hash, hash FROM buyer_agent.events "
+            "WHERE order_id = %s ORDER BY seq",
+            [order_id],
+        )
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]) or {}, r[7], r[8]) for r in rows]
+
+    # --- leases: the server's clock decides ----------------------------------------------------
+
+    async def acquire_lease(self, order_id: str, owner: str, ttl_s: float) -> Lease | None:
+        """See :meth:`OrderStore.acquire_lease`. A renewal by the holder keeps its epoch."""
+        row = await self._one(
+            "UPDATE buyer_agent.orders SET lease_owner = %(owner)s, "
+            "lease_epoch = CASE WHEN lease_owner IS DISTINCT FROM %(owner)s OR lease_until IS NULL "
+            "OR lease_until <= c.now THEN lease_epoch + 1 ELSE lease_epoch END, "
+            "lease_until = c.now + make_interval(secs => %(ttl)s) "
+            "FROM (SELECT buyer_agent.now() AS now) c "
+            "WHERE order_id = %(id)s AND (lease_owner IS NULL OR lease_until IS NULL "
+            "OR lease_until <= c.now OR lease_owner = %(owner)s) "
+            "RETURNING lease_epoch, buyer_agent.format_at(lease_until)",
+            {"owner": owner, "ttl": float(ttl_s), "id": order_id},
+        )
+        if row is None:
+            if not await self.has_order(order_id):
+                raise JournalError(f"no order {order_id} in the store")
+            return None
+        return Lease(order_id, owner, int(row[0]), row[1])
+
+    async def claim(self, states: Iterable[str], owner: str, ttl_s: float, limit: int) -> list[Lease]:
+        """See :meth:`OrderStore.claim`: ``FOR UPDATE SKIP LOCKED``, so claimers never wait on each other."""
+        wanted = list(states)
+        if not wanted or limit < 1:
+            return []
+        rows = await self._all(
+            "WITH c AS (SELECT buyer_agent.now() AS now), picked AS ("
+            "SELECT o.order_id FROM buyer_agent.orders o, c WHERE o.state = ANY(%(states)s) "
+            "AND (o.lease_owner IS NULL OR o.lease_until IS NULL OR o.lease_until <= c.now) "
+            "ORDER BY o.created_at, o.order_id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED) "
+            "UPDATE buyer_agent.orders o SET lease_owner = %(owner)s, lease_epoch = o.lease_epoch + 1, "
+            "lease_until = c.now + make_interval(secs => %(ttl)s) FROM picked, c "
+            "WHERE o.order_id = picked.order_id "
+            "RETURNING o.order_id, o.lease_epoch, buyer_agent.format_at(o.lease_until), o.created_at",
+            {"states": wanted, "limit": limit, "owner": owner, "ttl": float(ttl_s)},
+        )
+        rows.sort(key=lambda r: (r[3], r[0]))
+        return [Lease(r[0], owner, int(r[1]), r[2]) for r in rows]
+
+    async def release_lease(self, order_id: str, owner: str) -> None:
+        """See :meth:`OrderStore.release_lease`."""
+        await self._all(
+            "UPDATE buyer_agent.orders SET lease_owner = NULL, lease_until = NULL "
+            "WHERE order_id = %s AND lease_owner = %s RETURNING 1",
+            [order_id, owner],
+        )
+
+    # --- the budget ledger -------------------------------------------------------------------
+
+    async def ledger_entry(self, order_id: str) -> LedgerEntry | None:
+        """See :meth:`OrderStore.ledger_entry`."""
+        row = await self._one(
+            f"SELECT {_LEDGER_COLUMNS} FROM buyer_agent.ledger WHERE order_id = %s", [order_id]
+        )
+        return _entry(row) if row is not None else None
+
+    async def ledger_entries(self, pairing_id: str | None = None) -> list[LedgerEntry]:
+        """See :meth:`OrderStore.ledger_entries`."""
+        sql = f"SELECT {_LEDGER_COLUMNS} FROM buyer_agent.ledger"
+        args: list[Any] = []
+        if pairing_id is not None:
+            sql += " WHERE pairing_id = %s"
+            args.append(pairing_id)
+        return [_entry(r) for r in await self._all(sql + " ORDER BY day, order_id", args)]
+
+    async def spent_today(
+        self, pairing_id: str, currency: str, decimals: int, *, day: datetime | None = None
+    ) -> Money:
+        """See :meth:`OrderStore.spent_today` (``day`` defaults to the server's UTC today)."""
+        when = day.astimezone(UTC).date().isoformat() if day is not None else None
+        row = await self._one(
+            "SELECT coalesce(sum(amount), 0)::text FROM buyer_agent.ledger WHERE pairing_id = %s "
+            f"AND day = coalesce(%s, {_TODAY}) AND currency = %s AND decimals = %s "
+            "AND status IN ('committed', 'spent')",
+            [pairing_id, when, currency, decimals],
+        )
+        return Money(int(row[0]) if row else 0, decimals, currency)
+
+    # --- nonces ------------------------------------------------------------------------------
+
+    async def reserve(self, chain: str, address: str, chain_next: int, count: int) -> int:
+        """See :meth:`OrderStore.reserve`: one upsert, so two workers never get the same nonce."""
+        if count < 1:
+            raise ValueError("reserve at least one nonce")
+        row = await self._one(
+            "INSERT INTO buyer_agent.nonces AS n (chain, address, next) "
+            "VALUES (%(chain)s, %(address)s, %(chain_next)s + %(count)s) "
+            "ON CONFLICT (chain, address) DO UPDATE SET next = greatest(n.next, %(chain_next)s) + %(count)s "
+            "RETURNING n.next - %(count)s",
+            {"chain": chain, "address": address.lower(), "chain_next": chain_next, "count": count},
+        )
+        assert row is not None
+        return int(row[0])
+
+    # --- meta --------------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        """See :meth:`OrderStore.get_meta`."""
+        row = await self._one("SELECT value FROM buyer_agent.meta WHERE key = %s", [key])
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str | None) -> None:
+        """See :meth:`OrderStore.set_meta` (a key's name, before any ``:``, must not name a secret)."""
+        if is_sensitive_key(key.split(":", 1)[0].replace(".", "_")):
+            raise JournalError(f"refusing to store {key!r}: the journal never holds secrets")
+        if value is None:
+            await self._all("DELETE FROM buyer_agent.meta WHERE key = %s RETURNING 1", [key])
+        else:
+            await self._all(
+                "INSERT INTO buyer_agent.meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value RETURNING 1",
+                [key, value],
+            )
+
+    async def aclose(self) -> None:
+        """Close the pool's connections."""
+        await self._pool.close()
+
+
+_GENESIS = "0" * 64
+
+
+def _patch(context_patch: Mapping[str, Any] | None) -> tuple[str | None, list[str] | None]:
+    """The keys to set (canonical JSON of an object) and to remove, for the server's jsonb patch."""
+    if not context_patch:
+        return None, None
+    sets: dict[str, Any] = {}
+    unsets: list[str] = []
+    for key, value in context_patch.items():
+        if not _CONTEXT_KEY.fullmatch(key):
+            raise JournalError(f"context key {key!r} is not a plain name")
+        if value is None:
+            unsets.append(key)
+        else:
+            sets[key] = value
+    return (dumps(sets) if sets else None), (unsets or None)
+
+
+def _ledger_args(change: LedgerChange | None) -> tuple[Any, ...]:
+    """``record_event``'s ledger arguments: status, pairing, amount, currency, decimals, limit."""
+    if change is None:
+        return (None,) * 6
+    if change.status is not LedgerStatus.COMMITTED:
+        return (change.status.value, None, None, None, None, None)
+    if change.pairing_id is None or change.amount is None:
+        raise JournalError("a ledger commitment needs a pairing id and an amount")
+    money, limit = change.amount, change.daily_limit
+    if limit is not None and (limit.currency, limit.decimals) != (money.currency, money.decimals):
+        raise BudgetExceeded(
+            f"the daily limit is in {limit.currency} ({limit.decimals} decimals), the order in "
+            f"{money.currency} ({money.decimals} decimals)",
+            rule="daily_limit",
+        )
+    return (
+        change.status.value,
+        change.pairing_id,
+        str(money.amount),
+        money.currency,
+        money.decimals,
+        str(limit.amount) if limit is not None else None,
+    )
+
+
+@contextmanager
+def _translated(
+    label: str, password: str | None, *, lease: Lease | None = None, ledger: LedgerChange | None = None
+) -> Iterator[None]:
+    """Psycopg's errors become the framework's: the schema's SQLSTATEs by name, the rest as JournalError."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        state = getattr(exc, "sqlstate", None)
+        text = _first_line(exc, password)
+        if state == SQLSTATES["lease"] and lease is not None:
+            raise LeaseLost(lease.order_id, lease.owner, lease.epoch) from exc
+        if state == SQLSTATES["budget"] and ledger is not None and ledger.amount and ledger.daily_limit:
+            amount, limit = ledger.amount, ledger.daily_limit
+            spent = Money(int(exc.diag.message_detail or 0), amount.decimals, amount.currency)
+            raise BudgetExceeded(
+                f"the pairing's daily limit is {limit}: {spent} already committed or spent today, "
+                f"this order needs {amount}",
+                rule="daily_limit",
+            ) from exc
+        if state in (SQLSTATES["journal"], SQLSTATES["stale"]):
+            raise JournalError(text) from exc
+        if isinstance(exc, psycopg.OperationalError):
+            raise JournalError(f"the store at {label} failed: {text}", retryable=True) from exc
+        raise JournalError(f"store error at {label}: {text}") from exc
+
+
+def _first_line(exc: BaseException, password: str | None) -> str:
+    diag = getattr(exc, "diag", None)
+    text = (getattr(diag, "message_primary", None) or str(exc) or type(exc).__name__).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text.replace(password, "[secure]") if password else text
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        value = psycopg.conninfo.conninfo_to_dict(url).get("password")
+        return str(value) if value else None
+    except psycopg.Error:
+        return urlsplit(url).password
+
+
+def _order(row: Sequence[Any]) -> OrderRecord:
+    return OrderRecord(
+        order_id=row[0],
+        state=row[1],
+        context=loads(row[2]) or {},
+        spec=loads(row[3]) or {},
+        pairing_id=row[4],
+        market_order_id=row[5],
+        created_at=row[6],
+        updated_at=row[7],
+        lease_owner=row[8],
+        lease_until=row[9],
+        lease_epoch=int(row[10]),
+    )
+
+
+def _entry(row: Sequence[Any]) -> LedgerEntry:
+    return LedgerEntry(row[0], row[1], row[2], Money(int(row[3]), int(row[5]), row[4]), LedgerStatus(row[6]))
