@@ -40,6 +40,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "networks",
     "doctor",
+    "store",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}

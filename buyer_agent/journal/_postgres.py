@@ -2,51 +2,34 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from buyer_agent._errors import BudgetExceeded, JournalError, LeaseLost
+from buyer_agent._errors import JournalError
 from buyer_agent._money import Money
 from buyer_agent._redact import is_sensitive_key
-from buyer_agent.journal._canonical import dumps, encode_clean, jsonable, loads
-from buyer_agent.journal._pg_schema import SQLSTATES, migrate
-from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
+from buyer_agent.journal._canonical import GENESIS_HASH, dumps, encode_clean, jsonable, loads
+from buyer_agent.journal._open import display_url
+from buyer_agent.journal._pg_errors import password_of, scrubbed, translated
+from buyer_agent.journal._pg_rows import ledger_args, ledger_entry, order_record, patch_args
+from buyer_agent.journal._pg_schema import migrate
+from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, OrderRecord
 from buyer_agent.journal._store import Lease
 
-__all__ = ["PostgresStore", "display_url", "is_postgres_url"]
+__all__ = ["PostgresStore"]
 
-_SCHEMES = ("postgresql://", "postgres://")
-_CONTEXT_KEY = re.compile(r"[A-Za-z0-9_:.-]+")
 _ORDER_COLUMNS = (
     "order_id, state, context::text, spec::text, pairing_id, market_order_id, created_at, updated_at, "
     "lease_owner, buyer_agent.format_at(lease_until), lease_epoch"
 )
 _LEDGER_COLUMNS = "pairing_id, day, order_id, amount::text, currency, decimals, status"
 _TODAY = "to_char(buyer_agent.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-
-
-def is_postgres_url(target: object) -> bool:
-    """True when ``target`` is a ``postgresql://`` (or ``postgres://``) URL."""
-    return isinstance(target, str) and target.startswith(_SCHEMES)
-
-
-def display_url(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password=`` parameter), for people."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
-    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("password="))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class PostgresStore:
@@ -67,7 +50,7 @@ class PostgresStore:
     ) -> None:
         self._pool = pool
         self._label = display_url(url)
-        self._password = _password_of(url)
+        self._password = password_of(url)
         self._time_shift = time_shift
 
     @classmethod
@@ -93,12 +76,12 @@ class PostgresStore:
             JournalError: The server cannot be reached, refuses the login, is not UTF8, or holds a
                 newer schema than this code.
         """
-        label, password = display_url(url), _password_of(url)
+        label, password = display_url(url), password_of(url)
         try:
             psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.Error as exc:
-            raise JournalError(f"not a usable PostgreSQL URL {label}: {_first_line(exc, password)}") from exc
-        with _translated(label, password):
+            raise JournalError(f"not a usable PostgreSQL URL {label}: {scrubbed(exc, password)}") from exc
+        with translated(label, password):
             first = await AsyncConnection.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
             try:
                 cur = await first.execute("SHOW server_encoding")
@@ -135,7 +118,7 @@ class PostgresStore:
     async def _conn(
         self, *, lease: Lease | None = None, ledger: LedgerChange | None = None
     ) -> AsyncIterator[AsyncConnection[Any]]:
-        with _translated(self._label, self._password, lease=lease, ledger=ledger):
+        with translated(self._label, self._password, lease=lease, ledger=ledger):
             async with self._pool.connection() as conn:
                 if self._time_shift is not None:
                     shift = self._time_shift().total_seconds()
@@ -180,7 +163,7 @@ class PostgresStore:
             [order_id, dumps(context or {}), dumps(spec), encode_clean(clean)],
         )
         assert row is not None
-        return Event(order_id, 1, row[0], "submit", "created", "created", clean, _GENESIS, row[1])
+        return Event(order_id, 1, row[0], "submit", "created", "created", clean, GENESIS_HASH, row[1])
 
     async def record(
         self,
@@ -198,8 +181,8 @@ class PostgresStore:
     ) -> Event:
         """See :meth:`OrderStore.record`."""
         clean = jsonable(payload or {})
-        sets, unsets = _patch(context_patch)
-        status, pairing, amount, currency, decimals, limit = _ledger_args(ledger)
+        sets, unsets = patch_args(context_patch)
+        status, pairing, amount, currency, decimals, limit = ledger_args(ledger)
         row = await self._one(
             "SELECT r_seq, r_at, r_prev, r_hash FROM buyer_agent.record_event("
             "%s, %s, %s, %s, %s, %s::jsonb, %s::text[], %s, %s, %s, %s, %s, %s, %s::numeric, %s, %s, "
@@ -222,7 +205,7 @@ class PostgresStore:
         )
         if row is None:
             raise JournalError(f"no order {order_id} in the store")
-        return _order(row)
+        return order_record(row)
 
     async def has_order(self, order_id: str) -> bool:
         """See :meth:`OrderStore.has_order`."""
@@ -236,7 +219,7 @@ class PostgresStore:
             sql += " WHERE state = ANY(%s)"
             args.append(list(states))
         rows = await self._all(sql + " ORDER BY created_at, order_id", args)
-        return [_order(r) for r in rows]
+        return [order_record(r) for r in rows]
 
     async def events(self, order_id: str) -> list[Event]:
         """See :meth:`OrderStore.events`."""
@@ -302,7 +285,7 @@ class PostgresStore:
         row = await self._one(
             f"SELECT {_LEDGER_COLUMNS} FROM buyer_agent.ledger WHERE order_id = %s", [order_id]
         )
-        return _entry(row) if row is not None else None
+        return ledger_entry(row) if row is not None else None
 
     async def ledger_entries(self, pairing_id: str | None = None) -> list[LedgerEntry]:
         """See :meth:`OrderStore.ledger_entries`."""
@@ -311,7 +294,7 @@ class PostgresStore:
         if pairing_id is not None:
             sql += " WHERE pairing_id = %s"
             args.append(pairing_id)
-        return [_entry(r) for r in await self._all(sql + " ORDER BY day, order_id", args)]
+        return [ledger_entry(r) for r in await self._all(sql + " ORDER BY day, order_id", args)]
 
     async def spent_today(
         self, pairing_id: str, currency: str, decimals: int, *, day: datetime | None = None
@@ -366,108 +349,70 @@ class PostgresStore:
         """Close the pool's connections."""
         await self._pool.close()
 
+    # --- moving a store (``store copy``): see :mod:`buyer_agent.journal._copy` --------------------
 
-_GENESIS = "0" * 64
+    async def meta_items(self) -> list[tuple[str, str]]:
+        """Every stored meta key and value, by key."""
+        rows = await self._all("SELECT key, value FROM buyer_agent.meta ORDER BY key")
+        return [(str(k), str(v)) for k, v in rows]
 
+    async def nonce_counters(self) -> list[tuple[str, str, int]]:
+        """Every (chain, address, next unreserved nonce)."""
+        rows = await self._all("SELECT chain, address, next FROM buyer_agent.nonces ORDER BY chain, address")
+        return [(str(c), str(a), int(n)) for c, a, n in rows]
 
-def _patch(context_patch: Mapping[str, Any] | None) -> tuple[str | None, list[str] | None]:
-    """The keys to set (canonical JSON of an object) and to remove, for the server's jsonb patch."""
-    if not context_patch:
-        return None, None
-    sets: dict[str, Any] = {}
-    unsets: list[str] = []
-    for key, value in context_patch.items():
-        if not _CONTEXT_KEY.fullmatch(key):
-            raise JournalError(f"context key {key!r} is not a plain name")
-        if value is None:
-            unsets.append(key)
-        else:
-            sets[key] = value
-    return (dumps(sets) if sets else None), (unsets or None)
-
-
-def _ledger_args(change: LedgerChange | None) -> tuple[Any, ...]:
-    """``record_event``'s ledger arguments: status, pairing, amount, currency, decimals, limit."""
-    if change is None:
-        return (None,) * 6
-    if change.status is not LedgerStatus.COMMITTED:
-        return (change.status.value, None, None, None, None, None)
-    if change.pairing_id is None or change.amount is None:
-        raise JournalError("a ledger commitment needs a pairing id and an amount")
-    money, limit = change.amount, change.daily_limit
-    if limit is not None and (limit.currency, limit.decimals) != (money.currency, money.decimals):
-        raise BudgetExceeded(
-            f"the daily limit is in {limit.currency} ({limit.decimals} decimals), the order in "
-            f"{money.currency} ({money.decimals} decimals)",
-            rule="daily_limit",
+    async def import_nonce(self, chain: str, address: str, next_nonce: int) -> None:
+        """Raise the counter of (chain, address) to ``next_nonce`` (never lower it)."""
+        await self._all(
+            "INSERT INTO buyer_agent.nonces AS n (chain, address, next) VALUES (%s, %s, %s) "
+            "ON CONFLICT (chain, address) DO UPDATE SET next = greatest(n.next, EXCLUDED.next) RETURNING 1",
+            [chain, address.lower(), next_nonce],
         )
-    return (
-        change.status.value,
-        change.pairing_id,
-        str(money.amount),
-        money.currency,
-        money.decimals,
-        str(limit.amount) if limit is not None else None,
-    )
 
+    async def import_order(
+        self, order: OrderRecord, events: Sequence[Event], ledger: LedgerEntry | None
+    ) -> bool:
+        """Insert an order as another store holds it: its row, its events (same hashes), its ledger row.
 
-@contextmanager
-def _translated(
-    label: str, password: str | None, *, lease: Lease | None = None, ledger: LedgerChange | None = None
-) -> Iterator[None]:
-    """Psycopg's errors become the framework's: the schema's SQLSTATEs by name, the rest as JournalError."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        state = getattr(exc, "sqlstate", None)
-        text = _first_line(exc, password)
-        if state == SQLSTATES["lease"] and lease is not None:
-            raise LeaseLost(lease.order_id, lease.owner, lease.epoch) from exc
-        if state == SQLSTATES["budget"] and ledger is not None and ledger.amount and ledger.daily_limit:
-            amount, limit = ledger.amount, ledger.daily_limit
-            spent = Money(int(exc.diag.message_detail or 0), amount.decimals, amount.currency)
-            raise BudgetExceeded(
-                f"the pairing's daily limit is {limit}: {spent} already committed or spent today, "
-                f"this order needs {amount}",
-                rule="daily_limit",
-            ) from exc
-        if state in (SQLSTATES["journal"], SQLSTATES["stale"]):
-            raise JournalError(text) from exc
-        if isinstance(exc, psycopg.OperationalError):
-            raise JournalError(f"the store at {label} failed: {text}", retryable=True) from exc
-        raise JournalError(f"store error at {label}: {text}") from exc
+        One transaction. The schema's head trigger accepts each event only at the head the previous
+        one made and only when its hash matches its content, so a broken chain cannot arrive. No
+        lease comes along.
 
+        Returns:
+            True when inserted; False when this store already holds the identical journal.
 
-def _first_line(exc: BaseException, password: str | None) -> str:
-    diag = getattr(exc, "diag", None)
-    text = (getattr(diag, "message_primary", None) or str(exc) or type(exc).__name__).strip()
-    text = text.splitlines()[0] if text else type(exc).__name__
-    return text.replace(password, "[secure]") if password else text
-
-
-def _password_of(url: str) -> str | None:
-    try:
-        value = psycopg.conninfo.conninfo_to_dict(url).get("password")
-        return str(value) if value else None
-    except psycopg.Error:
-        return urlsplit(url).password
-
-
-def _order(row: Sequence[Any]) -> OrderRecord:
-    return OrderRecord(
-        order_id=row[0],
-        state=row[1],
-        context=loads(row[2]) or {},
-        spec=loads(row[3]) or {},
-        pairing_id=row[4],
-        market_order_id=row[5],
-        created_at=row[6],
-        updated_at=row[7],
-        lease_owner=row[8],
-        lease_until=row[9],
-        lease_epoch=int(row[10]),
-    )
-
-
-def _entry(row: Sequence[Any]) -> LedgerEntry:
-    return LedgerEntry(row[0], row[1], row[2], Money(int(row[3]), int(row[5]), row[4]), LedgerStatus(row[6]))
+        Raises:
+            JournalError: This store holds a different journal under the same order id.
+        """
+        if await self.has_order(order.order_id):
+            if [e.to_json() for e in await self.events(order.order_id)] == [e.to_json() for e in events]:
+                return False
+            raise JournalError(
+                f"order {order.order_id} already exists in {self.label} with a different journal; "
+                "refusing to overwrite it"
+            )
+        if not events:
+            raise JournalError(f"order {order.order_id} has no events to copy")
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO buyer_agent.orders (order_id, state, context, spec, pairing_id, "
+                "market_order_id, created_at, updated_at) "
+                "VALUES (%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)",
+                [order.order_id, events[0].src, dumps(order.context), dumps(order.spec), order.pairing_id,
+                 order.market_order_id, order.created_at, events[0].at],
+            )  # fmt: skip
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO buyer_agent.events (order_id, seq, at, trigger, src, dst, payload, "
+                    "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [[e.order_id, e.seq, e.at, e.trigger, e.src, e.dst, dumps(e.payload), e.prev_hash, e.hash]
+                     for e in events],
+                )  # fmt: skip
+            if ledger is not None:
+                await conn.execute(
+                    "INSERT INTO buyer_agent.ledger (order_id, pairing_id, day, amount, currency, decimals, "
+                    "status, updated_at) VALUES (%s, %s, %s, %s::numeric, %s, %s, %s, %s)",
+                    [ledger.order_id, ledger.pairing_id, ledger.day, str(ledger.amount.amount),
+                     ledger.amount.currency, ledger.amount.decimals, ledger.status.value, events[-1].at],
+                )  # fmt: skip
+        return True

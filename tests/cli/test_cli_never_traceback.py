@@ -133,6 +133,17 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("doctor-missing", ["doctor", "{root}/missing.yaml"], 2, "No such file"),
     ("doctor-binary", ["doctor", "{binary}"], 2, "not UTF-8"),
     ("doctor-endless", ["doctor", "/dev/zero"], 2, "larger than the limit"),
+    ("store-missing-from", ["store", "copy", "--from", "{root}/none", "--to", "{root}/s2"], 2, "no journal"),
+    ("store-from-binary", ["store", "copy", "--from", "{binary}", "--to", "{root}/s3"], 2, "not a journal"),
+    ("store-other-scheme", ["store", "copy", "--from", "{db}", "--to", "mysql://x/y"], 2, "mysql://"),
+    ("store-to-under-a-file", ["store", "copy", "--from", "{db}", "--to", "{plain}/x"], 2, "not a directory"),
+    ("store-same", ["store", "copy", "--from", "{db}", "--to", "{state}"], 2, "same store"),
+    (
+        "store-unreachable",
+        ["store", "copy", "--from", "{db}", "--to", "postgresql://u:secretpw@127.0.0.1:1/x"],
+        1,
+        "127.0.0.1",
+    ),
 ]
 
 

@@ -1,0 +1,55 @@
+"""``store copy`` on the real command line: SQLite → PostgreSQL → SQLite, verified, no password shown."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from cli_support import ROOT, cli
+
+GOLDEN = ROOT / "tests" / "golden" / "order_confirmed_v1.jsonl"
+
+
+def _state_with_golden(state: Path) -> None:
+    proc = cli("import", str(GOLDEN), "--allow-unsigned", "--state-dir", str(state))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_store_copy_moves_journals_both_ways(tmp_path: Path, postgres_url: str) -> None:
+    state = tmp_path / "state"
+    _state_with_golden(state)
+    proc = cli("store", "copy", "--from", str(state / "buyer_agent.db"), "--to", postgres_url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["orders"] == {"copied": 1, "present": 0, "refused": 0} and doc["events"] == 14
+    assert doc["copied"] == ["ord_golden_1"] and doc["refused"] == []
+    password = postgres_url.split(":")[2].split("@")[0]
+    assert password not in proc.stdout + proc.stderr and doc["to"].startswith("postgresql://postgres@")
+    again = cli("store", "copy", "--from", str(state), "--to", postgres_url)
+    assert again.returncode == 0 and "copied 0 orders" in again.stdout and "1 already there" in again.stdout
+    back = tmp_path / "back"
+    proc = cli("store", "copy", "--from", postgres_url, "--to", str(back))
+    assert proc.returncode == 0, proc.stderr
+    # What came back is the same journal: its export replays and verifies.
+    out = tmp_path / "back.jsonl"
+    assert cli("export", "ord_golden_1", "--state-dir", str(back), "-o", str(out)).returncode == 0
+    assert cli("replay", str(out)).returncode == 0
+    with open(out) as fh:
+        exported = [json.loads(line) for line in fh][1:]
+    with open(GOLDEN) as fh:
+        golden = [json.loads(line) for line in fh][1:]
+    assert [e["hash"] for e in exported] == [e["hash"] for e in golden]
+
+
+def test_store_copy_refuses_a_broken_chain_naming_order_and_event(tmp_path: Path, postgres_url: str) -> None:
+    state = tmp_path / "state"
+    _state_with_golden(state)
+    with sqlite3.connect(state / "buyer_agent.db") as db:
+        db.execute("DROP TRIGGER events_no_update")
+        db.execute("UPDATE events SET at = '2026-11-22T18:00:09.000000Z' WHERE seq = 5")
+    proc = cli("store", "copy", "--from", str(state), "--to", postgres_url, "--json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "error: refused order ord_golden_1: event 5: hash does not match" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["orders"]["refused"] == 1 and doc["refused"][0]["seq"] == 5
