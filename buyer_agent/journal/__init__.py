@@ -46,4 +46,3 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "utc_now",
     "verify_chain",
 ]
-

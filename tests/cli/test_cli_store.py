@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from cli_support import ROOT, cli
+from cli_support import ROOT, clean_env, cli
 
 GOLDEN = ROOT / "tests" / "golden" / "order_confirmed_v1.jsonl"
 
@@ -53,3 +53,49 @@ def test_store_copy_refuses_a_broken_chain_naming_order_and_event(tmp_path: Path
     assert "error: refused order ord_golden_1: event 5: hash does not match" in proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["orders"]["refused"] == 1 and doc["refused"][0]["seq"] == 5
+
+
+def _without(doc: object, key: str) -> object:
+    if isinstance(doc, dict):
+        return {k: _without(v, key) for k, v in doc.items() if k != key}
+    if isinstance(doc, list):
+        return [_without(v, key) for v in doc]
+    return doc
+
+
+def test_the_readers_read_a_postgresql_store_as_they_read_the_state_dir(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    state = tmp_path / "state"
+    _state_with_golden(state)
+    assert cli("store", "copy", "--from", str(state), "--to", postgres_url).returncode == 0
+    password = postgres_url.split(":")[2].split("@")[0]
+    env = clean_env(BUYER_AGENT_STORE=postgres_url)
+    for argv, label_key in (
+        (["orders", "--json"], "journal"),
+        (["show", "ord_golden_1", "--json"], "journal"),
+        (["replay", "ord_golden_1", "--json"], "source"),
+    ):
+        local = cli(*argv, "--state-dir", str(state))
+        remote = cli(*argv, "--store", postgres_url)
+        from_env = cli(*argv, env=env)
+        assert local.returncode == remote.returncode == from_env.returncode == 0, remote.stderr
+        assert remote.stdout == from_env.stdout and password not in remote.stdout + remote.stderr
+        assert _without(json.loads(remote.stdout), label_key) == _without(json.loads(local.stdout), label_key)
+        assert "postgresql://postgres@127.0.0.1:" in remote.stdout
+    assert cli("orders", "--store", postgres_url).stdout == cli("orders", "--state-dir", str(state)).stdout
+    # An export read from PostgreSQL holds the same event lines as one read from the state dir.
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert cli("export", "ord_golden_1", "--state-dir", str(state), "-o", str(a)).returncode == 0
+    assert cli("export", "ord_golden_1", "-o", str(b), env=env).returncode == 0
+    lines_a, lines_b = a.read_text().splitlines(), b.read_text().splitlines()
+    assert lines_a[1:] == lines_b[1:] and len(lines_b) == 15
+    assert _without(json.loads(lines_a[0]), "exported_at") == _without(json.loads(lines_b[0]), "exported_at")
+    assert cli("replay", str(b)).returncode == 0
+    # --state-dir on the command line wins over the environment; both flags at once is bad usage.
+    empty = tmp_path / "empty"
+    assert json.loads(cli("orders", "--json", "--state-dir", str(empty), env=env).stdout) == []
+    both = cli("orders", "--store", postgres_url, "--state-dir", str(state))
+    assert both.returncode == 2 and "--store" in both.stderr and "Traceback" not in both.stderr
+    missing = cli("show", "ord_nope", "--store", postgres_url)
+    assert missing.returncode == 1 and "ord_nope" in missing.stderr

@@ -231,3 +231,31 @@ def test_a_database_that_is_not_utf8_is_refused(postgres_server: PostgresServer)
     sql(postgres_server.url, "CREATE DATABASE latin ENCODING 'LATIN1' TEMPLATE template0")
     with pytest.raises(JournalError, match="not UTF8"):
         arun(lambda: PostgresStore.open(postgres_server.database_url("latin")))
+
+
+def test_the_store_goes_on_after_the_server_restarts() -> None:
+    # Connections cut by a restart fail once, as a retryable JournalError; the pool then reconnects.
+    with PostgresServer() as server:
+        url = server.create_database()
+
+        async def body() -> None:
+            store = await PostgresStore.open(url, max_connections=2)
+            try:
+                await store.create_order("o1", {})
+                server.restart()
+                failures = []
+                for _ in range(5):
+                    try:
+                        assert await store.has_order("o1")
+                        break
+                    except JournalError as exc:
+                        failures.append(exc)
+                else:
+                    raise AssertionError(failures)
+                assert all(exc.retryable for exc in failures) and len(failures) <= 2
+                await store.record("o1", "pair", "created", "paired", {})
+                assert [e.seq for e in await store.events("o1")] == [1, 2]
+            finally:
+                await store.aclose()
+
+        arun(body)
