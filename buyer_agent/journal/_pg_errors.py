@@ -29,7 +29,12 @@ def translated(
         text = scrubbed(exc, password)
         if state == SQLSTATES["lease"] and lease is not None:
             raise LeaseLost(lease.order_id, lease.owner, lease.epoch) from exc
-        if state == SQLSTATES["budget"] and ledger is not None and ledger.amount and ledger.daily_limit:
+        if (
+            state == SQLSTATES["budget"]
+            and ledger is not None
+            and ledger.amount is not None
+            and ledger.daily_limit is not None
+        ):
             amount, limit = ledger.amount, ledger.daily_limit
             spent = Money(int(exc.diag.message_detail or 0), amount.decimals, amount.currency)
             raise BudgetExceeded(

@@ -51,14 +51,15 @@ class Migration:
 
 
 _M001 = f"""
+-- Keys and times sort byte by byte (COLLATE "C"), as in SQLite, whatever the database's locale.
 CREATE TABLE buyer_agent.orders (
-    order_id text PRIMARY KEY,
+    order_id text COLLATE "C" PRIMARY KEY,
     state text NOT NULL,
     context jsonb NOT NULL,
     spec jsonb NOT NULL,
     pairing_id text,
     market_order_id text,
-    created_at text NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
     updated_at text NOT NULL,
     last_seq integer NOT NULL DEFAULT 0,
     last_hash text NOT NULL DEFAULT '{GENESIS_HASH}',
@@ -70,7 +71,7 @@ CREATE INDEX orders_state ON buyer_agent.orders (state, created_at, order_id);
 
 -- payload is the canonical JSON text the hash covers, kept byte for byte (jsonb would re-encode it).
 CREATE TABLE buyer_agent.events (
-    order_id text NOT NULL REFERENCES buyer_agent.orders (order_id),
+    order_id text COLLATE "C" NOT NULL REFERENCES buyer_agent.orders (order_id),
     seq integer NOT NULL,
     at text NOT NULL,
     trigger text NOT NULL,
@@ -83,9 +84,9 @@ CREATE TABLE buyer_agent.events (
 );
 
 CREATE TABLE buyer_agent.ledger (
-    order_id text PRIMARY KEY,
+    order_id text COLLATE "C" PRIMARY KEY,
     pairing_id text NOT NULL,
-    day text NOT NULL,
+    day text COLLATE "C" NOT NULL,
     amount numeric NOT NULL CHECK (amount >= 0 AND scale(amount) = 0),
     currency text NOT NULL,
     decimals integer NOT NULL,
@@ -103,13 +104,13 @@ CREATE TABLE buyer_agent.ledger_days (
 );
 
 CREATE TABLE buyer_agent.nonces (
-    chain text NOT NULL,
-    address text NOT NULL,
+    chain text COLLATE "C" NOT NULL,
+    address text COLLATE "C" NOT NULL,
     next bigint NOT NULL,
     PRIMARY KEY (chain, address)
 );
 
-CREATE TABLE buyer_agent.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE buyer_agent.meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
 
 -- The store's clock: the server's, never a worker's. Tests shift it with buyer_agent.time_shift.
 CREATE FUNCTION buyer_agent.now() RETURNS timestamptz LANGUAGE sql VOLATILE AS $$

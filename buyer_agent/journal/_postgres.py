@@ -43,6 +43,10 @@ class PostgresStore:
 
     Durability: PostgreSQL's default ``synchronous_commit=on`` makes every commit durable before it
     returns; where a server or role turned it ``off``, ``intent:`` events still commit with it on.
+
+    A store belongs to the event loop it was opened in (its pool's connections do); open one per
+    loop or thread. A connection the server dropped (a restart) fails one call with a retryable
+    :class:`JournalError`, and the pool replaces it.
     """
 
     def __init__(
