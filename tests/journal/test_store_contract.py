@@ -458,3 +458,42 @@ def test_two_stores_reserving_nonces_at_once_never_share_one(factory: StoreFacto
 
     a, b = run_apart(factory, [reserver, reserver])
     assert sorted(a + b) == list(range(50))
+
+
+def test_bad_ledger_changes_and_context_keys_are_refused_with_nothing_written(factory: StoreFactory) -> None:
+    async def body(store: OrderStore, _clock: Clock) -> None:
+        await _new(store)
+        for kwargs in (
+            {"ledger": LedgerChange(LedgerStatus.SPENT)},  # nothing committed to spend
+            {"ledger": LedgerChange(LedgerStatus.COMMITTED, "p1")},  # a commitment without an amount
+            {"context_patch": {"bad key!": 1}},
+        ):
+            with pytest.raises(JournalError):
+                await store.record("ord_1", "note:x", "created", "created", {}, **kwargs)  # type: ignore[arg-type]
+        assert [e.trigger for e in await store.events("ord_1")] == ["submit"]
+        assert await store.ledger_entry("ord_1") is None
+        assert (await store.order("ord_1")).context == {"machine_id": "m"}
+        # Releasing what was never committed is no error and changes nothing.
+        await store.record(
+            "ord_1", "note:r", "created", "created", {}, ledger=LedgerChange(LedgerStatus.RELEASED)
+        )
+        assert await store.ledger_entry("ord_1") is None
+
+    run(factory, body)
+
+
+def test_an_owner_retaking_its_expired_lease_starts_a_new_epoch(factory: StoreFactory) -> None:
+    async def body(store: OrderStore, clock: Clock) -> None:
+        await _new(store)
+        first = await store.acquire_lease("ord_1", "host:1:a", 30)
+        assert first is not None
+        clock.advance(31)
+        again = await store.acquire_lease("ord_1", "host:1:a", 30)
+        assert again is not None and again.epoch == first.epoch + 1
+        with pytest.raises(LeaseLost):  # a write still holding the old tenure is fenced off
+            await store.record("ord_1", "note:old", "created", "created", {}, lease=first)
+        await store.record("ord_1", "note:new", "created", "created", {}, lease=again)
+        rec = await store.order("ord_1")
+        assert (rec.lease_owner, rec.lease_epoch, rec.lease_until) == ("host:1:a", again.epoch, again.until)
+
+    run(factory, body)
