@@ -6,7 +6,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-from cli_support import ROOT, clean_env, cli
+import pytest
+from cli_support import ROOT, cli
+
+from buyer_agent.cli import main
 
 GOLDEN = ROOT / "tests" / "golden" / "order_confirmed_v1.jsonl"
 
@@ -64,38 +67,43 @@ def _without(doc: object, key: str) -> object:
 
 
 def test_the_readers_read_a_postgresql_store_as_they_read_the_state_dir(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = tmp_path / "state"
     _state_with_golden(state)
-    assert cli("store", "copy", "--from", str(state), "--to", postgres_url).returncode == 0
+    assert main(["store", "copy", "--from", str(state), "--to", postgres_url]) == 0
     password = postgres_url.split(":")[2].split("@")[0]
-    env = clean_env(BUYER_AGENT_STORE=postgres_url)
+
+    def out(*argv: str, code: int = 0) -> str:
+        assert main(list(argv)) == code
+        captured = capsys.readouterr()
+        assert password not in captured.out + captured.err and "Traceback" not in captured.err
+        return captured.out if code == 0 else captured.err
+
+    capsys.readouterr()
     for argv, label_key in (
         (["orders", "--json"], "journal"),
         (["show", "ord_golden_1", "--json"], "journal"),
         (["replay", "ord_golden_1", "--json"], "source"),
     ):
-        local = cli(*argv, "--state-dir", str(state))
-        remote = cli(*argv, "--store", postgres_url)
-        from_env = cli(*argv, env=env)
-        assert local.returncode == remote.returncode == from_env.returncode == 0, remote.stderr
-        assert remote.stdout == from_env.stdout and password not in remote.stdout + remote.stderr
-        assert _without(json.loads(remote.stdout), label_key) == _without(json.loads(local.stdout), label_key)
-        assert "postgresql://postgres@127.0.0.1:" in remote.stdout
-    assert cli("orders", "--store", postgres_url).stdout == cli("orders", "--state-dir", str(state)).stdout
+        local = out(*argv, "--state-dir", str(state))
+        remote = out(*argv, "--store", postgres_url)
+        with monkeypatch.context() as env:
+            env.setenv("BUYER_AGENT_STORE", postgres_url)
+            assert out(*argv) == remote
+        assert _without(json.loads(remote), label_key) == _without(json.loads(local), label_key)
+        assert "postgresql://postgres@127.0.0.1:" in remote
+    assert out("orders", "--store", postgres_url) == out("orders", "--state-dir", str(state))
     # An export read from PostgreSQL holds the same event lines as one read from the state dir.
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    assert cli("export", "ord_golden_1", "--state-dir", str(state), "-o", str(a)).returncode == 0
-    assert cli("export", "ord_golden_1", "-o", str(b), env=env).returncode == 0
+    out("export", "ord_golden_1", "--state-dir", str(state), "-o", str(a))
+    out("export", "ord_golden_1", "--store", postgres_url, "-o", str(b))
     lines_a, lines_b = a.read_text().splitlines(), b.read_text().splitlines()
     assert lines_a[1:] == lines_b[1:] and len(lines_b) == 15
     assert _without(json.loads(lines_a[0]), "exported_at") == _without(json.loads(lines_b[0]), "exported_at")
-    assert cli("replay", str(b)).returncode == 0
+    out("replay", str(b))
     # --state-dir on the command line wins over the environment; both flags at once is bad usage.
-    empty = tmp_path / "empty"
-    assert json.loads(cli("orders", "--json", "--state-dir", str(empty), env=env).stdout) == []
-    both = cli("orders", "--store", postgres_url, "--state-dir", str(state))
-    assert both.returncode == 2 and "--store" in both.stderr and "Traceback" not in both.stderr
-    missing = cli("show", "ord_nope", "--store", postgres_url)
-    assert missing.returncode == 1 and "ord_nope" in missing.stderr
+    monkeypatch.setenv("BUYER_AGENT_STORE", postgres_url)
+    assert json.loads(out("orders", "--json", "--state-dir", str(tmp_path / "empty"))) == []
+    assert "--store" in out("orders", "--store", postgres_url, "--state-dir", str(state), code=2)
+    assert "ord_nope" in out("show", "ord_nope", code=1)
