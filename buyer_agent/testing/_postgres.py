@@ -200,7 +200,8 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the cluster and remove its directory (waits for the watchdog to finish)."""
         watchdog, self._watchdog = self._watchdog, None
-        if watchdog is None:
+        if watchdog is None:  # never started: only the directory to remove
+            shutil.rmtree(self.base, ignore_errors=True)
             return
         with contextlib.suppress(OSError):
             if watchdog.stdin is not None:
