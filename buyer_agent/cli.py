@@ -44,6 +44,7 @@ COMMANDS: tuple[str, ...] = (
     "networks",
     "doctor",
     "ui",
+    "store",
 )
 #: Command names whose module is named otherwise (``import`` is a Python keyword).
 MODULES: dict[str, str] = {"import": "import_journal"}

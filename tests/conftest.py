@@ -14,3 +14,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name, raising=False)
+
+
+# A real PostgreSQL cluster per test session (``postgres_server``) and a fresh database per test
+# (``postgres_url``), for the PostgreSQL store's tests; they skip where PostgreSQL is not installed.
+pytest_plugins = ["buyer_agent.testing.postgres_plugin"]

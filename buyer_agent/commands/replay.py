@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import glob
 import json
 import sys
@@ -20,6 +21,7 @@ from buyer_agent.commands._common import (
     guarded,
     open_state_journal,
 )
+from buyer_agent.commands._store_read import add_store, no_journal, reading, replay_store_order, store_target
 from buyer_agent.commands._trust import add_chain_args, add_signer_arg, chain_doc, signature_of
 from buyer_agent.history import (
     Rebuilder,
@@ -72,6 +74,7 @@ def register(subparsers: Any) -> None:
     add_signer_arg(parser)
     add_chain_args(parser)
     add_state_dir(parser)
+    add_store(parser)
 
 
 def _strategy(text: str | None) -> str | dict[str, Any] | None:
@@ -185,10 +188,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: --strategy is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     files = _targets(args.target)
+    store = store_target(args) if files is None else None
     if files is None:
         try:
-            with open_state_journal(args.state_dir) as journal:
-                result = replay_order(journal, args.target)
+            if store is not None:
+                result = asyncio.run(_from_store(store, args.target))
+            else:
+                with open_state_journal(args.state_dir) as journal:
+                    result = replay_order(journal, args.target)
         except JournalError as exc:
             print(
                 f"error: {args.target} is neither a journal file nor an order in the journal: {exc}",
@@ -243,6 +250,13 @@ def _run(args: argparse.Namespace) -> int:
     if any(not d["trusted"] for d in good):
         return EXIT_BROKEN
     return EXIT_UNREADABLE if unreadable else EXIT_OK
+
+
+async def _from_store(target: str, order_id: str) -> Replay:
+    async with reading(target) as store:
+        if store is None:
+            raise no_journal(target)
+        return await replay_store_order(store, order_id)
 
 
 def _single(doc: dict[str, Any], as_json: bool) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from buyer_agent._errors import JournalError
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
+from buyer_agent.commands._store_read import add_store, no_journal, reading, store_target
 from buyer_agent.history import order_summary
 from buyer_agent.journal import DB_NAME, Event
 from buyer_agent.workflow import OrderSummary, fold
@@ -30,6 +32,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("order_id", metavar="ORDER_ID", help="the order (see `orders`)")
     add_state_dir(parser)
+    add_store(parser)
     parser.add_argument(
         "--json", action="store_true", help="print {order: <summary>, timeline: [events with elapsed_s]}"
     )
@@ -40,7 +43,19 @@ def run(args: argparse.Namespace) -> int:
     return guarded(lambda: _run(args))
 
 
+async def _from_store(target: str, order_id: str) -> tuple[list[Event], str]:
+    async with reading(target) as store:
+        if store is None:
+            raise no_journal(target)
+        await store.order(order_id)  # JournalError for an unknown order
+        return await store.events(order_id), store.label
+
+
 def _run(args: argparse.Namespace) -> int:
+    target = store_target(args)
+    if target is not None:
+        events, label = asyncio.run(_from_store(target, args.order_id))
+        return _show(events, label, args)
     agent = BuyerAgent(state_dir=args.state_dir)
     if not (agent.state_dir / DB_NAME).exists():
         raise JournalError(f"no journal in {agent.state_dir} (give --state-dir)")
@@ -50,8 +65,12 @@ def _run(args: argparse.Namespace) -> int:
         events = journal.events(args.order_id)
     finally:
         journal.close()
+    return _show(events, str(journal.path) if journal.path else ":memory:", args)
+
+
+def _show(events: list[Event], label: str, args: argparse.Namespace) -> int:
     facts = fold(events)
-    summary = order_summary(facts, str(journal.path) if journal.path else ":memory:")
+    summary = order_summary(facts, label)
     decision = facts.decision_reason
     steps = timeline(events)
     if args.json:

@@ -15,7 +15,7 @@ from buyer_agent._redact import Secret
 from buyer_agent._version import __version__
 from buyer_agent.journal._canonical import GENESIS_HASH, dumps, format_at, loads
 from buyer_agent.journal._journal import Journal, utc_now
-from buyer_agent.journal._records import Event
+from buyer_agent.journal._records import Event, OrderRecord
 from buyer_agent.journal._signature import sign_head
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "export_lines",
     "export_order",
     "header_for",
+    "header_of",
     "import_order",
     "open_journal_file",
 ]
@@ -107,6 +108,12 @@ def header_for(
     """
     rec = journal.order(order_id)
     evs = events if events is not None else journal.events(order_id)
+    return header_of(rec, evs, key=key)
+
+
+def header_of(rec: OrderRecord, evs: Sequence[Event], *, key: Secret | None = None) -> dict[str, Any]:
+    """The header line of an export of the order ``rec`` with its events ``evs`` (from any store)."""
+    order_id = rec.order_id
     head = evs[-1].hash if evs else GENESIS_HASH
     header: dict[str, Any] = {
         "format": FORMAT,

@@ -129,8 +129,23 @@ class Journal:
             if sync:
                 self.db.execute("PRAGMA synchronous=FULL")
             try:
-                with self.db.atomic() as db:
-                    yield db
+                # IMMEDIATE takes the write lock at BEGIN, where the busy timeout waits for it. A
+                # deferred transaction that reads first (a lease, the orders to claim) and writes
+                # after fails at once with "database is locked" when another connection committed
+                # in between (WAL's snapshot rule), which two processes sharing a file would hit.
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                except BaseException:
+                    if self.db.conn.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+                try:
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    if self.db.conn.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
             finally:
                 if sync:
                     self.db.execute("PRAGMA synchronous=NORMAL")

@@ -143,5 +143,18 @@ def m003_lease_epoch(db: Database) -> None:
 
 
 def migrate(db: Database) -> None:
-    """Apply every pending migration."""
-    MIGRATIONS.apply(db)
+    """Apply every pending migration, one process at a time.
+
+    ``Migrations.apply`` reads what is pending before its transactions begin, so two processes
+    opening a new journal at once would both apply the same steps ("table orders already exists").
+    Holding the write lock (``BEGIN IMMEDIATE``) around it makes the second wait, then find nothing
+    pending; the steps' own transactions become savepoints inside it.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        MIGRATIONS.apply(db)
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from buyer_agent._errors import JournalError
 from buyer_agent._money import Money
+from buyer_agent.journal._canonical import dumps
 from buyer_agent.journal._journal import Journal
 from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, OrderRecord
 from buyer_agent.journal._store import Lease
@@ -130,3 +132,69 @@ class SqliteStore:
     async def aclose(self) -> None:
         """Close the journal's connection."""
         self.journal.close()
+
+    # --- moving a store (``store copy``): see :mod:`buyer_agent.journal._copy` --------------------
+
+    async def meta_items(self) -> list[tuple[str, str]]:
+        """Every stored meta key and value, by key."""
+        rows = self.journal.db.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
+        return [(str(k), str(v)) for k, v in rows]
+
+    async def nonce_counters(self) -> list[tuple[str, str, int]]:
+        """Every (chain, address, next unreserved nonce)."""
+        rows = self.journal.db.execute("SELECT chain, address, next FROM nonces ORDER BY chain, address")
+        return [(str(c), str(a), int(n)) for c, a, n in rows.fetchall()]
+
+    async def import_nonce(self, chain: str, address: str, next_nonce: int) -> None:
+        """Raise the counter of (chain, address) to ``next_nonce`` (never lower it)."""
+        with self.journal._atomic() as db:
+            db.execute(
+                "INSERT INTO nonces (chain, address, next) VALUES (?, ?, ?) "
+                "ON CONFLICT(chain, address) DO UPDATE SET next = max(next, excluded.next)",
+                [chain, address.lower(), next_nonce],
+            )
+
+    async def import_order(
+        self, order: OrderRecord, events: Sequence[Event], ledger: LedgerEntry | None
+    ) -> bool:
+        """Insert an order as another store holds it: its row, its events (same hashes), its ledger row.
+
+        The schema's head triggers accept each event only at the head the previous one made; the
+        caller verifies the hashes first. No lease comes along.
+
+        Returns:
+            True when inserted; False when this store already holds the identical journal.
+
+        Raises:
+            JournalError: This store holds a different journal under the same order id.
+        """
+        if self.journal.has_order(order.order_id):
+            if [e.to_json() for e in self.journal.events(order.order_id)] == [e.to_json() for e in events]:
+                return False
+            raise JournalError(
+                f"order {order.order_id} already exists in {self.label} with a different journal; "
+                "refusing to overwrite it"
+            )
+        if not events:
+            raise JournalError(f"order {order.order_id} has no events to copy")
+        with self.journal._atomic() as db:
+            db.execute(
+                "INSERT INTO orders (order_id, state, context, spec, pairing_id, market_order_id, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [order.order_id, events[0].src, dumps(order.context), dumps(order.spec), order.pairing_id,
+                 order.market_order_id, order.created_at, events[0].at],
+            )  # fmt: skip
+            db.conn.executemany(
+                "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[e.order_id, e.seq, e.at, e.trigger, e.src, e.dst, dumps(e.payload), e.prev_hash, e.hash]
+                 for e in events],
+            )  # fmt: skip
+            if ledger is not None:
+                db.execute(
+                    "INSERT INTO ledger (order_id, pairing_id, day, amount, currency, decimals, status, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [ledger.order_id, ledger.pairing_id, ledger.day, str(ledger.amount.amount),
+                     ledger.amount.currency, ledger.amount.decimals, ledger.status.value, events[-1].at],
+                )  # fmt: skip
+        return True

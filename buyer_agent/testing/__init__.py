@@ -8,6 +8,10 @@
   models a strategy sees.
 - :func:`sandbox_agent`: a :class:`~buyer_agent.BuyerAgent` on a running :class:`~buyer_agent.sandbox.Sandbox`
   (its market, demo keys and chains) with its own state directory.
+- :class:`PostgresServer`: a throwaway PostgreSQL cluster (``initdb`` in a temp dir, 127.0.0.1 and a
+  free port, fresh databases on demand), stopped and removed when its owner stops or dies;
+  ``buyer_agent.testing.postgres_plugin`` has it as pytest fixtures (``postgres_server``,
+  ``postgres_url``), opt-in like the plugin below.
 - ``buyer_agent.testing.pytest_plugin``: pytest fixtures over these (a session sandbox, an agent on it,
   an in-memory journal). It is not loaded for everyone: enable it in your tests with
   ``pytest_plugins = ["buyer_agent.testing.pytest_plugin"]`` (in a test module or the root
@@ -16,13 +20,16 @@
 
 from buyer_agent.testing._journal import memory_journal
 from buyer_agent.testing._market import Call, ScriptedMarket, ScriptExhausted, quote, search
+from buyer_agent.testing._postgres import PostgresServer, postgres_available
 from buyer_agent.testing._sandbox import sandbox_agent
 
 __all__ = [
     "Call",
+    "PostgresServer",
     "ScriptExhausted",
     "ScriptedMarket",
     "memory_journal",
+    "postgres_available",
     "quote",
     "sandbox_agent",
     "search",

@@ -136,6 +136,17 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("ui-state-dir-file", ["ui", "--state-dir", "{plain}"], 2, "not a directory"),
     ("ui-bad-port", ["ui", "--port", "99999", "--state-dir", "{state}"], 2, "--port"),
     ("ui-other-host", ["ui", "--host", "0.0.0.0", "--state-dir", "{state}"], 2, "127.0.0.1 only"),
+    ("store-missing-from", ["store", "copy", "--from", "{root}/none", "--to", "{root}/s2"], 2, "no journal"),
+    ("store-from-binary", ["store", "copy", "--from", "{binary}", "--to", "{root}/s3"], 2, "not a journal"),
+    ("store-other-scheme", ["store", "copy", "--from", "{db}", "--to", "mysql://x/y"], 2, "mysql://"),
+    ("store-to-under-a-file", ["store", "copy", "--from", "{db}", "--to", "{plain}/x"], 2, "not a directory"),
+    ("store-same", ["store", "copy", "--from", "{db}", "--to", "{state}"], 2, "same store"),
+    (
+        "store-unreachable",
+        ["store", "copy", "--from", "{db}", "--to", "postgresql://u:secretpw@127.0.0.1:1/x"],
+        1,
+        "127.0.0.1",
+    ),
 ]
 
 

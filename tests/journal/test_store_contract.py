@@ -1,15 +1,22 @@
-"""The OrderStore contract: one suite, run against every store (SQLite here; PostgreSQL joins it).
+"""The OrderStore contract: one suite, run against every store (SQLite on disk, PostgreSQL on a real server).
 
-Each test drives a real store on disk through the async protocol and asserts an invariant the
-store itself must enforce: appends only at the head, the row moving with its event, leases with a
-rising epoch that fence a lost driver's writes, the daily limit checked inside the commitment's own
-transaction, nonces that never repeat, no secret in meta.
+Each test drives a real store through the async protocol and asserts an invariant the store itself
+must enforce: appends only at the head, the row moving with its event, leases with a rising epoch
+that fence a lost driver's writes, the daily limit checked inside the commitment's own transaction,
+nonces that never repeat, no secret in meta. The race tests open two stores on one database (two
+processes' worth of connections) and drive them from two threads at once.
+
+Time: the suite moves a hand :class:`Clock`. SQLite's journal takes it as its clock. PostgreSQL's
+store lives on the server's clock; its test mode adds the hand clock's movement to the server's
+``now()`` in the store's own SQL (``time_shift``), so leases still expire and days still turn on the
+server, by the server's arithmetic.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +32,7 @@ from buyer_agent.journal import (
     LedgerStatus,
     OrderStore,
     SqliteStore,
+    event_hash,
 )
 
 T = TypeVar("T")
@@ -53,14 +61,27 @@ def _sqlite_factory(tmp_path: Path) -> StoreFactory:
     return make
 
 
+def _postgres_factory(url: str) -> StoreFactory:
+    async def make(clock: Clock) -> OrderStore:
+        from buyer_agent.journal._postgres import PostgresStore
+
+        # The store's time is the server's now() plus this: the hand clock's start, then its moves.
+        origin = datetime.now(UTC)
+        return await PostgresStore.open(url, time_shift=lambda: clock.now - origin)
+
+    return make
+
+
 #: Every store under contract; a store that cannot run here (no server) skips with the reason.
-STORES = ["sqlite"]
+STORES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=STORES)
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     if request.param == "sqlite":
         yield _sqlite_factory(tmp_path)
+    elif request.param == "postgresql":
+        yield _postgres_factory(request.getfixturevalue("postgres_url"))
     else:  # pragma: no cover - a store added to STORES without a factory
         raise AssertionError(request.param)
 
@@ -77,6 +98,41 @@ def run(factory: StoreFactory, body: Callable[[OrderStore, Clock], Awaitable[T]]
             await store.aclose()
 
     return asyncio.run(main())
+
+
+def run_apart(factory: StoreFactory, bodies: Sequence[Callable[[OrderStore], Awaitable[T]]]) -> list[T]:
+    """Run each body on a store of its own (one database), each in its own thread and event loop, at once.
+
+    A barrier lines the bodies up after their stores are open, so they really overlap.
+    """
+    clock = Clock()
+    barrier = threading.Barrier(len(bodies))
+    results: list[Any] = [None] * len(bodies)
+
+    def worker(i: int) -> None:
+        async def main() -> T:
+            store = await factory(clock)
+            try:
+                barrier.wait(timeout=60)
+                return await bodies[i](store)
+            finally:
+                await store.aclose()
+
+        try:
+            results[i] = asyncio.run(main())
+        except BaseException as exc:  # handed to the test thread below
+            barrier.abort()
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:  # the first real failure, not the barrier it broke for the others
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+    return results
 
 
 USDC = (6, "USDC")
@@ -295,5 +351,149 @@ def test_the_store_says_where_it_is_without_secrets(factory: StoreFactory) -> No
         assert isinstance(store, OrderStore)
         assert store.label and "password" not in store.label.lower()
         assert store.label in repr(store)
+
+    run(factory, body)
+
+
+def test_every_event_hashes_as_the_python_chain_says(factory: StoreFactory) -> None:
+    # The hash is part of the file format: any store's events verify with the one Python encoder.
+    async def body(store: OrderStore, _clock: Clock) -> None:
+        await store.create_order("ord_ü", {"n": "✓"}, context={"k": "v"})
+        odd = {"quote": '"\\/', "controls": "\b\f\n\r\t\x01\x1f\x7f", "wide": "€😀\u2028", "n": 10**30}
+        await store.record("ord_ü", 'note:weird "name"\n', "created", "created", odd, {"odd": odd})
+        await store.record("ord_ü", "pair", "created", "paired", {"list": [1, "2", None, True, {}]})
+        events = await store.events("ord_ü")
+        prev = GENESIS_HASH
+        for ev in events:
+            assert ev.prev_hash == prev
+            assert ev.hash == event_hash(
+                prev, order_id=ev.order_id, seq=ev.seq, at=ev.at, trigger=ev.trigger, src=ev.src, dst=ev.dst,
+                payload=ev.payload,
+            )  # fmt: skip
+            prev = ev.hash
+        assert events[1].payload == odd and (await store.order("ord_ü")).context["odd"] == odd
+
+    run(factory, body)
+
+
+def test_a_writer_holding_a_stale_view_is_refused_by_the_store(factory: StoreFactory) -> None:
+    async def setup(store: OrderStore, _clock: Clock) -> None:
+        await _new(store)
+
+    run(factory, setup)
+
+    async def writer(store: OrderStore) -> str:
+        try:  # both writers saw the order in "created"; only one may move it on
+            await store.record("ord_1", "pair", "created", "paired", {"by": id(store)})
+        except JournalError:
+            return "refused"
+        return "written"
+
+    assert sorted(run_apart(factory, [writer, writer])) == ["refused", "written"]
+
+    async def check(store: OrderStore, _clock: Clock) -> None:
+        assert [e.trigger for e in await store.events("ord_1")] == ["submit", "pair"]
+        assert (await store.order("ord_1")).state == "paired"
+
+    run(factory, check)
+
+
+def test_two_stores_racing_claim_never_lease_an_order_twice(factory: StoreFactory) -> None:
+    async def setup(store: OrderStore, clock: Clock) -> None:
+        for i in range(30):
+            await _new(store, f"ord_{i:02}")
+            clock.advance(0.001)
+
+    run(factory, setup)
+
+    def claimer(name: str) -> Callable[[OrderStore], Awaitable[list[str]]]:
+        async def body(store: OrderStore) -> list[str]:
+            got: list[str] = []
+            while batch := await store.claim(["created"], f"{name}:1:w", 30, limit=3):
+                got += [lease.order_id for lease in batch]
+            return got
+
+        return body
+
+    a, b = run_apart(factory, [claimer("a"), claimer("b")])
+    assert not set(a) & set(b)
+    assert sorted(a + b) == [f"ord_{i:02}" for i in range(30)]
+
+
+def test_two_stores_racing_commitments_never_exceed_the_daily_limit(factory: StoreFactory) -> None:
+    async def setup(store: OrderStore, _clock: Clock) -> None:
+        for i in range(12):
+            await _new(store, f"ord_{i:02}")
+
+    run(factory, setup)
+    commit = LedgerChange(LedgerStatus.COMMITTED, "p1", usdc(1_000_000), daily_limit=usdc(5_000_000))
+
+    def committer(ids: range) -> Callable[[OrderStore], Awaitable[list[str]]]:
+        async def body(store: OrderStore) -> list[str]:
+            outcomes = []
+            for i in ids:
+                try:
+                    await store.record(f"ord_{i:02}", "note:c", "created", "created", {}, ledger=commit)
+                    outcomes.append("committed")
+                except BudgetExceeded:
+                    outcomes.append("refused")
+            return outcomes
+
+        return body
+
+    a, b = run_apart(factory, [committer(range(0, 12, 2)), committer(range(1, 12, 2))])
+    assert sorted(a + b).count("committed") == 5 and (a + b).count("refused") == 7
+
+    async def check(store: OrderStore, _clock: Clock) -> None:
+        assert await store.spent_today("p1", "USDC", 6) == usdc(5_000_000)
+        assert len(await store.ledger_entries("p1")) == 5
+
+    run(factory, check)
+
+
+def test_two_stores_reserving_nonces_at_once_never_share_one(factory: StoreFactory) -> None:
+    # No setup: the two stores also open (and migrate) the new database at the same moment.
+    async def reserver(store: OrderStore) -> list[int]:
+        return [await store.reserve("eip155:7", "0xabc", 0, 1) for _ in range(25)]
+
+    a, b = run_apart(factory, [reserver, reserver])
+    assert sorted(a + b) == list(range(50))
+
+
+def test_bad_ledger_changes_and_context_keys_are_refused_with_nothing_written(factory: StoreFactory) -> None:
+    async def body(store: OrderStore, _clock: Clock) -> None:
+        await _new(store)
+        for kwargs in (
+            {"ledger": LedgerChange(LedgerStatus.SPENT)},  # nothing committed to spend
+            {"ledger": LedgerChange(LedgerStatus.COMMITTED, "p1")},  # a commitment without an amount
+            {"context_patch": {"bad key!": 1}},
+        ):
+            with pytest.raises(JournalError):
+                await store.record("ord_1", "note:x", "created", "created", {}, **kwargs)  # type: ignore[arg-type]
+        assert [e.trigger for e in await store.events("ord_1")] == ["submit"]
+        assert await store.ledger_entry("ord_1") is None
+        assert (await store.order("ord_1")).context == {"machine_id": "m"}
+        # Releasing what was never committed is no error and changes nothing.
+        await store.record(
+            "ord_1", "note:r", "created", "created", {}, ledger=LedgerChange(LedgerStatus.RELEASED)
+        )
+        assert await store.ledger_entry("ord_1") is None
+
+    run(factory, body)
+
+
+def test_an_owner_retaking_its_expired_lease_starts_a_new_epoch(factory: StoreFactory) -> None:
+    async def body(store: OrderStore, clock: Clock) -> None:
+        await _new(store)
+        first = await store.acquire_lease("ord_1", "host:1:a", 30)
+        assert first is not None
+        clock.advance(31)
+        again = await store.acquire_lease("ord_1", "host:1:a", 30)
+        assert again is not None and again.epoch == first.epoch + 1
+        with pytest.raises(LeaseLost):  # a write still holding the old tenure is fenced off
+            await store.record("ord_1", "note:old", "created", "created", {}, lease=first)
+        await store.record("ord_1", "note:new", "created", "created", {}, lease=again)
+        rec = await store.order("ord_1")
+        assert (rec.lease_owner, rec.lease_epoch, rec.lease_until) == ("host:1:a", again.epoch, again.until)
 
     run(factory, body)
