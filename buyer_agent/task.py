@@ -11,6 +11,7 @@ the signer holds one account).
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -142,6 +143,21 @@ def parse_task(text: str, *, source: str | None = None, env: Mapping[str, str] |
     parser = _Parser(os.environ if env is None else env, base=base)
     task = parser.task(root)
     return replace(task, source=source)
+
+
+def _unloadable(path: str) -> str | None:
+    """Why the ``module:function`` at ``path`` cannot be loaded and called, or None when it can."""
+    module_name, _, name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any failure of the user's module: named, never a traceback
+        return f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+    func = getattr(module, name, None)
+    if func is None:
+        return f"{module_name!r} has no {name!r}"
+    if not callable(func):
+        return f"{path!r} is not callable"
+    return None
 
 
 def _compose(text: str) -> Node | None:
@@ -377,6 +393,8 @@ class _Parser:
         self._profiles = networks
         spec_kw = self.order(top["task"])
         spec_kw["budget"] = self.money(top["budget"], "budget")
+        if spec_kw["budget"].amount <= 0:
+            raise self._fail("budget", "must be above zero", top["budget"])
         if "strategy" in top:
             spec_kw["strategy"] = self.strategy(top["strategy"])
         if "payment" in top:
@@ -397,6 +415,7 @@ class _Parser:
         if "deadlines" in top:
             spec_kw["deadlines"] = self.deadlines(top["deadlines"])
         policy = self.policy(top["policy"]) if "policy" in top else None
+        self.payable(spec_kw, top)
         try:
             spec = OrderSpec(**spec_kw)
         except (TypeError, ValueError) as exc:
@@ -415,6 +434,47 @@ class _Parser:
             policy=policy,
             networks=networks,
         )
+
+    def payable(self, spec_kw: Mapping[str, Any], top: Mapping[str, Node]) -> None:
+        """Refuse a budget in a currency no token the agent can pay on its chain carries.
+
+        The agent pays only tokens it can pin (a network profile's, or ``payment.tokens``), and only in
+        the budget's currency, so ``"2.50 USD"`` or ``chain: peaq`` with no ``USDC`` contract named can
+        never be paid: refused now, before pairing, rather than after a search.
+        """
+        budget: Money = spec_kw["budget"]
+        symbol = budget.currency.upper()
+        allowlist = {s.upper() for s in spec_kw.get("tokens") or {}}
+        if symbol in allowlist:
+            return
+        try:
+            known = agent_networks(list(self._profiles), env=self._env)
+        except TaskFileError:
+            return  # the chain's own field reports the unreadable profiles when it needs them
+        chain = spec_kw.get("chain")
+        if chain not in (None, "evm", "solana"):
+            profile = known.get(str(chain))
+            if profile is None or profile.token(symbol) is not None:
+                return  # a chain no profile knows: only the intent can tell (and the allowlist pins it)
+            listed = ", ".join(sorted(profile.tokens)) or "none published"
+            where = "chain" if "chain" in top else "payment.chain"
+            raise self._fail(
+                "budget",
+                f"{profile.name} ({profile.chain}, from {where}) has no {symbol} the agent knows "
+                f"(its profile's tokens: {listed}); name the {symbol} contract in payment.tokens "
+                f'({{{symbol}: "0x..."}}) or pay in a token it lists',
+                top["budget"],
+            )
+        family = {"evm": "eip155:", "solana": "solana:"}.get(str(chain), "")
+        symbols = {s for p in known if p.chain.startswith(family) for s in p.tokens}
+        if symbol not in symbols:
+            raise self._fail(
+                "budget",
+                f"{symbol} is not a token the agent pays in (known: {', '.join(sorted(symbols))}); "
+                f'write the budget in one of them, like "{str(budget).split()[0]} USDC", or name the '
+                f"{symbol} contract in payment.tokens",
+                top["budget"],
+            )
 
     def networks(self, node: Node) -> tuple[NetworkProfile, ...]:
         """``networks:``: a file of profiles (path relative to the task file) or the profiles inline."""
@@ -648,6 +708,12 @@ class _Parser:
                     f"must be 'module:function', not {callable_path!r}",
                     found["callable"],
                 )
+            if callable_path is not None:
+                # Loaded now, as the delivery check will load it: a callable that cannot be loaded
+                # would otherwise be found only after paying, and dispute an honest delivery.
+                problem = _unloadable(callable_path)
+                if problem is not None:
+                    raise self._fail("acceptance.callable", problem, found["callable"])
         return Acceptance(outcome=outcome, json_schema=schema, callable_path=callable_path)
 
     def deadlines(self, node: Node) -> Deadlines:

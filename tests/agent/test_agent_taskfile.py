@@ -56,7 +56,12 @@ def test_examples_read_the_environment_for_an_external_market() -> None:
     assert task.spec.fee_cap_wei == 50 * 10**9
 
 
-def test_full_schema() -> None:
+def test_full_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The acceptance callable must load when the task is read (issue 19): give it a module.
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "mypkg" / "checks.py").write_text("def accept(result, outcome):\n    return True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     task = parse_task(
         """\
 market: https://market.example/
