@@ -166,7 +166,13 @@ def _compose(text: str) -> Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise TaskFileError("<document>", f"not valid YAML: {exc.problem or exc.context}", line=line) from exc
+        problem = f"not valid YAML: {exc.problem or exc.context}"
+        lines = text.splitlines()
+        source = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+        if "${" in source and "got '{'" in str(exc.problem):
+            # `{evm: ${VAR}}`: inside {…} or […] YAML reads the reference's `{` as a mapping.
+            problem += ' (inside {…} or […], quote a ${VAR} reference: "${VAR}")'
+        raise TaskFileError("<document>", problem, line=line) from exc
     except yaml.YAMLError as exc:
         raise TaskFileError("<document>", f"not valid YAML: {exc}") from exc
     except RecursionError as exc:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from buyer_agent._errors import BuyerAgentError, JournalError
+from buyer_agent._errors import BuyerAgentError, JournalError, TaskFileError
 from buyer_agent.commands._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -19,8 +17,15 @@ from buyer_agent.commands._common import (
     dump_json,
     guarded,
     open_state_journal,
+    strategy_arg,
 )
-from buyer_agent.commands._trust import add_chain_args, add_signer_arg, chain_doc, signature_of
+from buyer_agent.commands._trust import (
+    add_chain_args,
+    add_signer_arg,
+    chain_doc,
+    check_trust_args,
+    signature_of,
+)
 from buyer_agent.history import (
     Rebuilder,
     Replay,
@@ -32,6 +37,7 @@ from buyer_agent.history import (
     what_if,
 )
 from buyer_agent.journal._export import JournalFileError
+from buyer_agent.task import check_strategy
 
 __all__ = ["register", "run"]
 
@@ -72,13 +78,6 @@ def register(subparsers: Any) -> None:
     add_signer_arg(parser)
     add_chain_args(parser)
     add_state_dir(parser)
-
-
-def _strategy(text: str | None) -> str | dict[str, Any] | None:
-    if text is None or not text.lstrip().startswith("{"):
-        return text
-    value: dict[str, Any] = json.loads(text, parse_float=Decimal)
-    return value
 
 
 def _targets(target: str) -> list[Path] | None:
@@ -179,10 +178,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_trust_args(args)
     try:
-        strategy = _strategy(args.strategy)
-    except ValueError as exc:
-        print(f"error: --strategy is not valid JSON: {exc}", file=sys.stderr)
+        strategy = strategy_arg(args.strategy)
+        if strategy is not None:
+            check_strategy(strategy, "--strategy")
+    except TaskFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     files = _targets(args.target)
     if files is None:
@@ -234,7 +236,8 @@ def _run(args: argparse.Namespace) -> int:
             print()
         print(
             f"{summary['orders']} orders, {summary['verified']} verified; outcomes {summary['outcomes']}; "
-            f"spend {summary['spend']}; seconds in each state {summary['seconds_in_state']}"
+            f"spend {summary['spend']}; refunded {summary['refunded']}; "
+            f"seconds in each state {summary['seconds_in_state']}"
         )
         for b in summary["broken"]:
             where = f"order {b['order_id']}" if b["order_id"] else "unreadable"

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_utils.address import is_address, to_checksum_address
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from buyer_agent._errors import PaymentMismatchError, RailError, SignerError, TransactionRevertedError
@@ -29,6 +29,7 @@ from buyer_agent.rails._evm_abi import (
     transfer_logs,
 )
 from buyer_agent.rails._funds import native_token, require
+from buyer_agent.rails._nodes import EvmNodeProvider
 from buyer_agent.rails._nonces import MemoryNonceStore
 from buyer_agent.signers import EvmSigner, EvmTransaction, as_evm_signer
 
@@ -140,9 +141,7 @@ class EvmRail:
         # When each transaction was first seen with its nonce used and no receipt (see status()).
         self._unseen_since: dict[str, float] = {}
         # No transport retries: the rail's callers reconcile by status, and a dead node should fail fast.
-        self._w3 = AsyncWeb3(
-            AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
-        )
+        self._w3 = AsyncWeb3(EvmNodeProvider(rpc_url, timeout_s=30, exception_retry_configuration=None))
         # Middlewares that only cost calls here: "validation" asks the node's chain id before every
         # gas estimate and eth_call (the rail checks the chain itself, once), a payment names
         # addresses, never ENS names, and the gas middlewares fill fields the rail always sets.

@@ -31,6 +31,7 @@ from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import translated
 from buyer_agent.rails._funds import native_token, require
+from buyer_agent.rails._nodes import SolanaNodeProvider
 from buyer_agent.signers import SolanaSigner, as_solana_signer
 
 if TYPE_CHECKING:
@@ -115,6 +116,9 @@ class SolanaRail:
         self._poll = poll_interval
         self._networks = networks
         self._client = AsyncClient(rpc_url, commitment=self._commitment, timeout=30, http2=False)
+        # solana-py has no hook for its transport: its provider is swapped for one that says when the
+        # node is slow and bounds what it reads (same settings; nothing was sent yet).
+        self._client._provider = SolanaNodeProvider(rpc_url, timeout=30, http2=False)
         self._genesis_checked = False
 
     def __repr__(self) -> str:
