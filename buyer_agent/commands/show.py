@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from buyer_agent._errors import JournalError
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
-from buyer_agent.history import error_text, order_summary, strategy_order
+from buyer_agent.history import error_text, named_candidates, order_summary, strategy_order
 from buyer_agent.journal import DB_NAME, Event
 from buyer_agent.workflow import OrderSummary, fold
 
@@ -54,6 +55,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = order_summary(facts, str(journal.path) if journal.path else ":memory:")
     decision = facts.decision_reason
     steps = timeline(events)
+    # The candidates' journaled ``score`` is the market's for some, the strategy's for others.
+    summary = replace(summary, candidates=tuple(named_candidates(summary.candidates, facts)))
     if args.json:
         print_json({"order": summary.to_json(), "decision": decision, "timeline": steps})
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from buyer_agent.history._readable import named_candidates
 from buyer_agent.workflow import OrderFacts
 from buyer_agent.workflow._fact_parts import canonical
 from buyer_agent.workflow._quotes import money_text
@@ -46,7 +45,7 @@ def order_summary(facts: OrderFacts, journal: str) -> OrderSummary:
             "status": facts.payment_status,
             "verification": _verification(facts),
         }
-    candidates = tuple(named_candidates((canonical(c.to_json()) for c in facts.candidates or ()), facts))
+    candidates = tuple(canonical(c.to_json()) for c in facts.candidates or ())
     return OrderSummary(
         order_id=facts.order_id,
         state=OrderState(facts.state),

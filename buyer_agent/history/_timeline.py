@@ -51,7 +51,7 @@ def build_timeline(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ``{"states": [{state, seq, trigger, at, seconds}], "quote", "decision", "payment",
         "transactions", "market_order_id", "outcome", "error", "dispute", "spent", "refunded"}``.
         ``seconds`` is how long the order stayed in the state (None for the last one); ``spent`` is
-        None for a refunded order, whose paid amount is ``refunded`` instead.
+        what was paid, ``refunded`` what came back (a refunded order's payment).
     """
     states: list[dict[str, Any]] = []
     for ev in events:
@@ -76,10 +76,8 @@ def build_timeline(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "dispute": {"reason": facts.dispute.reason, "dispute_id": facts.dispute.id}
         if facts.dispute
         else None,
-        # A refunded order's money came back: it was held, not spent.
-        "spent": payment["amount"]
-        if facts.paid_at is not None and payment is not None and facts.state != "refunded"
-        else None,
+        "spent": payment["amount"] if facts.paid_at is not None and payment is not None else None,
+        # A refunded order's money came back: a summary counts it here, not as spend.
         "refunded": payment["amount"] if facts.state == "refunded" and payment is not None else None,
     }
 
@@ -175,8 +173,8 @@ def summarise(orders: Iterable[tuple[str, bool, Mapping[str, Any]]]) -> dict[str
         n += 1
         ok += int(verified)
         outcomes[state] = outcomes.get(state, 0) + 1
-        for key, totals in (("spent", spend), ("refunded", refunded)):
-            money = tl.get(key)
+        back = tl.get("refunded")
+        for money, totals in ((back, refunded), (None if back else tl.get("spent"), spend)):
             if money:
                 currency = money["currency"]
                 totals[currency] = totals.get(currency, Decimal(0)) + Decimal(money["amount"])
