@@ -58,8 +58,11 @@ async def check_rails_can_pay(rails: Sequence[Any], rail_type: str | None, chain
     types = (rail_type,) if rail_type else _TASK_RAIL_TYPES
     family = _FAMILIES.get(chain or "")
     seen: list[str] = []
+    concrete = chain is not None and family is None
     for rail in rails:
-        paid_on = await _rail_chain(rail)
+        # A rail without a fixed chain is asked for its node's only when the task names one chain:
+        # for "evm" or "solana" its family is enough, and no node is called before pairing for it.
+        paid_on = await _rail_chain(rail) if concrete or getattr(rail, "chain", None) else None
         if paid_on is None:
             return  # it cannot tell: let the payment step decide
         seen.append(f"{getattr(rail, 'name', type(rail).__name__)} on {paid_on}")

@@ -89,12 +89,14 @@ def test_an_endless_solana_answer_is_read_only_up_to_the_limit() -> None:
 
 
 def test_run_says_within_seconds_that_it_waits_for_a_silent_node(tmp_path: Path) -> None:
-    # The market is silent too: the agent waits for the node first (its chain, before pairing).
+    # The market is silent too: the agent asks the node first which chain it is on (the task names
+    # one: base), before pairing.
     with silent() as node, silent() as market:
         task = tmp_path / "task.yaml"
         task.write_text(
             f"market: {market}\nmachine_id: m\nkeys: {{api_key: '${{K}}', evm: '${{E}}'}}\n"
-            f"rpc: {{evm: '{node}'}}\ntask: {{service_type: compute.marketplace}}\nbudget: \"1 USDC\"\n",
+            f"rpc: {{evm: '{node}'}}\ntask: {{service_type: compute.marketplace}}\nbudget: \"1 USDC\"\n"
+            "payment: {chain: base}\n",
             encoding="utf-8",
         )
         argv = ["run", str(task), "--state-dir", str(tmp_path / "s"), "--timeout", "8"]
