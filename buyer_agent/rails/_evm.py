@@ -245,7 +245,18 @@ class EvmRail:
                 f"eip155:{chain_id}; nothing was signed"
             )
         token = to_checksum_address(request.token)
-        raw = await self._w3.eth.call({"to": token, "data": balance_of_data(self._address)})
+        calls = self._calls(request)
+
+        async def gas_needed() -> int:
+            return sum([await self._gas(what, to, data, i == 0) for i, (what, to, data) in enumerate(calls)])
+
+        # Four independent reads at once: against a remote node, one round trip's wait instead of four.
+        raw, native, (max_fee, _), gas = await asyncio.gather(
+            self._w3.eth.call({"to": token, "data": balance_of_data(self._address)}),
+            self._w3.eth.get_balance(self._address),
+            self._fees(request),
+            gas_needed(),
+        )
         held = int.from_bytes(bytes(raw)[:32], "big") if len(bytes(raw)) >= 32 else 0
         money = request.amount
         require(
@@ -256,12 +267,9 @@ class EvmRail:
             address=self._address,
             chain=request.chain,
         )
-        calls = self._calls(request)
-        max_fee, _ = await self._fees(request)
-        gas = sum([await self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls)])
         symbol, decimals = native_token(self._networks, request.chain, ("ETH", 18))
         require(
-            int(await self._w3.eth.get_balance(self._address)),
+            int(native),
             gas * max_fee,
             decimals=decimals,
             symbol=symbol,
