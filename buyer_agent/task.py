@@ -1,5 +1,8 @@
 """Task files: the YAML schema of one order and its connection settings, parsed with exact errors.
 
+(About 750 lines: one walk over one schema, a method per section, kept together so every field's
+error names its path and line the same way.)
+
 The file is read with PyYAML's node API (``yaml.compose`` with the safe loader) rather than
 ``safe_load`` so every error can name the field as a dotted path *and* the line it is on. Unknown
 keys and wrong types are refused. String values may hold ``${VAR}`` / ``${VAR:-default}``

@@ -1,4 +1,11 @@
-"""The EVM rail: ERC-20 transfers and escrow deposits, signed by an EvmSigner, sent over AsyncWeb3."""
+"""The EVM rail: ERC-20 transfers and escrow deposits, signed by an EvmSigner, sent over AsyncWeb3.
+
+Longer than this project's usual module (about 650 lines) on purpose: it is one implementation of the
+Rail protocol, whose steps (funds, sign, broadcast, reconcile through drops, nonce gaps and reorgs,
+verify, prove) share the node connection, the nonce reservations and the receipts seen at depth.
+The pieces that stand alone live beside it: the ABI (``_evm_abi``), the funds rule (``_funds``), the
+node transport (``_nodes``), foreign errors (``_boundary``).
+"""
 
 from __future__ import annotations
 
