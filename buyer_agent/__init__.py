@@ -3,6 +3,7 @@
 from buyer_agent._errors import (
     BudgetExceeded,
     BuyerAgentError,
+    InsufficientFundsError,
     JournalError,
     JournalIntegrityError,
     LeaseLost,
@@ -33,6 +34,7 @@ __all__ = [
     "BudgetExceeded",
     "BuyerAgent",
     "BuyerAgentError",
+    "InsufficientFundsError",
     "JournalError",
     "JournalIntegrityError",
     "LeaseLost",

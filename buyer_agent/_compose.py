@@ -164,7 +164,9 @@ async def connect(
             signer = chosen
         elif evm_key is not None:
             signer = LocalEvmSigner(evm_key)
-        rails = await _rails(journal, evm_rpc, signer, evm_chain, solana_rpc, solana_key, solana_chain)
+        rails = await _rails(
+            journal, evm_rpc, signer, evm_chain, solana_rpc, solana_key, solana_chain, networks
+        )
         pairing = _pairing(s, journal, market, machine_id, signer, label)
     except BaseException:
         if owns:
@@ -214,16 +216,18 @@ async def _rails(
     solana_rpc: str | None,
     solana_key: Secret | None,
     solana_chain: str | None,
+    networks: Networks | None = None,
 ) -> list[Any]:
     from buyer_agent.rails import EvmRail, SolanaRail
 
     rails: list[Any] = []
     if evm_rpc and evm_signer is not None:
-        rails.append(EvmRail(evm_rpc, evm_signer, chain=evm_chain, nonce_store=journal))
+        # The networks give each chain's confirmation depth (and Solana commitment) to its rail.
+        rails.append(EvmRail(evm_rpc, evm_signer, chain=evm_chain, nonce_store=journal, networks=networks))
     if solana_rpc and solana_key:
         if solana_chain is None:
             solana_chain = await _solana_caip2(solana_rpc)
-        rails.append(SolanaRail(solana_rpc, solana_key.reveal(), chain=solana_chain))
+        rails.append(SolanaRail(solana_rpc, solana_key.reveal(), chain=solana_chain, networks=networks))
     # Third-party rails (entry-point group ``buyer_agent.rails``) come after the built-in ones:
     # the runner picks the first rail that supports a quote's rail type and chain.
     rails.extend(plugin_rails())

@@ -12,6 +12,7 @@
     │   └── OrchestrationValidationError   a request the client refuses to send (field, constraint)
     ├── RailError                          a payment rail or chain failed
     │   ├── UnsupportedRailError           no rail can pay this intent (before money moves)
+    │   ├── InsufficientFundsError         the wallet cannot cover the payment or its gas (nothing signed)
     │   ├── TransactionRevertedError       mined, but reverted (reason)
     │   ├── PaymentOutcomeUnknown          sent, outcome not known yet: reconcile, never re-sign
     │   └── PaymentMismatchError           what the chain shows differs from what was agreed
@@ -25,7 +26,9 @@
         └── LeaseLost                      a write under a lease another driver has taken over
 
 Every error holds its data as attributes and says whether repeating the same call may succeed
-(``retryable``). Messages never contain secrets: details are redacted before they are attached.
+(``retryable``). Most carry a ``code`` (``RAIL_ERROR``, ``INSUFFICIENT_FUNDS``, ``POLICY_REFUSED``…):
+what an order's journaled error and the command line show, never the class's name.
+Messages never contain secrets: details are redacted before they are attached.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from buyer_agent._redact import redact
 __all__ = [
     "BudgetExceeded",
     "BuyerAgentError",
+    "InsufficientFundsError",
     "JournalError",
     "JournalIntegrityError",
     "LeaseLost",
@@ -123,6 +127,7 @@ class OrchestrationNetworkError(OrchestrationError):
     """
 
     retryable = True
+    code = "MARKET_UNREACHABLE"
 
 
 class OrchestrationOutcomeUnknown(OrchestrationNetworkError):
@@ -130,6 +135,8 @@ class OrchestrationOutcomeUnknown(OrchestrationNetworkError):
 
     A write in this state may or may not have happened: reconcile by reading, do not guess.
     """
+
+    code = "MARKET_NO_ANSWER"
 
 
 class OrchestrationRequestRefused(OrchestrationNetworkError):
@@ -146,9 +153,13 @@ class OrchestrationRequestRefused(OrchestrationNetworkError):
 class OrchestrationConfigError(OrchestrationError):
     """The client is misconfigured (missing or invalid URL, unusable settings)."""
 
+    code = "CONFIG_ERROR"
+
 
 class OrchestrationValidationError(OrchestrationError, ValueError):
     """The client refuses to send a request: ``field`` breaks ``constraint``."""
+
+    code = "INVALID_REQUEST"
 
     def __init__(self, field: str, constraint: str, message: str | None = None) -> None:
         super().__init__(message or f"{field}: {constraint}")
@@ -162,9 +173,13 @@ class OrchestrationValidationError(OrchestrationError, ValueError):
 class RailError(BuyerAgentError):
     """A payment rail or its chain failed."""
 
+    code = "RAIL_ERROR"
+
 
 class UnsupportedRailError(RailError):
     """No registered rail can pay this payment intent. Raised before any money moves."""
+
+    code = "UNSUPPORTED_RAIL"
 
     def __init__(self, rail_type: str, chain: str | None, available: list[str]) -> None:
         super().__init__(
@@ -175,8 +190,34 @@ class UnsupportedRailError(RailError):
         self.available = available
 
 
+class InsufficientFundsError(RailError):
+    """The payer's wallet holds less than the payment needs: the token amount, or gas for its fees.
+
+    Read from the chain before anything is signed, so a transfer that would revert (and burn gas) is
+    never sent. ``asset`` is what is short (``"USDC"``, ``"ETH"``…), ``have`` and ``need`` are the two
+    amounts as text with their symbol, ``address`` the wallet and ``chain`` its CAIP-2 id. Never
+    retried: a wallet is topped up by a person.
+    """
+
+    code = "INSUFFICIENT_FUNDS"
+
+    def __init__(self, asset: str, *, have: str, need: str, address: str, chain: str, why: str = "") -> None:
+        super().__init__(
+            f"not enough {asset} to pay: the wallet {address} holds {have} on {chain}, "
+            f"the payment needs {need}{why}; nothing was signed (send {asset} to {address})",
+            retryable=False,
+        )
+        self.asset = asset
+        self.have = have
+        self.need = need
+        self.address = address
+        self.chain = chain
+
+
 class TransactionRevertedError(RailError):
     """The transaction was mined and reverted; ``reason`` is the decoded revert reason if any."""
+
+    code = "TRANSACTION_REVERTED"
 
     def __init__(self, tx_id: str, reason: str | None) -> None:
         super().__init__(f"transaction {tx_id} reverted: {reason or 'no reason given'}")
@@ -188,6 +229,7 @@ class PaymentOutcomeUnknown(RailError):
     """A transaction was sent but its outcome is not known yet. Reconcile by id; never re-sign."""
 
     retryable = True
+    code = "PAYMENT_OUTCOME_UNKNOWN"
 
     def __init__(self, tx_id: str, message: str | None = None) -> None:
         super().__init__(message or f"outcome of {tx_id} is not known yet")
@@ -196,6 +238,8 @@ class PaymentOutcomeUnknown(RailError):
 
 class PaymentMismatchError(RailError):
     """What the chain or the market shows differs from what was agreed (amount, payee, token)."""
+
+    code = "PAYMENT_MISMATCH"
 
     def __init__(self, field: str, expected: object, actual: object) -> None:
         super().__init__(f"{field} mismatch: expected {expected!r}, got {actual!r}")
@@ -214,12 +258,16 @@ class SignerError(BuyerAgentError):
     than what was asked, or by another key than the expected address.
     """
 
+    code = "SIGNER_ERROR"
+
 
 # --- guards, state, input ----------------------------------------------------------------------
 
 
 class PolicyError(BuyerAgentError):
     """The framework's own budget or delegation-policy guard refused. Never retried."""
+
+    code = "POLICY_REFUSED"
 
     def __init__(self, message: str, *, rule: str = "policy") -> None:
         super().__init__(message, retryable=False)
@@ -228,6 +276,8 @@ class PolicyError(BuyerAgentError):
 
 class BudgetExceeded(PolicyError):
     """An amount would exceed the order budget, the per-transaction or the daily limit."""
+
+    code = "BUDGET_EXCEEDED"
 
     def __init__(self, message: str, *, rule: str = "budget") -> None:
         super().__init__(message, rule=rule)

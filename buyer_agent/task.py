@@ -1,5 +1,8 @@
 """Task files: the YAML schema of one order and its connection settings, parsed with exact errors.
 
+(About 750 lines: one walk over one schema, a method per section, kept together so every field's
+error names its path and line the same way.)
+
 The file is read with PyYAML's node API (``yaml.compose`` with the safe loader) rather than
 ``safe_load`` so every error can name the field as a dotted path *and* the line it is on. Unknown
 keys and wrong types are refused. String values may hold ``${VAR}`` / ``${VAR:-default}``
@@ -11,6 +14,7 @@ the signer holds one account).
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -144,13 +148,34 @@ def parse_task(text: str, *, source: str | None = None, env: Mapping[str, str] |
     return replace(task, source=source)
 
 
+def _unloadable(path: str) -> str | None:
+    """Why the ``module:function`` at ``path`` cannot be loaded and called, or None when it can."""
+    module_name, _, name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any failure of the user's module: named, never a traceback
+        return f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+    func = getattr(module, name, None)
+    if func is None:
+        return f"{module_name!r} has no {name!r}"
+    if not callable(func):
+        return f"{path!r} is not callable"
+    return None
+
+
 def _compose(text: str) -> Node | None:
     try:
         node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise TaskFileError("<document>", f"not valid YAML: {exc.problem or exc.context}", line=line) from exc
+        problem = f"not valid YAML: {exc.problem or exc.context}"
+        lines = text.splitlines()
+        source = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+        if "${" in source and "got '{'" in str(exc.problem):
+            # `{evm: ${VAR}}`: inside {…} or […] YAML reads the reference's `{` as a mapping.
+            problem += ' (inside {…} or […], quote a ${VAR} reference: "${VAR}")'
+        raise TaskFileError("<document>", problem, line=line) from exc
     except yaml.YAMLError as exc:
         raise TaskFileError("<document>", f"not valid YAML: {exc}") from exc
     except RecursionError as exc:
@@ -377,6 +402,8 @@ class _Parser:
         self._profiles = networks
         spec_kw = self.order(top["task"])
         spec_kw["budget"] = self.money(top["budget"], "budget")
+        if spec_kw["budget"].amount <= 0:
+            raise self._fail("budget", "must be above zero", top["budget"])
         if "strategy" in top:
             spec_kw["strategy"] = self.strategy(top["strategy"])
         if "payment" in top:
@@ -397,6 +424,7 @@ class _Parser:
         if "deadlines" in top:
             spec_kw["deadlines"] = self.deadlines(top["deadlines"])
         policy = self.policy(top["policy"]) if "policy" in top else None
+        self.payable(spec_kw, top)
         try:
             spec = OrderSpec(**spec_kw)
         except (TypeError, ValueError) as exc:
@@ -415,6 +443,47 @@ class _Parser:
             policy=policy,
             networks=networks,
         )
+
+    def payable(self, spec_kw: Mapping[str, Any], top: Mapping[str, Node]) -> None:
+        """Refuse a budget in a currency no token the agent can pay on its chain carries.
+
+        The agent pays only tokens it can pin (a network profile's, or ``payment.tokens``), and only in
+        the budget's currency, so ``"2.50 USD"`` or ``chain: peaq`` with no ``USDC`` contract named can
+        never be paid: refused now, before pairing, rather than after a search.
+        """
+        budget: Money = spec_kw["budget"]
+        symbol = budget.currency.upper()
+        allowlist = {s.upper() for s in spec_kw.get("tokens") or {}}
+        if symbol in allowlist:
+            return
+        try:
+            known = agent_networks(list(self._profiles), env=self._env)
+        except TaskFileError:
+            return  # the chain's own field reports the unreadable profiles when it needs them
+        chain = spec_kw.get("chain")
+        if chain not in (None, "evm", "solana"):
+            profile = known.get(str(chain))
+            if profile is None or profile.token(symbol) is not None:
+                return  # a chain no profile knows: only the intent can tell (and the allowlist pins it)
+            listed = ", ".join(sorted(profile.tokens)) or "none published"
+            where = "chain" if "chain" in top else "payment.chain"
+            raise self._fail(
+                "budget",
+                f"{profile.name} ({profile.chain}, from {where}) has no {symbol} the agent knows "
+                f"(its profile's tokens: {listed}); name the {symbol} contract in payment.tokens "
+                f'({{{symbol}: "0x..."}}) or pay in a token it lists',
+                top["budget"],
+            )
+        family = {"evm": "eip155:", "solana": "solana:"}.get(str(chain), "")
+        symbols = {s for p in known if p.chain.startswith(family) for s in p.tokens}
+        if symbol not in symbols:
+            raise self._fail(
+                "budget",
+                f"{symbol} is not a token the agent pays in (known: {', '.join(sorted(symbols))}); "
+                f'write the budget in one of them, like "{str(budget).split()[0]} USDC", or name the '
+                f"{symbol} contract in payment.tokens",
+                top["budget"],
+            )
 
     def networks(self, node: Node) -> tuple[NetworkProfile, ...]:
         """``networks:``: a file of profiles (path relative to the task file) or the profiles inline."""
@@ -648,6 +717,12 @@ class _Parser:
                     f"must be 'module:function', not {callable_path!r}",
                     found["callable"],
                 )
+            if callable_path is not None:
+                # Loaded now, as the delivery check will load it: a callable that cannot be loaded
+                # would otherwise be found only after paying, and dispute an honest delivery.
+                problem = _unloadable(callable_path)
+                if problem is not None:
+                    raise self._fail("acceptance.callable", problem, found["callable"])
         return Acceptance(outcome=outcome, json_schema=schema, callable_path=callable_path)
 
     def deadlines(self, node: Node) -> Deadlines:

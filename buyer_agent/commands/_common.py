@@ -9,10 +9,12 @@ and the one-line error every failure becomes instead of a traceback (:func:`guar
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ __all__ = [
     "open_state_journal",
     "print_json",
     "require_journal",
+    "strategy_arg",
     "worst",
 ]
 
@@ -95,6 +98,25 @@ def open_state_journal(state_dir: str | Path | None, *, create: bool = False) ->
         yield journal
     finally:
         journal.close()
+
+
+def strategy_arg(text: str | None) -> str | dict[str, Any] | None:
+    """A ``--strategy`` value: a name, or its JSON form ``{"name": …, "params": {…}}`` (numbers exact).
+
+    ``run`` and ``replay`` take the same forms. The strategy itself is checked where it is used.
+
+    Raises:
+        TaskFileError: The JSON form is not valid JSON, or not an object (a usage error, exit 2).
+    """
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except ValueError as exc:
+        raise TaskFileError("--strategy", f"is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise TaskFileError("--strategy", "must be a name or a JSON object {name, params}")
+    return value
 
 
 def exit_code(summary: OrderSummary) -> int:

@@ -2,7 +2,8 @@
 
 An output file is written to ``FILE.part`` and renamed into place, so a reader never sees half a
 file; when anything goes wrong (a directory, no permission, a full disk, Ctrl-C) the ``.part`` file
-is removed and the error is one line naming the path.
+is removed and the error is one line naming the path. An existing file that is not a regular file
+(``/dev/null``, a FIFO) is written in place: renaming over it would replace the node itself.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def write_atomically(path: Path, write: Callable[[IO[str]], T]) -> T:
     """
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a directory (give a file name with -o)")
+    if path.exists() and not path.is_file():
+        # A device, FIFO or socket (/dev/null, /dev/stdout, a pipe): written in place. Renaming a
+        # .part file over it would replace the device node itself with a plain file.
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                return write(fh)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     tmp = path.with_name(path.name + ".part")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Any
 
+from buyer_agent._errors import TaskFileError
+from buyer_agent._urls import check_port
 from buyer_agent.history import Replay
 from buyer_agent.journal._signature import SignatureCheck, check_signature
 
-__all__ = ["add_chain_args", "add_signer_arg", "chain_doc", "head_of", "signature_of"]
+__all__ = ["add_chain_args", "add_signer_arg", "chain_doc", "check_trust_args", "head_of", "signature_of"]
+
+_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 def add_signer_arg(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +56,22 @@ def add_chain_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Solana JSON-RPC for --check-chain (default $BUYER_AGENT_SOLANA_RPC)",
     )
+
+
+def check_trust_args(args: argparse.Namespace) -> None:
+    """Refuse a ``--signer`` that is no EVM address and an RPC URL with an impossible port (usage, 2).
+
+    Raises:
+        TaskFileError: ``--signer`` is not a 0x address.
+        OrchestrationConfigError: ``--evm-rpc`` / ``--solana-rpc`` names a port outside 1..65535.
+    """
+    signer = getattr(args, "signer", None)
+    if signer is not None and not _EVM_ADDRESS.match(signer):
+        raise TaskFileError("--signer", f"must be a 0x EVM address (40 hex digits), not {signer!r}")
+    for flag in ("evm_rpc", "solana_rpc"):
+        url = getattr(args, flag, None)
+        if url:
+            check_port(url, f"--{flag.replace('_', '-')}")
 
 
 def head_of(result: Replay) -> str:

@@ -38,12 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from buyer_agent.doctor import diagnose, exit_code, render
+    from buyer_agent.doctor import diagnose, exit_code
+    from buyer_agent.doctor._report import render_check, render_totals
 
-    checks = diagnose(args.task)
-    code = exit_code(checks)
     if args.json:
+        checks = diagnose(args.task)
+        code = exit_code(checks)
         print_json({"ok": code == 0, "checks": [c.to_json() for c in checks]})
-    else:
-        print(render(checks))
-    return code
+        return code
+    # Each check is printed as soon as it is made: a slow node or market shows where the doctor is.
+    checks = diagnose(args.task, on_check=lambda c: print(render_check(c), flush=True))
+    print(render_totals(checks))
+    return exit_code(checks)

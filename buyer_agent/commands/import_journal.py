@@ -14,7 +14,7 @@ from buyer_agent.commands._common import (
     guarded,
     open_state_journal,
 )
-from buyer_agent.commands._trust import add_signer_arg, signature_of
+from buyer_agent.commands._trust import add_signer_arg, check_trust_args, signature_of
 from buyer_agent.history import imported_context, replay_file
 from buyer_agent.journal._export import JournalFileError, import_order
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_trust_args(args)
     try:
         result = replay_file(args.file)
     except JournalFileError as exc:

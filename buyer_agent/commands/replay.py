@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
-import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from buyer_agent._errors import BuyerAgentError, JournalError
+from buyer_agent._errors import BuyerAgentError, JournalError, TaskFileError
 from buyer_agent.commands._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -20,9 +18,16 @@ from buyer_agent.commands._common import (
     dump_json,
     guarded,
     open_state_journal,
+    strategy_arg,
 )
 from buyer_agent.commands._store_read import add_store, no_journal, reading, replay_store_order, store_target
-from buyer_agent.commands._trust import add_chain_args, add_signer_arg, chain_doc, signature_of
+from buyer_agent.commands._trust import (
+    add_chain_args,
+    add_signer_arg,
+    chain_doc,
+    check_trust_args,
+    signature_of,
+)
 from buyer_agent.history import (
     Rebuilder,
     Replay,
@@ -34,6 +39,7 @@ from buyer_agent.history import (
     what_if,
 )
 from buyer_agent.journal._export import JournalFileError
+from buyer_agent.task import check_strategy
 
 __all__ = ["register", "run"]
 
@@ -75,13 +81,6 @@ def register(subparsers: Any) -> None:
     add_chain_args(parser)
     add_state_dir(parser)
     add_store(parser)
-
-
-def _strategy(text: str | None) -> str | dict[str, Any] | None:
-    if text is None or not text.lstrip().startswith("{"):
-        return text
-    value: dict[str, Any] = json.loads(text, parse_float=Decimal)
-    return value
 
 
 def _targets(target: str) -> list[Path] | None:
@@ -182,10 +181,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_trust_args(args)
     try:
-        strategy = _strategy(args.strategy)
-    except ValueError as exc:
-        print(f"error: --strategy is not valid JSON: {exc}", file=sys.stderr)
+        strategy = strategy_arg(args.strategy)
+        if strategy is not None:
+            check_strategy(strategy, "--strategy")
+    except TaskFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     files = _targets(args.target)
     store = store_target(args) if files is None else None
@@ -241,7 +243,8 @@ def _run(args: argparse.Namespace) -> int:
             print()
         print(
             f"{summary['orders']} orders, {summary['verified']} verified; outcomes {summary['outcomes']}; "
-            f"spend {summary['spend']}; seconds in each state {summary['seconds_in_state']}"
+            f"spend {summary['spend']}; refunded {summary['refunded']}; "
+            f"seconds in each state {summary['seconds_in_state']}"
         )
         for b in summary["broken"]:
             where = f"order {b['order_id']}" if b["order_id"] else "unreadable"

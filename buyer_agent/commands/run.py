@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from buyer_agent._progress import progress_printer
@@ -16,10 +17,12 @@ from buyer_agent.commands._common import (
     exit_code,
     guarded,
     print_json,
+    strategy_arg,
 )
+from buyer_agent.history import error_text, named_candidates
 from buyer_agent.networks import Networks
 from buyer_agent.task import load_task
-from buyer_agent.workflow import OrderState, OrderSummary
+from buyer_agent.workflow import OrderState, OrderSummary, fold
 
 __all__ = ["register", "run"]
 
@@ -52,7 +55,10 @@ def register(subparsers: Any) -> None:
         "--strategy",
         metavar="NAME",
         default=None,
-        help="the quote-selection strategy (overrides the task's, e.g. cheapest)",
+        help=(
+            "the quote-selection strategy (overrides the task's): a name such as cheapest, or the JSON "
+            'form replay takes, \'{"name": "weighted", "params": {"price": 1}}\''
+        ),
     )
     parser.add_argument(
         "--json",
@@ -89,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     task = load_task(args.task)
-    if args.strategy:
-        task = task.with_strategy(args.strategy)
+    strategy = strategy_arg(args.strategy)
+    if strategy:
+        task = task.with_strategy(strategy)
     agent = BuyerAgent.from_task(
         task, market=args.market, state_dir=args.state_dir, on_progress=progress_printer()
     )
@@ -118,7 +125,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {stopped(agent, started, args.timeout)}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print_json(summary.to_json())
+        doc = summary.to_json()
+        # The candidates' journaled ``score`` is the market's for some, the strategy's for others:
+        # named apart beside it.
+        facts = fold(agent.journal.events(summary.order_id))
+        doc["candidates"] = named_candidates(doc.get("candidates") or (), facts)
+        print_json(doc)
     else:
         print(human(summary, agent.networks))
     code = exit_code(summary)
@@ -148,10 +160,14 @@ def describe(summary: OrderSummary) -> str:
     """``failed: NO_ELIGIBLE_QUOTE: …`` — the state and, when there is one, the error."""
     text = summary.state.value
     if summary.state is OrderState.AWAITING_APPROVAL:
-        text += f" (approve it with `python -m buyer_agent approve {summary.order_id}`, then `resume`)"
-    error = summary.error
-    if error:
-        text += f": {error.get('code')}: {error.get('message')}"
+        # The person approving runs another process: it must open this journal, wherever it lives.
+        where = f" --state-dir {Path(summary.journal).parent}" if summary.journal != ":memory:" else ""
+        text += (
+            f" (approve it with `python -m buyer_agent approve {summary.order_id}{where}`, "
+            f"then `python -m buyer_agent resume {summary.order_id}{where}`)"
+        )
+    if summary.error:
+        text += f": {error_text(summary.error)}"
     return text
 
 
@@ -177,6 +193,6 @@ def human(summary: OrderSummary, networks: Networks | None = None) -> str:
     if summary.outcome:
         lines.append(f"outcome  {summary.outcome.get('status')}")
     if summary.error:
-        lines.append(f"error    {summary.error.get('code')}: {summary.error.get('message')}")
+        lines.append(f"error    {error_text(summary.error)}")
     lines.append(f"journal  {summary.journal}")
     return "\n".join(lines)

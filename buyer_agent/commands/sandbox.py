@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE
+from buyer_agent.commands._output import OutputError, write_atomically
 from buyer_agent.sandbox import Sandbox
 from buyer_agent.sandbox.market import parse_fault_spec
 
@@ -88,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    target = args.networks_file
+    if target is not None and (target.is_dir() or not target.absolute().parent.is_dir()):
+        # Known before anything starts: a sandbox is not started only to fail writing this.
+        why = "it is a directory" if target.is_dir() else "its folder does not exist"
+        print(f"error: --networks-file: cannot write {target}: {why}", file=sys.stderr)
+        return EXIT_USAGE
     sandbox = Sandbox(state_dir=args.state_dir, port=args.port, faults=faults)
     try:
         try:
@@ -99,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         if args.networks_file is not None:
-            _write_networks(args.networks_file, info)
+            try:
+                _write_networks(args.networks_file, info)
+            except OutputError as exc:
+                print(f"error: --networks-file: {exc}", file=sys.stderr)
+                return EXIT_USAGE
         sys.stdout.write(json.dumps(info.to_json()) + "\n")
         sys.stdout.flush()
         _log.info("sandbox ready on %s; SIGINT or SIGTERM stops it", info.url)
@@ -119,4 +130,5 @@ def _write_networks(path: Path, info: Any) -> None:
 
     from buyer_agent.networks import dump_profiles, sandbox_profiles
 
-    path.write_text(yaml.safe_dump(dump_profiles(sandbox_profiles(info)), sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(dump_profiles(sandbox_profiles(info)), sort_keys=False)
+    write_atomically(path, lambda fh: fh.write(text))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from buyer_agent._errors import JournalError
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
 from buyer_agent.commands._store_read import add_store, no_journal, reading, store_target
-from buyer_agent.history import order_summary
+from buyer_agent.history import error_text, named_candidates, order_summary, strategy_order
 from buyer_agent.journal import DB_NAME, Event
 from buyer_agent.workflow import OrderSummary, fold
 
@@ -73,10 +74,13 @@ def _show(events: list[Event], label: str, args: argparse.Namespace) -> int:
     summary = order_summary(facts, label)
     decision = facts.decision_reason
     steps = timeline(events)
+    # The candidates' journaled ``score`` is the market's for some, the strategy's for others.
+    summary = replace(summary, candidates=tuple(named_candidates(summary.candidates, facts)))
     if args.json:
         print_json({"order": summary.to_json(), "decision": decision, "timeline": steps})
     else:
-        print(render(summary, decision, steps))
+        ranking = facts.decision.ranking if facts.decision is not None else ()
+        print(render(summary, decision, steps, ranking))
     return EXIT_OK
 
 
@@ -128,8 +132,10 @@ def _price(value: Any) -> str:
     return str(value)
 
 
-def render(summary: OrderSummary, decision: Any, steps: Sequence[Mapping[str, Any]]) -> str:
-    """The timeline for people."""
+def render(
+    summary: OrderSummary, decision: Any, steps: Sequence[Mapping[str, Any]], ranking: Sequence[str] = ()
+) -> str:
+    """The timeline for people; the quotes best first by the strategy's ``ranking``, then the ineligible."""
     lines = [
         f"order {summary.order_id}  {summary.state.value}  (market order {summary.market_order_id or '-'})"
     ]
@@ -141,13 +147,17 @@ def render(summary: OrderSummary, decision: Any, steps: Sequence[Mapping[str, An
         lines.append(f"  {timing}  #{step['seq']:<3} {step['trigger']:<28} {move}{txs}")
     if summary.candidates:
         lines.append("")
-        lines.append("quotes seen (strategy ranking):")
-        for c in summary.candidates:
+        lines.append("quotes seen (strategy ranking, best first; then the ineligible):")
+        for c in strategy_order(summary.candidates, ranking):
             mark = "*" if summary.quote and c.get("quote_id") == summary.quote.get("quote_id") else " "
             verdict = "eligible" if c.get("eligible") else "not eligible"
             reasons = "; ".join(str(r) for r in (c.get("reasons") or ()))
+            market = c.get("market_score", None if c.get("eligible") else c.get("score"))
+            scores = f"market score {market}" if market is not None else ""
+            if c.get("eligible"):
+                scores += f"{', ' if scores else ''}strategy score {c.get('strategy_score', c.get('score'))}"
             lines.append(
-                f"  {mark} {c.get('service_id')}  {_price(c.get('price'))}  score {c.get('score')}  {verdict}"
+                f"  {mark} {c.get('service_id')}  {_price(c.get('price'))}  {scores}  {verdict}"
                 + (f"  — {reasons}" if reasons else "")
             )
     if summary.quote:
@@ -165,6 +175,6 @@ def render(summary: OrderSummary, decision: Any, steps: Sequence[Mapping[str, An
     if summary.outcome:
         lines.append(f"outcome  {summary.outcome.get('status')}: {summary.outcome.get('result')}")
     if summary.error:
-        lines.append(f"error    {summary.error.get('code')}: {summary.error.get('message')}")
+        lines.append(f"error    {error_text(summary.error)}")
     lines.append(f"journal  {summary.journal}")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ only as the addresses they derive; a secret never reaches a line of the report.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -16,6 +16,7 @@ from buyer_agent.doctor._chain import gas_checks, key_checks, rpc_checks, token_
 from buyer_agent.doctor._market import clock_checks, market_checks, pairing_checks, policy_checks
 from buyer_agent.doctor._report import Check, Status
 from buyer_agent.doctor._setup import make_setup
+from buyer_agent.doctor._watch import WatchedTransport
 from buyer_agent.networks import NETWORKS_ENV, agent_networks
 from buyer_agent.task import Task, load_task
 
@@ -24,8 +25,16 @@ _TIMEOUT = 10.0
 __all__ = ["diagnose"]
 
 
-def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> list[Check]:
+def diagnose(
+    task_path: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> list[Check]:
     """Run every check in order; each is PASS, WARN or FAIL with one line on how to fix it.
+
+    ``on_check`` is called with each check as soon as it is made (the command line prints it then,
+    so a slow node or market never looks like a hung doctor).
 
     Raises:
         TaskFileError: ``task_path`` cannot be read at all (missing, a directory, not text, too large);
@@ -33,9 +42,16 @@ def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> 
     """
     environ = os.environ if env is None else env
     checks: list[Check] = []
+
+    def emit(*new: Check) -> None:
+        for check in new:
+            checks.append(check)
+            if on_check is not None:
+                on_check(check)
+
     task: Task | None = None
     if task_path is None:
-        checks.append(
+        emit(
             Check(
                 "task",
                 Status.WARN,
@@ -49,24 +65,18 @@ def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> 
         except TaskFileError as exc:
             if exc.field == "<file>":
                 raise  # no file to check at that path: bad usage (exit 2), as for every command
-            checks.append(Check("task", Status.FAIL, str(exc), "correct that field (README: 'Task file')"))
+            emit(Check("task", Status.FAIL, str(exc), "correct that field (README: 'Task file')"))
             return checks
         spec = task.spec
-        checks.append(
-            Check(
-                "task",
-                Status.PASS,
-                f"{task_path}: {spec.service_type}, budget {spec.budget}",
-            )
-        )
+        emit(Check("task", Status.PASS, f"{task_path}: {spec.service_type}, budget {spec.budget}"))
     try:
         networks = agent_networks(list(task.networks) if task else None, env=environ)
     except TaskFileError as exc:
-        checks.append(Check("networks", Status.FAIL, str(exc), f"correct the file ${NETWORKS_ENV} names"))
+        emit(Check("networks", Status.FAIL, str(exc), f"correct the file ${NETWORKS_ENV} names"))
         return checks
     setup = make_setup(task, networks, environ)
     if setup.market is None:
-        checks.append(
+        emit(
             Check(
                 "market",
                 Status.WARN,
@@ -75,17 +85,18 @@ def diagnose(task_path: str | None, *, env: Mapping[str, str] | None = None) -> 
             )
         )
         return checks
-    with httpx.Client(timeout=_TIMEOUT, follow_redirects=False) as client:
-        checks += key_checks(setup)
-        checks += rpc_checks(setup, client)
-        checks += gas_checks(setup, client)
-        checks += token_checks(setup, client)
+    transport = WatchedTransport(_TIMEOUT)
+    with httpx.Client(timeout=_TIMEOUT, follow_redirects=False, transport=transport) as client:
+        emit(*key_checks(setup))
+        emit(*rpc_checks(setup, client))
+        emit(*gas_checks(setup, client))
+        emit(*token_checks(setup, client))
         reached = market_checks(setup, client)
-        checks += reached
+        emit(*reached)
         reachable = bool(reached) and reached[0].status is not Status.FAIL
         if reachable:
-            checks += pairing_checks(setup, client)
-        checks += policy_checks(setup)
+            emit(*pairing_checks(setup, client))
+        emit(*policy_checks(setup))
         if reachable:
-            checks += clock_checks(setup)
+            emit(*clock_checks(setup))
     return checks

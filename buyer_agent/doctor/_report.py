@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Check", "Status", "exit_code", "render"]
+__all__ = ["Check", "Status", "exit_code", "render", "render_check", "render_totals"]
 
 
 class Status(StrEnum):
@@ -36,14 +36,21 @@ def exit_code(checks: list[Check]) -> int:
     return 1 if any(c.status is Status.FAIL for c in checks) else 0
 
 
-def render(checks: list[Check]) -> str:
-    """One line per check (and an indented ``fix:`` line when there is one)."""
-    lines: list[str] = []
-    for c in checks:
-        lines.append(f"{c.status.value}  {c.name:<10} {c.detail}")
-        if c.fix and c.status is not Status.PASS:
-            lines.append(f"      fix: {c.fix}")
+def render_check(c: Check) -> str:
+    """One check's line (and an indented ``fix:`` line when there is one)."""
+    line = f"{c.status.value}  {c.name:<10} {c.detail}"
+    if c.fix and c.status is not Status.PASS:
+        line += f"\n      fix: {c.fix}"
+    return line
+
+
+def render_totals(checks: list[Check]) -> str:
+    """The last line: how many checks, failed, warned."""
     failed = sum(c.status is Status.FAIL for c in checks)
     warned = sum(c.status is Status.WARN for c in checks)
-    lines.append(f"{len(checks)} checks: {failed} failed, {warned} warnings")
-    return "\n".join(lines)
+    return f"{len(checks)} checks: {failed} failed, {warned} warnings"
+
+
+def render(checks: list[Check]) -> str:
+    """One line per check (and an indented ``fix:`` line when there is one), then the totals."""
+    return "\n".join([*(render_check(c) for c in checks), render_totals(checks)])

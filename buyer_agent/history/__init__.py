@@ -6,6 +6,7 @@ order. The journal itself (storage) is :mod:`buyer_agent.journal`.
 
 from buyer_agent.history._evidence import build_evidence, context_from_events
 from buyer_agent.history._imported import imported_context
+from buyer_agent.history._readable import error_text, named_candidates, strategy_order
 from buyer_agent.history._replay import (
     Breakage,
     Rebuilder,
@@ -28,13 +29,16 @@ __all__ = [
     "build_evidence",
     "build_timeline",
     "context_from_events",
+    "error_text",
     "imported_context",
+    "named_candidates",
     "order_summary",
     "render_timeline",
     "replay_benchmark",
     "replay_events",
     "replay_file",
     "replay_order",
+    "strategy_order",
     "summarise",
     "synthetic_journal",
     "synthetic_orders",

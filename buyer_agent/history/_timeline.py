@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from buyer_agent._money import Money
+from buyer_agent.history._readable import error_text
 from buyer_agent.rails._base import PaymentRequest
 from buyer_agent.workflow import OrderFacts, fold
 from buyer_agent.workflow._fact_parts import canonical
@@ -48,8 +49,9 @@ def build_timeline(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Returns:
         ``{"states": [{state, seq, trigger, at, seconds}], "quote", "decision", "payment",
-        "transactions", "market_order_id", "outcome", "error", "dispute", "spent"}``. ``seconds`` is
-        how long the order stayed in the state (None for the last one).
+        "transactions", "market_order_id", "outcome", "error", "dispute", "spent", "refunded"}``.
+        ``seconds`` is how long the order stayed in the state (None for the last one); ``spent`` is
+        what was paid, ``refunded`` what came back (a refunded order's payment).
     """
     states: list[dict[str, Any]] = []
     for ev in events:
@@ -75,6 +77,8 @@ def build_timeline(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if facts.dispute
         else None,
         "spent": payment["amount"] if facts.paid_at is not None and payment is not None else None,
+        # A refunded order's money came back: a summary counts it here, not as spend.
+        "refunded": payment["amount"] if facts.state == "refunded" and payment is not None else None,
     }
 
 
@@ -148,7 +152,7 @@ def render_timeline(order_id: str, state: str, timeline: Mapping[str, Any]) -> s
     if timeline.get("dispute"):
         lines.append(f"  dispute: {timeline['dispute'].get('reason')}")
     if timeline.get("error"):
-        lines.append(f"  error: {timeline['error'].get('code')}: {timeline['error'].get('message')}")
+        lines.append(f"  error: {error_text(timeline['error'])}")
     return "\n".join(lines)
 
 
@@ -157,19 +161,23 @@ def summarise(orders: Iterable[tuple[str, bool, Mapping[str, Any]]]) -> dict[str
 
     Returns:
         ``{"orders", "verified", "outcomes": {state: n}, "spend": {currency: amount},
-        "seconds_in_state": {state: seconds}}`` (amounts and seconds as decimal strings).
+        "refunded": {currency: amount}, "seconds_in_state": {state: seconds}}`` (amounts and seconds
+        as decimal strings). A refunded order's payment counts under ``refunded``, not ``spend``.
     """
     n = ok = 0
     outcomes: dict[str, int] = {}
     spend: dict[str, Decimal] = {}
+    refunded: dict[str, Decimal] = {}
     in_state: dict[str, Decimal] = {}
     for state, verified, tl in orders:
         n += 1
         ok += int(verified)
         outcomes[state] = outcomes.get(state, 0) + 1
-        spent = tl.get("spent")
-        if spent:
-            spend[spent["currency"]] = spend.get(spent["currency"], Decimal(0)) + Decimal(spent["amount"])
+        back = tl.get("refunded")
+        for money, totals in ((back, refunded), (None if back else tl.get("spent"), spend)):
+            if money:
+                currency = money["currency"]
+                totals[currency] = totals.get(currency, Decimal(0)) + Decimal(money["amount"])
         for s in tl.get("states") or []:
             if s["seconds"] is not None:
                 in_state[s["state"]] = in_state.get(s["state"], Decimal(0)) + Decimal(s["seconds"])
@@ -178,5 +186,6 @@ def summarise(orders: Iterable[tuple[str, bool, Mapping[str, Any]]]) -> dict[str
         "verified": ok,
         "outcomes": dict(sorted(outcomes.items())),
         "spend": {c: _amount_text(v) for c, v in sorted(spend.items())},
+        "refunded": {c: _amount_text(v) for c, v in sorted(refunded.items())},
         "seconds_in_state": {s: format(v, "f") for s, v in sorted(in_state.items())},
     }

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from buyer_agent._errors import TaskFileError
+from buyer_agent._limits import MAX_TASK_FILE_BYTES, TooLarge, read_bounded
 
 __all__ = [
     "NETWORKS_ENV",
@@ -203,7 +204,10 @@ def load_networks_file(path: str | Path, *, where: str | None = None) -> list[Ne
     """
     label = where or NETWORKS_ENV
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # Bounded like a task file: /dev/zero or an endless FIFO must not hang or fill memory.
+        text = read_bounded(path, MAX_TASK_FILE_BYTES, f"the networks file {path}").decode("utf-8")
+    except TooLarge as exc:
+        raise TaskFileError(label, str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TaskFileError(label, f"cannot read the networks file {path}: {exc}") from exc
     try:

@@ -13,6 +13,7 @@ __all__ = [
     "TRANSFER_TOPIC",
     "TransferLog",
     "approve_data",
+    "balance_of_data",
     "decode_revert",
     "escrow_deposit_data",
     "escrow_release_data",
@@ -39,6 +40,11 @@ def order_key(order_id: str) -> bytes:
 def transfer_data(to: str, amount: int) -> bytes:
     """Calldata of ERC-20 ``transfer(to, amount)``."""
     return _selector("transfer(address,uint256)") + encode(["address", "uint256"], [to, amount])
+
+
+def balance_of_data(owner: str) -> bytes:
+    """Calldata of ERC-20 ``balanceOf(owner)``."""
+    return _selector("balanceOf(address)") + encode(["address"], [owner])
 
 
 def approve_data(spender: str, amount: int) -> bytes:

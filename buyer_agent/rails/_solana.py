@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
@@ -30,14 +30,22 @@ from buyer_agent._redact import Secret
 from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import translated
+from buyer_agent.rails._funds import native_token, require
+from buyer_agent.rails._nodes import SolanaNodeProvider
 from buyer_agent.rails._rpc_spans import trace_solana_client
 from buyer_agent.signers import SolanaSigner, as_solana_signer
+
+if TYPE_CHECKING:
+    from buyer_agent.networks import Networks
 
 __all__ = ["SOLANA_RAIL_TYPES", "SolanaRail"]
 
 SOLANA_RAIL_TYPES = frozenset({"wallet"})
 
 _LEVELS = {"processed": 0, "confirmed": 1, "finalized": 2}
+#: Lamports per signature (the base fee) and the size of an SPL token account (for its rent).
+_FEE_PER_SIGNATURE = 5_000
+_TOKEN_ACCOUNT_SIZE = 165
 
 
 def _status_level(status: TransactionConfirmationStatus | None) -> int:
@@ -71,8 +79,10 @@ class SolanaRail:
             :class:`~buyer_agent.signers.LocalSolanaSigner`.
         chain: CAIP-2 id (``solana:<genesis hash prefix>``); checked against the node before signing.
         commitment: ``processed``, ``confirmed`` or ``finalized`` — when a transaction counts as landed
-            (CONFIRMED, or REVERTED); below it the transaction is PENDING.
+            (CONFIRMED, or REVERTED); below it the transaction is PENDING. None (the default): the
+            commitment of the chain's profile in ``networks``, else ``confirmed``.
         poll_interval: Seconds between status polls in :meth:`wait`.
+        networks: The network profiles (the chain's default commitment).
     """
 
     name = "solana"
@@ -83,12 +93,16 @@ class SolanaRail:
         signer: SolanaSigner | str | Secret,
         *,
         chain: str,
-        commitment: str = "confirmed",
+        commitment: str | None = None,
         poll_interval: float = 0.05,
+        networks: Networks | None = None,
     ) -> None:
         if not chain.startswith("solana:"):
             raise RailError(f"not a Solana CAIP-2 chain id: {chain!r} (expected solana:<genesis hash>)")
         check_port(rpc_url, "the Solana RPC URL")
+        if commitment is None:
+            profile = networks.get(chain) if networks is not None else None
+            commitment = profile.commitment if profile is not None and profile.commitment else "confirmed"
         if commitment not in _LEVELS:
             raise RailError(f"unknown commitment {commitment!r}; use one of {', '.join(_LEVELS)}")
         try:
@@ -101,7 +115,11 @@ class SolanaRail:
         self._commitment = Commitment(commitment)
         self._level = _LEVELS[commitment]
         self._poll = poll_interval
+        self._networks = networks
         self._client = AsyncClient(rpc_url, commitment=self._commitment, timeout=30, http2=False)
+        # solana-py has no hook for its transport: its provider is swapped for one that says when the
+        # node is slow and bounds what it reads (same settings; nothing was sent yet).
+        self._client._provider = SolanaNodeProvider(rpc_url, timeout=30, http2=False)
         # Each JSON-RPC call a client span under the order's step, when tracing is on.
         trace_solana_client(self._client, rpc_url)
         self._genesis_checked = False
@@ -186,6 +204,60 @@ class SolanaRail:
                 },
             )
         ]
+
+    @translated("reading the payer's balances")
+    async def check_funds(self, request: PaymentRequest) -> None:
+        """Refuse, before signing, a payment the wallet cannot cover: the token amount, or SOL for fees.
+
+        Reads the payer's token account of the mint and its SOL balance; the SOL needed is the
+        transaction's fee and, when the payee has no token account of the mint yet, that account's
+        rent (the payment creates it, paid by the buyer). Nothing is signed or sent.
+
+        Raises:
+            InsufficientFundsError: too few tokens, or too little SOL.
+            RailError: wrong chain or rail type, bad addresses.
+        """
+        if not self.supports(request.rail_type, request.chain):
+            raise RailError(
+                f"the Solana rail on {self.chain} cannot pay {request.rail_type!r} on {request.chain!r}; "
+                "nothing was signed"
+            )
+        mint = self._pubkey(request.token, "token mint")
+        payee = self._pubkey(request.payee, "payee")
+        await self._check_genesis()
+        source = get_associated_token_address(self._payer, mint)
+        held = 0
+        if _value(await self._client.get_account_info(source), "getAccountInfo") is not None:
+            balance = _value(await self._client.get_token_account_balance(source), "getTokenAccountBalance")
+            held = int(balance.amount)
+        money = request.amount
+        require(
+            held,
+            money.amount,
+            decimals=money.decimals,
+            symbol=money.currency,
+            address=self.address,
+            chain=request.chain,
+        )
+        need, why = _FEE_PER_SIGNATURE, "the fee"
+        dest = get_associated_token_address(payee, mint)
+        if _value(await self._client.get_account_info(dest), "getAccountInfo") is None:
+            rent = _value(
+                await self._client.get_minimum_balance_for_rent_exemption(_TOKEN_ACCOUNT_SIZE),
+                "getMinimumBalanceForRentExemption",
+            )
+            need, why = need + int(rent), "the fee and the rent of the payee's new token account"
+        lamports = int(_value(await self._client.get_balance(self._payer), "getBalance"))
+        symbol, decimals = native_token(self._networks, request.chain, ("SOL", 9))
+        require(
+            lamports,
+            need,
+            decimals=decimals,
+            symbol=symbol,
+            address=self.address,
+            chain=request.chain,
+            why=f" for {why}",
+        )
 
     @staticmethod
     def _pubkey(value: str, what: str) -> Pubkey:

@@ -13,13 +13,21 @@ from buyer_agent.tools._dispatch import AgentTools
 from buyer_agent.tools._formats import FORMATS, ToolFormat, tool_definitions
 from buyer_agent.tools._mcp import MCP_MISSING, build_server, serve_stdio
 from buyer_agent.tools._results import ERROR_CODES, STEP_TOOLS
-from buyer_agent.tools._schemas import FORBIDDEN_KEYS, MONEY_KEYS, SCHEMA_DIALECT, TOOLS, ToolSpec
+from buyer_agent.tools._schemas import (
+    FORBIDDEN_KEYS,
+    INPUT_REFUSED_KEYS,
+    MONEY_KEYS,
+    SCHEMA_DIALECT,
+    TOOLS,
+    ToolSpec,
+)
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as the export test checks
     "AgentTools",
     "ERROR_CODES",
     "FORBIDDEN_KEYS",
     "FORMATS",
+    "INPUT_REFUSED_KEYS",
     "MCP_MISSING",
     "MONEY_KEYS",
     "SCHEMA_DIALECT",

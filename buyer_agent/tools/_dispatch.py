@@ -8,16 +8,19 @@ passed, and the budget, payee, amount, token and rail never come from the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from buyer_agent._errors import StateError
 from buyer_agent._spans import tool_span
+from buyer_agent._urls import same_market
 from buyer_agent.tools._formats import tool_definitions
 from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
-from buyer_agent.tools._schemas import TOOLS, tool_spec
+from buyer_agent.tools._schemas import MAX_WAIT_S, TOOLS, tool_spec
 from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary, fold
 
 if TYPE_CHECKING:
@@ -28,6 +31,12 @@ __all__ = ["AgentTools"]
 log = logging.getLogger("buyer_agent.tools")
 S = OrderState
 _EMBEDDED = "embedded-sandbox"
+#: ``wait_for``: its default bound, and how often it rereads an order another process moves.
+_WAIT_DEFAULT_S = 30
+_WAIT_POLL_S = 0.5
+_REFUND_RETRY_S = 2.0
+#: ``order_status`` of a disputed order asks the market this long at most whether it has refunded.
+_STATUS_REFUND_CHECK_S = 2.0
 
 _HINTS: dict[OrderState, str] = {
     S.CREATED: "the order was not searched yet; start a new one with search_market",
@@ -36,7 +45,8 @@ _HINTS: dict[OrderState, str] = {
     S.QUOTED: "call place_order to order the chosen quote",
     S.AWAITING_APPROVAL: (
         "the price is above the approval threshold: a human must approve it "
-        "(python -m buyer_agent approve {order_id}); check order_status later, then call place_order"
+        "(python -m buyer_agent approve {order_id}{state_dir}); check order_status (or wait_for "
+        "quoted) later, then call place_order"
     ),
     S.ORDERED: "call pay_order",
     S.PAYING: "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
@@ -44,7 +54,10 @@ _HINTS: dict[OrderState, str] = {
     S.ESCROW_LOCKED: "call execute_order",
     S.EXECUTED: "check the outcome, then call confirm_order to accept it or dispute_order with a reason",
     S.CONFIRMED: "done: the service was delivered and paid",
-    S.DISPUTED: "the payment is frozen until the market refunds it; check order_status later",
+    S.DISPUTED: (
+        "the payment is frozen until the market refunds it; call wait_for with state refunded, or "
+        "order_status later"
+    ),
     S.REFUNDED: "the payment was refunded; start again with search_market if the task still needs it",
     S.HANDED_OFF: "the market handed execution to an external flow; nothing more to do here",
     S.FAILED: "the order stopped (see error); start a new one with search_market if it still makes sense",
@@ -73,6 +86,7 @@ class AgentTools:
             "pay_order": self._step_tool("pay", self._agent.pay),
             "execute_order": self._step_tool("execute", self._agent.execute),
             "order_status": self._order_status,
+            "wait_for": self._wait_for,
             "confirm_order": self._step_tool("confirm", self._agent.confirm),
             "dispute_order": self._dispute_order,
             "cancel_order": self._cancel_order,
@@ -130,26 +144,47 @@ class AgentTools:
         """An error when ``order_id`` cannot take ``action`` here (unknown, other market, state)."""
         agent = self._agent
         summary = agent.order(order_id)  # JournalError for an unknown order → UNKNOWN_ORDER
-        placed = agent.order_market(order_id)
-        here = agent.market_label
-        if order_id not in self._mine and placed is not None and (placed == _EMBEDDED or placed != here):
+        other = self._other_market(order_id)
+        if other is not None:
             return tool_error(
-                "OTHER_MARKET",
-                f"order {order_id} was placed on {placed}, not on this agent's market ({here})",
-                "read it with order_status; start a new order with search_market",
+                "OTHER_MARKET", other, "read it with order_status; start a new order with search_market",
                 state=summary.state.value,
-            )
+            )  # fmt: skip
         allowed = agent.allowed_actions(order_id)
         if action not in allowed:
             state = summary.state
             return tool_error(
                 "STEP_OUT_OF_ORDER",
                 f"cannot {action} order {order_id}: it is {state.value}",
-                _HINTS[state].format(order_id=order_id),
+                self._hint(state, order_id),
                 state=state.value,
                 allowed=tools_for(allowed),
             )
         return None
+
+    def _other_market(self, order_id: str) -> str | None:
+        """Why ``order_id`` cannot be driven from here (placed elsewhere), or None when it can."""
+        if order_id in self._mine:
+            return None
+        placed = self._agent.order_market(order_id)
+        if placed is None:
+            return None
+        here = self._agent.market_label
+        if placed == _EMBEDDED:
+            # Its market and chains lived in the process that placed it, and died with it.
+            return (
+                f"order {order_id} was placed on the embedded sandbox of an earlier process, whose market "
+                "and chains ended with it; it can be read, not driven"
+            )
+        if same_market(placed, here):
+            return None
+        where = "this agent's embedded sandbox" if here == _EMBEDDED else here
+        return f"order {order_id} was placed on {placed}, not on {where}"
+
+    def _hint(self, state: OrderState, order_id: str) -> str:
+        journal = getattr(self._agent.journal, "path", None)
+        state_dir = f" --state-dir {self._agent.state_dir}" if journal not in (None, ":memory:") else ""
+        return _HINTS[state].format(order_id=order_id, state_dir=state_dir)
 
     # --- results --------------------------------------------------------------------------------
 
@@ -166,7 +201,7 @@ class AgentTools:
             "outcome": summary.outcome,
             "order_error": summary.error,
             "next": tools_for(allowed),
-            "hint": _HINTS[summary.state].format(order_id=summary.order_id),
+            "hint": self._hint(summary.state, summary.order_id),
         }
 
     @staticmethod
@@ -260,7 +295,7 @@ class AgentTools:
             **head,
             "candidates": [],
             "recommended": None,
-            "hint": _HINTS[summary.state].format(order_id=order_id),
+            "hint": self._hint(summary.state, order_id),
         }
 
     async def _choose_quote(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +334,50 @@ class AgentTools:
         return handler
 
     async def _order_status(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self._view(self._agent.order(str(args["order_id"])))
+        order_id = str(args["order_id"])
+        if self._agent.order(order_id).state is S.DISPUTED:
+            # A refund arrives at the market, not in the journal: ask it once, briefly.
+            await self._check_refund(order_id, _STATUS_REFUND_CHECK_S)
+        return self._view(self._agent.order(order_id))
+
+    async def _wait_for(self, args: dict[str, Any]) -> dict[str, Any]:
+        order_id = str(args["order_id"])
+        want = OrderState(str(args["state"]))
+        bound = float(min(int(args.get("timeout_s", _WAIT_DEFAULT_S)), MAX_WAIT_S))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while True:
+            summary = self._agent.order(order_id)
+            left = deadline - loop.time()
+            if summary.state is want or summary.state in TERMINAL or left <= 0:
+                break
+            if summary.state is S.DISPUTED:
+                await self._check_refund(order_id, left)
+                left = deadline - loop.time()
+                if self._agent.order(order_id).state is S.DISPUTED and left > 0:
+                    # The refund step gave up (its own deadline passed): ask again a little later.
+                    await asyncio.sleep(min(_REFUND_RETRY_S, left))
+            else:  # another process (a person's approve, a resume) moves it: read the journal again
+                await asyncio.sleep(min(_WAIT_POLL_S, left))
+        summary = self._agent.order(order_id)
+        reached = summary.state is want
+        out = {**self._view(summary), "reached": reached, "waited_for": want.value}
+        if not reached:
+            out["hint"] = (
+                f"the order is {summary.state.value}, not {want.value}"
+                + ("" if summary.state in TERMINAL else f", after {bound:g} s; call wait_for again later")
+                + f"; {out['hint']}"
+            )
+        return out
+
+    async def _check_refund(self, order_id: str, seconds: float) -> None:
+        """Ask the market, for at most ``seconds``, whether a disputed order's refund has arrived."""
+        if self._other_market(order_id) is not None:
+            return  # read-only here: its market is elsewhere
+        # Driving a disputed order only polls the market's payment until it is refunded (a read,
+        # then one journaled move): safe to stop at any await.
+        with contextlib.suppress(TimeoutError, StateError):  # StateError: another process drives it
+            await asyncio.wait_for(self._agent.drive(order_id), timeout=max(seconds, 0.01))
 
     async def _dispute_order(self, args: dict[str, Any]) -> dict[str, Any]:
         order_id = str(args["order_id"])

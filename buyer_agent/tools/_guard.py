@@ -12,12 +12,15 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from buyer_agent.tools._results import tool_error
-from buyer_agent.tools._schemas import FORBIDDEN_KEYS, MONEY_KEYS, ToolSpec
+from buyer_agent.tools._schemas import FORBIDDEN_KEYS, INPUT_REFUSED_KEYS, ToolSpec
 
 __all__ = ["check_arguments"]
 
 _MAX_TEXT = 64_000
-_MONEY_LOWER = frozenset(k.lower() for k in MONEY_KEYS)
+_INPUT_REFUSED_LOWER = frozenset(k.lower() for k in INPUT_REFUSED_KEYS)
+#: How much of a refused value an error echoes: enough to recognise it, never enough to hide the reason.
+_ECHO = 40
+_MAX_MESSAGE = 400
 _MONEY_HINT = (
     "amounts, payees, tokens and rails come only from the quote, the market's payment intent and the "
     "agent's budget and policy; call the tool with only its documented arguments"
@@ -66,6 +69,15 @@ def _parse(arguments: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return dict(arguments), None
 
 
+def _reason(error: jsonschema.ValidationError) -> str:
+    """The schema's reason, with a long offending value shortened so the reason itself is kept."""
+    message = str(error.message)
+    shown = repr(error.instance)
+    if len(shown) > _ECHO and shown in message:
+        message = message.replace(shown, f"{shown[:_ECHO]}… ({len(shown)} characters)", 1)
+    return message
+
+
 def _field(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<arguments>"
 
@@ -96,7 +108,7 @@ def check_arguments(spec: ToolSpec, arguments: Any) -> tuple[dict[str, Any], dic
         )
     service_input = parsed.get("input")
     if isinstance(service_input, Mapping):
-        money_in = sorted(str(k) for k in service_input if str(k).lower() in _MONEY_LOWER)
+        money_in = sorted(str(k) for k in service_input if str(k).lower() in _INPUT_REFUSED_LOWER)
         if money_in:
             return {}, tool_error(
                 "ARGUMENT_REFUSED",
@@ -118,7 +130,7 @@ def check_arguments(spec: ToolSpec, arguments: Any) -> tuple[dict[str, Any], dic
     field = _field(error)
     return {}, tool_error(
         "INVALID_ARGUMENTS",
-        f"{spec.name}: {field}: {error.message}"[:300],
+        f"{spec.name}: {field}: {_reason(error)}"[:_MAX_MESSAGE],
         "fix that argument (see the tool's parameters) and call again",
         field=field,
     )

@@ -15,7 +15,16 @@ from typing import Any
 
 from buyer_agent.workflow import OrderState
 
-__all__ = ["FORBIDDEN_KEYS", "MONEY_KEYS", "SCHEMA_DIALECT", "TOOLS", "ToolSpec", "tool_spec"]
+__all__ = [
+    "FORBIDDEN_KEYS",
+    "INPUT_REFUSED_KEYS",
+    "MAX_WAIT_S",
+    "MONEY_KEYS",
+    "SCHEMA_DIALECT",
+    "TOOLS",
+    "ToolSpec",
+    "tool_spec",
+]
 
 #: The JSON Schema dialect every parameters schema is written in.
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -47,6 +56,14 @@ MONEY_KEYS: frozenset[str] = frozenset(
 FORBIDDEN_KEYS: frozenset[str] = MONEY_KEYS | frozenset(
     {"to", "token", "chain", "wallet", "address", "value", "fee", "gas", "escrow", "rails"}
 )
+
+
+#: Names refused as keys of the service ``input`` (any case): money and where it goes. Narrower than
+#: :data:`FORBIDDEN_KEYS`, since a service may well take an ``address``, a ``chain`` or a ``value``.
+INPUT_REFUSED_KEYS: frozenset[str] = MONEY_KEYS | frozenset({"to", "token", "wallet", "escrow"})
+
+#: The longest ``wait_for`` may wait, in seconds.
+MAX_WAIT_S = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +132,7 @@ _SEARCH = _object(
                 "booleans or null. Never money: amounts and payees are not inputs."
             ),
             "patternProperties": {_INPUT_KEY: _SCALAR},
-            "propertyNames": {"not": {"enum": sorted(MONEY_KEYS)}},
+            "propertyNames": {"not": {"enum": sorted(INPUT_REFUSED_KEYS)}},
             "additionalProperties": False,
             "maxProperties": 32,
         },
@@ -174,8 +191,31 @@ TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         "order_status",
-        "An order's state, quote, payment, outcome or error, and the tools allowed next.",
+        "An order's state, quote, payment, outcome or error, and the tools allowed next. For a "
+        "disputed order it first asks the market whether the refund has arrived.",
         _order_only(),
+        read_only=True,
+    ),
+    ToolSpec(
+        "wait_for",
+        "Wait until an order reaches a state (e.g. refunded after a dispute, or quoted once a person "
+        "approved it), at most timeout_s seconds; returns the order's status and whether it got there.",
+        _order_only(
+            {
+                "state": {
+                    "type": "string",
+                    "description": "The state to wait for.",
+                    "enum": [s.value for s in OrderState],
+                },
+                "timeout_s": {
+                    "type": "integer",
+                    "description": f"The most seconds to wait (default 30, at most {MAX_WAIT_S}).",
+                    "minimum": 1,
+                    "maximum": MAX_WAIT_S,
+                },
+            },
+            ("state",),
+        ),
         read_only=True,
     ),
     ToolSpec(

@@ -35,6 +35,7 @@ from buyer_agent.journal import (
 from buyer_agent.journal._canonical import format_at
 from buyer_agent.networks import Networks, builtin_networks, check_token
 from buyer_agent.rails._base import PaymentRequest, Rail, SignedTx, TxStatus
+from buyer_agent.rails._preflight import check_rails_can_pay
 from buyer_agent.rails._registry import rail_for
 from buyer_agent.workflow._acceptance import check_acceptance
 from buyer_agent.workflow._crashpoint import crash_hook_from_env
@@ -635,6 +636,9 @@ class Runner:
     # --- steps ------------------------------------------------------------------------------------
 
     async def _pair(self, rec: OrderRecord) -> None:
+        # Before the market hears of the order: a chain or rail type no rail here pays is refused now.
+        spec = self._spec(rec)
+        await check_rails_can_pay(self._rails, spec.rail, spec.chain)
         await self._pairing.token()
         policy = self._pairing.policy()
         pairing_id = self._pairing.pairing_id
@@ -954,6 +958,10 @@ class Runner:
             escrow_address=irail.get("escrow_address") if rail_type in _ESCROW_RAILS else None,
             fee_cap_wei=spec.fee_cap_wei,
         )
+        # The balances first: a payment the wallet cannot cover fails here, before any signature.
+        check_funds = getattr(rail, "check_funds", None)
+        if check_funds is not None:
+            await check_funds(request)
         txs = await rail.prepare(request)
         req_json = request_json(request)
         self._fire(

@@ -56,7 +56,12 @@ def test_examples_read_the_environment_for_an_external_market() -> None:
     assert task.spec.fee_cap_wei == 50 * 10**9
 
 
-def test_full_schema() -> None:
+def test_full_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The acceptance callable must load when the task is read (issue 19): give it a module.
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "mypkg" / "checks.py").write_text("def accept(result, outcome):\n    return True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     task = parse_task(
         """\
 market: https://market.example/
@@ -231,3 +236,44 @@ def test_mutated_valid_files_raise_only_task_file_errors(data: st.DataObject) ->
     insert = data.draw(_yamlish)
     with contextlib.suppress(TaskFileError):
         parse_task(base[:pos] + insert + base[pos + cut :], env={})
+
+
+def test_the_readmes_task_file_is_valid_yaml_and_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A user copies it first: its `rpc: {evm: ${VAR}, …}` was not even YAML (the `{` of an unquoted
+    # reference opens a mapping inside a flow mapping).
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Task file") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    text = block.group(1)
+    yaml.compose(text, Loader=yaml.SafeLoader)  # valid YAML as written
+    # What it leaves to the reader: a token contract, the callable's module and the profiles file.
+    text = text.replace('"0x…"', '"0x' + "ab" * 20 + '"')
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "mypkg" / "checks.py").write_text("def accept(result, outcome):\n    return True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "my-networks.yaml").write_text("dev: {chain: 'eip155:777'}\n", encoding="utf-8")
+    env = {
+        "PEAQOS_MACHINE_ID": "machine_1",
+        "PEAQOS_API_KEY": "k",
+        "BUYER_AGENT_EVM_KEY": "0x" + "11" * 32,
+        "BUYER_AGENT_SOLANA_KEY": "k",
+        "BUYER_AGENT_EVM_RPC": "http://127.0.0.1:8545",
+        "BUYER_AGENT_SOLANA_RPC": "http://127.0.0.1:8899",
+    }
+    task = parse_task(text, source=str(tmp_path / "task.yaml"), env=env)
+    assert task.evm_rpc == "http://127.0.0.1:8545" and task.solana_rpc == "http://127.0.0.1:8899"
+    assert task.spec.acceptance.callable_path == "mypkg.checks:accept"
+
+
+def test_an_unquoted_reference_inside_braces_says_how_to_fix_it() -> None:
+    with pytest.raises(TaskFileError) as err:
+        parse_task('rpc: {evm: ${X}}\ntask: {service_type: s}\nbudget: "1 USDC"\n', env={"X": "http://h"})
+    assert err.value.line == 1 and 'quote a ${VAR} reference: "${VAR}"' in str(err.value)

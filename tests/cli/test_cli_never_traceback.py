@@ -147,6 +147,33 @@ CASES: list[tuple[str, list[str], int, str]] = [
         1,
         "127.0.0.1",
     ),
+    # Found by the audit of issue 19 (a hostile user's further tries):
+    ("replay-bad-signer", ["replay", "{good}", "--signer", "nope"], 2, "--signer"),
+    (
+        "import-bad-signer",
+        ["import", "{good}", "--signer", "nope", "--state-dir", "{root}/dst"],
+        2,
+        "--signer",
+    ),
+    (
+        "replay-bad-rpc-port",
+        ["replay", "{good}", "--check-chain", "--evm-rpc", "http://127.0.0.1:99999"],
+        2,
+        "99999",
+    ),
+    ("replay-unknown-strategy", ["replay", "{good}", "--strategy", "nosuch"], 2, "unknown strategy"),
+    (
+        "run-bad-strategy-json",
+        ["run", str(ROOT / "examples/task.yaml"), "--strategy", "{{bad"],
+        2,
+        "--strategy",
+    ),
+    (
+        "sandbox-networks-file-directory",
+        ["sandbox", "--networks-file", "{root}", "--state-dir", "{root}/sbx"],
+        2,
+        "is a directory",
+    ),
 ]
 
 
@@ -304,3 +331,29 @@ def test_sandbox_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err, err
+
+
+def test_export_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(world: dict[str, Path], tmp_path: Path) -> None:
+    # A non-regular file named by -o is written in place: renaming FILE.part over it replaced the
+    # node itself (as root, ``export -o /dev/full`` turned /dev/full into a plain file).
+    import stat
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    proc = cli("export", ORDER, "--state-dir", str(world["state"]), "-o", str(fifo))
+    reader.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode), "the FIFO was replaced by a file"
+    assert not (tmp_path / "out.fifo.part").exists()
+    assert got and json.loads(got[0].splitlines()[0])["order_id"] == ORDER
+
+
+def test_an_endless_networks_file_is_refused_not_read_forever(tmp_path: Path) -> None:
+    env = clean_env(BUYER_AGENT_NETWORKS="/dev/zero")
+    for argv in (["networks"], ["run", str(ROOT / "examples/task.yaml"), "--state-dir", str(tmp_path)]):
+        proc = cli(*argv, env=env, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "larger than the limit" in _one_error_line(proc.stderr)

@@ -147,7 +147,11 @@ def test_task_networks_and_token_allowlist(tmp_path: Path) -> None:
     assert task.spec.chain == "eip155:777" and task.spec.tokens == {"USDC": OTHER}
     assert task.networks[0].name == "dev"
     assert task.spec.to_json()["tokens"] == {"USDC": OTHER}
-    (tmp_path / "nets.yaml").write_text("dev2: {chain: 'eip155:778'}\n", encoding="utf-8")
+    # A chain the agent pays on needs the budget's token pinned (here by the profile itself).
+    (tmp_path / "nets.yaml").write_text(
+        f"dev2: {{chain: 'eip155:778', tokens: {{USDC: {{address: '{OTHER}', decimals: 6}}}}}}\n",
+        encoding="utf-8",
+    )
     file_task = parse_task(
         MINIMAL + "networks: nets.yaml\nchain: dev2\n", source=str(tmp_path / "t.yaml"), env={}
     )

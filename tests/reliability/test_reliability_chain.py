@@ -133,12 +133,40 @@ def test_a_dropped_transaction_is_reconciled_and_paid_once(
     verify_journals(first)
 
 
+def _empty_usdc(served: dict[str, Any], address: str) -> None:
+    """Set the wallet's test-USDC balance to 0 in the token's storage (no transaction, no Transfer log)."""
+    from eth_abi.abi import encode
+    from eth_utils.crypto import keccak
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(served["evm"]["rpc_url"]))
+    slot = keccak(encode(["address", "uint256"], [address, 1]))  # TestToken: balanceOf is slot 1
+    token = Web3.to_checksum_address(served["evm"]["token_address"])
+    answer = w3.provider.make_request("anvil_setStorageAt", [token, "0x" + slot.hex(), "0x" + "00" * 32])  # type: ignore[arg-type]
+    assert "error" not in answer, answer
+    held = w3.eth.call({"to": token, "data": "0x70a08231" + address.lower()[2:].rjust(64, "0")})
+    assert int.from_bytes(held, "big") == 0
+
+
 def test_a_reverted_payment_fails_clearly_and_moves_no_money(served: dict[str, Any], tmp_path: Path) -> None:
-    wallets = fund_wallets(served, 1, usdc=0)  # gas, but no USDC: the transfer is mined and reverts
+    # The balances are read before signing, so a wallet without USDC never sends a transfer (see
+    # tests/agent/test_agent_funds.py). A payment can still revert when the USDC leaves the wallet
+    # after that check: the run stops right after journaling the signed transfer, the balance is
+    # emptied, and resume broadcasts the journaled bytes, which are mined and revert.
+    ((address, key),) = fund_wallets(served, 1, usdc=1_000_000)  # 1 USDC covers the 0.80 quote
     state_dir = tmp_path / "revert"
     state_dir.mkdir()
-    order = {"state_dir": str(state_dir), "key": wallets[0][1], "task": str(write_task(state_dir / "t.yaml"))}
-    (report,) = fork_cli(served, [order], hang_s=120.0)
+    order = {
+        "state_dir": str(state_dir),
+        "key": key,
+        "task": str(write_task(state_dir / "t.yaml")),
+        "env": {"BUYER_AGENT_CRASH_AFTER": "pay"},
+    }
+    (stopped,) = fork_cli(served, [order], hang_s=120.0)
+    assert stopped["final"]["code"] == -9, stopped["final"]  # killed itself after journaling the transfer
+    _empty_usdc(served, address)
+    order["env"] = {}
+    (report,) = _resume_until_done(served, [order])
     final = report["final"]
     assert final["code"] == 1 and "Traceback" not in final["stderr"]
     # The order's error names the transaction and why the token refused it, not only that it reverted.
@@ -155,10 +183,10 @@ def test_a_reverted_payment_fails_clearly_and_moves_no_money(served: dict[str, A
         assert failed.trigger == "fail" and failed.payload["reason"] == "ERC20: insufficient balance"
     finally:
         journal.close()
-    assert payments_by_sender(served).get(wallets[0][0].lower(), 0) == 0
+    assert payments_by_sender(served).get(address.lower(), 0) == 0
     (again,) = _resume_until_done(served, [order])  # nothing left to do, and nothing paid on resume
     assert again["final"]["code"] == 0
-    assert payments_by_sender(served).get(wallets[0][0].lower(), 0) == 0
+    assert payments_by_sender(served).get(address.lower(), 0) == 0
     verify_journals(report)
 
 

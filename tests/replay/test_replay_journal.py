@@ -194,7 +194,9 @@ def test_replay_a_directory_summarises(journal: Journal, tmp_path: Path, capsys:
     s = doc["summary"]
     assert s["orders"] == 2 and s["verified"] == 2
     assert s["outcomes"] == {"confirmed": 1, "refunded": 1}
-    assert s["spend"] == {"USDC": "1.60"}
+    # Issue 19: a refunded order's payment came back; it is counted as refunded, not spent (this
+    # line asserted 1.60 spent, the defect the issue names).
+    assert s["spend"] == {"USDC": "0.80"} and s["refunded"] == {"USDC": "0.80"}
     assert "paying" in s["seconds_in_state"]
     assert main(["replay", str(d / "*.jsonl")]) == 0
     assert "2 orders, 2 verified" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from buyer_agent.tools import (
 )
 
 EXPECTED = {
+    "wait_for",
     "search_market",
     "list_candidates",
     "choose_quote",
