@@ -18,6 +18,7 @@ from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
 from buyer_agent.tools._schemas import TOOLS, tool_spec
 from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary, fold
+from buyer_agent.workflow._table import hint
 
 if TYPE_CHECKING:
     from buyer_agent.agent import BuyerAgent
@@ -27,28 +28,6 @@ __all__ = ["AgentTools"]
 log = logging.getLogger("buyer_agent.tools")
 S = OrderState
 _EMBEDDED = "embedded-sandbox"
-
-_HINTS: dict[OrderState, str] = {
-    S.CREATED: "the order was not searched yet; start a new one with search_market",
-    S.PAIRED: "the search did not complete; start a new one with search_market",
-    S.SEARCHED: "call list_candidates to see the quotes, then choose_quote",
-    S.QUOTED: "call place_order to order the chosen quote",
-    S.AWAITING_APPROVAL: (
-        "the price is above the approval threshold: a human must approve it "
-        "(python -m buyer_agent approve {order_id}); check order_status later, then call place_order"
-    ),
-    S.ORDERED: "call pay_order",
-    S.PAYING: "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
-    S.PAID: "call execute_order",
-    S.ESCROW_LOCKED: "call execute_order",
-    S.EXECUTED: "check the outcome, then call confirm_order to accept it or dispute_order with a reason",
-    S.CONFIRMED: "done: the service was delivered and paid",
-    S.DISPUTED: "the payment is frozen until the market refunds it; check order_status later",
-    S.REFUNDED: "the payment was refunded; start again with search_market if the task still needs it",
-    S.HANDED_OFF: "the market handed execution to an external flow; nothing more to do here",
-    S.FAILED: "the order stopped (see error); start a new one with search_market if it still makes sense",
-    S.CANCELLED: "the order was cancelled",
-}
 
 
 class AgentTools:
@@ -134,7 +113,7 @@ class AgentTools:
             return tool_error(
                 "STEP_OUT_OF_ORDER",
                 f"cannot {action} order {order_id}: it is {state.value}",
-                _HINTS[state].format(order_id=order_id),
+                hint(state, order_id),
                 state=state.value,
                 allowed=tools_for(allowed),
             )
@@ -155,7 +134,7 @@ class AgentTools:
             "outcome": summary.outcome,
             "order_error": summary.error,
             "next": tools_for(allowed),
-            "hint": _HINTS[summary.state].format(order_id=summary.order_id),
+            "hint": hint(summary.state, summary.order_id),
         }
 
     @staticmethod
@@ -249,7 +228,7 @@ class AgentTools:
             **head,
             "candidates": [],
             "recommended": None,
-            "hint": _HINTS[summary.state].format(order_id=order_id),
+            "hint": hint(summary.state, order_id),
         }
 
     async def _choose_quote(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -108,6 +108,10 @@ class FactsFolder:
         values["keys"] = dict(self.keys)
         return OrderFacts(**values)
 
+    def quotes_json(self) -> Any:
+        """The order's quotes as the journal holds them (the selection reads them so), or None."""
+        return self._quotes_json
+
     def apply(self, event: Event | Mapping[str, Any]) -> FactsFolder:
         """Fold one event (a journal ``Event`` or an exported event dict) in; return self."""
         if isinstance(event, Event):
