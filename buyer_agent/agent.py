@@ -177,6 +177,7 @@ class BuyerAgent:
         market: Any = None,
         state_dir: str | Path | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        observer: DriveObserver | None = None,
     ) -> BuyerAgent:
         """An agent for a task file: its market and keys, the environment filling what it leaves out.
 
@@ -201,6 +202,7 @@ class BuyerAgent:
             delegation_policy=task.policy,
             on_progress=on_progress,
             networks=agent_networks(list(task.networks)),
+            observer=observer,
         )
         agent.task = task
         return agent
@@ -212,6 +214,7 @@ class BuyerAgent:
         market: Any = None,
         state_dir: str | Path | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        observer: DriveObserver | None = None,
     ) -> BuyerAgent:
         """An agent configured by the environment (the names in :data:`ENV`)."""
         return cls(
@@ -227,6 +230,7 @@ class BuyerAgent:
             pairing_id=env("pairing_id"),
             pairing_token=env("pairing_token"),
             on_progress=on_progress,
+            observer=observer,
         )
 
     @classmethod
