@@ -206,7 +206,7 @@ class Effects:
         model, machine = run.model, run.machine
         src = run.folder.state
         if model.state != src:
-            machine.set_state(src)
+            machine.set_state(src, model=model)
         model.pending = None
         if not model.trigger(trigger, facts=run.facts(), **data):
             raise PolicyError(f"the guard refused {trigger} from {src}", rule=f"guard:{trigger}")
@@ -224,7 +224,7 @@ class Effects:
                 market_order_id=market_order_id,
             )
         except BaseException:
-            machine.set_state(src)
+            machine.set_state(src, model=model)
             raise
 
     async def fail(

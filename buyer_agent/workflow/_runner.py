@@ -328,18 +328,17 @@ class Runner:
     async def _reading(self, order_id: str) -> OrderRun:
         """The order's facts for a read (no lease, nothing journaled)."""
         from buyer_agent.workflow._fold import FactsFolder
-        from buyer_agent.workflow._machine import build_machine
         from buyer_agent.workflow._model import OrderModel
 
         rec = await self.store.order(order_id)
         folder = FactsFolder()
         for ev in await self.store.events(order_id):
             folder.apply(ev)
-        model = OrderModel(None, order_id)
+        # A reading fires nothing: the model is never added to the loop's machine.
         return OrderRun(
             order_id=order_id,
             folder=folder,
             spec=OrderSpec.from_json(rec.spec),
-            model=model,
-            machine=build_machine(model, folder.state),
+            model=OrderModel(None, order_id),
+            machine=self._loop.machine,
         )
