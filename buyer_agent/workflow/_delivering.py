@@ -81,17 +81,16 @@ class Delivering:
             await self.dispute(run, late)
             return
         market_order_id, market = f.market_order_id, self.env.market
-        key = await self.fx.key(run, "execute_market_order")
         try:
             # A service that has not answered by the execution deadline is disputed, not waited for.
-            resp = await asyncio.wait_for(
-                self.fx.call(
-                    lambda t: market.execute_market_order(
-                        market_order_id, {"input": dict(spec.input)}, t, options={"idempotency_key": key}
-                    ),
-                    deadline=deadline,
+            resp = await self.fx.write(
+                run,
+                "execute_market_order",
+                lambda t, key: market.execute_market_order(
+                    market_order_id, {"input": dict(spec.input)}, t, options={"idempotency_key": key}
                 ),
-                timeout=max((deadline - self.env.clock()).total_seconds(), 0.0),
+                deadline=deadline,
+                timeout=(deadline - self.env.clock()).total_seconds(),
             )
         except TimeoutError:
             await self.dispute(run, late)

@@ -287,6 +287,7 @@ class Effects:
         deadline: datetime | None,
         extra: Mapping[str, Any] | None = None,
         reconcile: Callable[[], Awaitable[T | None]] | None = None,
+        timeout: float | None = None,
     ) -> T:
         """A market write: its intent journaled with a key, then sent with that key and the token.
 
@@ -298,9 +299,17 @@ class Effects:
             extra: More facts for the intent's payload.
             reconcile: A read that tells, after an answer was lost, whether the write happened
                 (its answer then) or not (None: the write is sent again).
+            timeout: Seconds the sending may take in all (``TimeoutError`` after); the intent is
+                journaled before the clock starts.
+
+        Raises:
+            TimeoutError: ``timeout`` passed before an answer.
         """
         key = await self.key(run, effect, extra)
-        return await self.call(lambda token: send(token, key), deadline=deadline, reconcile=reconcile)
+        sending = self.call(lambda token: send(token, key), deadline=deadline, reconcile=reconcile)
+        if timeout is None:
+            return await sending
+        return await asyncio.wait_for(sending, timeout=max(timeout, 0.0))
 
     async def call(
         self,

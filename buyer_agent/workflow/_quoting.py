@@ -264,15 +264,18 @@ class Quoting:
         }
         params = {k: v for k, v in params.items() if v is not None}
         market = self.env.market
-        key = await self.fx.key(run, "create_market_order", {"quote_id": choice["quote_id"]})
         try:
-            resp = await self.fx.call(
-                lambda t: market.create_market_order(params, t, options={"idempotency_key": key}),
+            resp = await self.fx.write(
+                run,
+                "create_market_order",
+                lambda t, key: market.create_market_order(params, t, options={"idempotency_key": key}),
                 deadline=now + timedelta(seconds=spec.deadlines.order),
+                extra={"quote_id": choice["quote_id"]},
             )
         except OrchestrationApiError as exc:
             if exc.retryable:
                 raise
+            key = f.key("create_market_order")
             await self.fx.note(
                 run,
                 "result:create_market_order",
@@ -285,6 +288,7 @@ class Quoting:
                 await self.fallback(run, choice["quote_id"], f"{exc.code}: {exc.message}")
             return
         order = resp.item
+        key = f.key("create_market_order")
         # Freshness and limits are judged as when the order was asked for (a resumed run may come
         # back later): the quote was fresh then, and what the order commits now must still fit.
         asked_at = f.keys["create_market_order"].asked_at

@@ -13,11 +13,13 @@ import pytest
 from buyer_agent import BuyerAgent, Money, PolicyError, Secret, load_task
 from buyer_agent.journal import Event, Journal
 from buyer_agent.journal._canonical import format_at
+from buyer_agent.market import ItemResponse, MarketOrder, MarketPaymentRailRecommendation
 from buyer_agent.rails import EvmRail, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.testing import ScriptedMarket, memory_journal, quote, search
 from buyer_agent.testing._market import Call
 from buyer_agent.workflow import OrderSpec, OrderState, PairingSession, Runner, crash_after
 from buyer_agent.workflow._crashpoint import Crash
+from buyer_agent.workflow._pairing import DelegationPolicyLimits
 from buyer_agent.workflow._selection import make_limits
 from buyer_agent.workflow._table import ACTIONS, ROWS, allowed_actions, hint
 
@@ -151,6 +153,58 @@ def test_a_guard_on_the_runners_path_refuses_bad_facts_and_journals_nothing(
             before.updated_at,
         )
         assert journal.verify("ord_g") == 1 and journal.ledger_entries() == []
+    finally:
+        journal.close()
+
+
+# --- the daily limit, enforced by the store ------------------------------------------------------
+
+
+def _market_order() -> ItemResponse[MarketOrder]:
+    return ItemResponse(
+        MarketOrder(
+            id="mo_1",
+            machine_id="machine_1",
+            agent_pairing_id="pair_1",
+            service_id="svc_1",
+            skill_key="s",
+            provider_key="p",
+            service_type="compute.marketplace",
+            operation="sha256",
+            execution_mode="native",
+            integration_status="live",
+            status="created",
+            payment=MarketPaymentRailRecommendation(default_rail="wallet", chain=CHAIN),
+            created_at=format_at(NOW),
+            updated_at=format_at(NOW),
+        )
+    )
+
+
+def test_the_store_refuses_an_overspend_committed_meanwhile_and_the_order_fails_cleanly(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "limit.db")
+
+    def raced(call: Call) -> Any:
+        # While our order is being created, another order of the same pairing commits 0.50 USDC of
+        # today's 1.00: the eligibility check made before cannot have seen it.
+        journal._conn.execute(
+            "INSERT INTO ledger (order_id, pairing_id, day, amount, currency, decimals, status, updated_at) "
+            "VALUES ('ord_other', 'pair_1', ?, '500000', 'USDC', 6, 'committed', 'now')",
+            [datetime.now(UTC).date().isoformat()],
+        )
+        return _market_order()
+
+    market = ScriptedMarket(search_market=[search(quote("qt_1", price="0.80"))], create_market_order=[raced])
+    runner = _runner(market, journal)
+    runner._env.pairing._policy = DelegationPolicyLimits(daily_spend_limit=Money.parse("1.00 USDC"))
+    try:
+        summary = asyncio.run(runner.buy(SPEC))
+        assert summary.state is S.FAILED
+        assert summary.error is not None and "daily limit is 1.00 USDC" in summary.error["message"]
+        assert journal.ledger_entry(summary.order_id) is None  # nothing committed for this order
+        assert journal.verify(summary.order_id) == len(journal.events(summary.order_id))
     finally:
         journal.close()
 
