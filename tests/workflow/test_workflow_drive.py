@@ -73,6 +73,31 @@ def test_caller_actions_drive_steps_and_hints_all_come_from_the_one_table() -> N
     assert named <= set(_runner()._loop.steps)
 
 
+def test_a_new_flow_is_a_row_and_a_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row whose ``applies`` accepts the order's facts runs its own step instead of the default."""
+    from buyer_agent.workflow import _table
+
+    ran: list[str] = []
+
+    async def close_unpaid(run: Any) -> None:
+        ran.append(run.state.value)
+        await runner._fx.fire(run, "cancel", payload={"reason": "a flow of its own"})
+
+    row = _table.Row(
+        S.ORDERED, "close_unpaid", ("pay",), "a flow of its own", applies=lambda f: f.spec is not None
+    )
+    monkeypatch.setitem(_table._ROWS_OF, S.ORDERED, (row, *_table._ROWS_OF[S.ORDERED]))
+    journal = Journal(tmp_path / "flow.db")
+    runner = _runner(journal=journal)
+    runner.add_step("close_unpaid", close_unpaid)
+    try:
+        journal.create_order("ord_f", SPEC.to_json(), state="ordered", context={"machine_id": "m"})
+        assert asyncio.run(runner.drive("ord_f")).state is S.CANCELLED
+        assert ran == ["ordered"]
+    finally:
+        journal.close()
+
+
 # --- guards on the runner's path ---------------------------------------------------------------
 
 
