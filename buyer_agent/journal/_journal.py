@@ -207,6 +207,7 @@ class Journal:
         pairing_id: str | None = None,
         market_order_id: str | None = None,
         lease: Lease | None = None,
+        durable: bool | None = None,
     ) -> Event:
         """Append an event and update the order row (state, context) in ONE transaction.
 
@@ -227,6 +228,8 @@ class Journal:
             market_order_id: Set the order's market order id.
             lease: Append only while this is the order's current lease (owner and epoch, not
                 expired by the journal's clock), checked in the same transaction.
+            durable: Sync the log at this commit (None: for intents, the default); False leaves an
+                intent for a later :meth:`sync` to make durable (a group commit).
 
         Returns:
             The stored event.
@@ -247,7 +250,7 @@ class Journal:
                 if head[0] != src:
                     raise JournalError(f"order {order_id} is {head[0]}, not {src}: refusing event {trigger}")
             try:
-                with self._atomic(durable=_synced(trigger)) as db:
+                with self._atomic(durable=_synced(trigger) if durable is None else durable) as db:
                     if lease is not None:
                         _check_lease(db, lease, at)
                     event = self._append(db, order_id, head, at, trigger, dst, clean)
@@ -265,6 +268,20 @@ class Journal:
             self._heads[order_id] = (dst, event.seq, event.hash)
             return event
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def needs_sync(self, trigger: str) -> bool:
+        """True when an event with ``trigger`` must reach the disk before its effect runs.
+
+        Only at ``synchronous=NORMAL`` on a file: otherwise every commit syncs (or there is no disk).
+        """
+        return _synced(trigger) and self.durability == "normal" and self.path is not None
+
+    def sync(self) -> None:
+        """Make every commit so far durable: one synced write, whatever came before it."""
+        if self.durability != "normal" or self.path is None:
+            return  # every commit is synced already, or there is no disk
+        with self._atomic(durable=True) as db:
+            db.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
 
     def _read_head(self, order_id: str) -> tuple[str, int, str]:
         row = self.db.execute(

@@ -174,6 +174,17 @@ def m004_order_parts(db: Database) -> None:
         db.execute(f"UPDATE orders SET context = json_remove(context, '{path}')")
 
 
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m005_sync_mark(db: Database) -> None:
+    """One row whose durable update makes every earlier commit durable (``Journal.sync``).
+
+    Intents of many orders in flight commit without syncing the log one by one; one synced write
+    of this row then covers all of them before any of their effects runs (a group commit).
+    """
+    db.execute("CREATE TABLE sync_mark (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+    db.execute("INSERT INTO sync_mark (id, n) VALUES (1, 0)")
+
+
 def migrate(db: Database) -> None:
     """Apply every pending migration."""
     MIGRATIONS.apply(db)
