@@ -359,7 +359,7 @@ class Effects:
         try:
             yield
         except BaseException as exc:
-            error = exc
+            error = None if isinstance(exc, Stop) else exc  # a stop is recorded, not an error here
             raise
         finally:
             env.observe("step_finished", run.order_id, step, run.folder.state, error=error)
