@@ -242,7 +242,7 @@ class Journal:
         at_dt = self._clock()
         at = format_at(at_dt)
         clean = jsonable(payload or {})
-        sets, args, parts = _row_changes(context_patch, pairing_id, market_order_id)
+        sets, args, parts = _row_changes(context_patch, pairing_id, market_order_id, payload, clean)
         for attempt in (1, 2):
             head = self._heads.get(order_id)
             if head is None or head[0] != src or attempt == 2:
@@ -570,13 +570,19 @@ class Journal:
 
 
 def _row_changes(
-    context_patch: Mapping[str, Any] | None, pairing_id: str | None, market_order_id: str | None
+    context_patch: Mapping[str, Any] | None,
+    pairing_id: str | None,
+    market_order_id: str | None,
+    payload: Mapping[str, Any] | None = None,
+    clean: Any = None,
 ) -> tuple[str, list[Any], dict[str, Any]]:
     """The ``SET`` clause (and its arguments) an event's row changes need, and its parts to write.
 
     The context is patched inside SQLite (``json_set`` / ``json_remove`` on the stored text), so an
     event never reads, decodes and rewrites the whole context; the write-once parts
-    (:data:`ORDER_PARTS`) go to their own table and leave the row small.
+    (:data:`ORDER_PARTS`) go to their own table and leave the row small. A value that is the
+    payload's own (the same object, e.g. a search's quotes) is encoded from the payload's plain
+    form (``clean``) instead of being made plain again.
     """
     sets: list[str] = []
     args: list[Any] = []
@@ -586,9 +592,12 @@ def _row_changes(
         for key, value in context_patch.items():
             if not _CONTEXT_KEY.fullmatch(key):
                 raise JournalError(f"context key {key!r} is not a plain name")
+            text = None
+            if value is not None and payload is not None and payload.get(key) is value:
+                text = encode_clean(clean[key])
             if key in ORDER_PARTS:
                 # Kept apart; a copy an older row (or an import) still holds in its context goes.
-                parts[key] = value
+                parts[key] = value if text is None else _Encoded(text)
                 expr = f"json_remove({expr}, ?)"
                 args.append(f'$."{key}"')
                 continue
@@ -597,7 +606,7 @@ def _row_changes(
                 args.append(f'$."{key}"')
             else:
                 expr = f"json_set({expr}, ?, json(?))"
-                args.extend([f'$."{key}"', dumps(value)])
+                args.extend([f'$."{key}"', dumps(value) if text is None else text])
         if expr != "context":
             sets.append(f"context = {expr}")
     if pairing_id is not None:
@@ -609,6 +618,10 @@ def _row_changes(
     return ", ".join(sets), args, parts
 
 
+class _Encoded(str):
+    """A context value already in canonical JSON text."""
+
+
 def _write_parts(db: sqlite3.Connection, order_id: str, parts: Mapping[str, Any]) -> None:
     """Set (or, for None, drop) write-once parts of an order's context."""
     for name, value in parts.items():
@@ -618,7 +631,7 @@ def _write_parts(db: sqlite3.Connection, order_id: str, parts: Mapping[str, Any]
             db.execute(
                 "INSERT INTO order_parts (order_id, name, value) VALUES (?, ?, ?) "
                 "ON CONFLICT(order_id, name) DO UPDATE SET value = excluded.value",
-                [order_id, name, dumps(value)],
+                [order_id, name, str(value) if isinstance(value, _Encoded) else dumps(value)],
             )
 
 
