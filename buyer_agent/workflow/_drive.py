@@ -17,7 +17,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
 
 import tenacity
 
@@ -227,8 +226,3 @@ def _ttl(spec: OrderSpec | None) -> float:
     d = spec.deadlines if spec is not None else None
     longest = max(d.quote, d.order, d.payment, d.execution, d.refund) if d else 120.0
     return longest + 60.0
-
-
-def ttl_of(spec_doc: Mapping[str, Any]) -> float:
-    """The lease time to live of an order from its stored spec."""
-    return _ttl(OrderSpec.from_json(spec_doc) if spec_doc else None)

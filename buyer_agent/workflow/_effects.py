@@ -23,6 +23,7 @@ from transitions import Machine
 
 from buyer_agent._errors import OrchestrationApiError, OrchestrationOutcomeUnknown, PolicyError
 from buyer_agent._redact import Secret
+from buyer_agent._time import parse_time
 from buyer_agent._waits import EVERY_S, report_wait
 from buyer_agent.journal import Event, Lease, LedgerChange, LedgerStatus, OrderStore
 from buyer_agent.journal._canonical import format_at
@@ -85,8 +86,6 @@ class OrderRun:
 
     def deadline(self, anchor: str | None, seconds: float, now: datetime) -> datetime:
         """``seconds`` after the journaled time ``anchor`` (now when it is not recorded yet)."""
-        from buyer_agent._time import parse_time
-
         return (parse_time(anchor) if anchor else now) + timedelta(seconds=seconds)
 
 
