@@ -42,9 +42,13 @@ __all__ = ["Journal", "lease_owner_id", "utc_now"]
 _DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 # Events recorded before a side effect runs: committed durably (see Journal._atomic).
 _INTENT = "intent:"
-# Intents of effects that are harmless to repeat under a new key after a power cut (a search asks
-# for quotes again, nothing is bought): committed without the sync, like every other event.
-_UNSYNCED_INTENTS = frozenset({"intent:search_market"})
+# Intents of effects that are harmless to repeat under a new key after a power cut, committed
+# without the sync like every other event: a search asks for quotes again (nothing is bought); the
+# market documents the payment intent as idempotent per order (it returns the existing payment) and
+# the escrow lock as idempotent once the payment is held.
+_UNSYNCED_INTENTS = frozenset(
+    {"intent:search_market", "intent:create_payment_intent", "intent:lock_escrow_payment"}
+)
 
 
 def _synced(trigger: str) -> bool:

@@ -295,9 +295,14 @@ class EvmRail:
                 f"wrong chain: the payment is on {request.chain} but the node at this rail's RPC is "
                 f"eip155:{chain_id}; nothing was signed"
             )
-        max_fee, tip = await self._fees(request)
-        gases = [await self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls)]
-        pending = int(await self._w3.eth.get_transaction_count(self._address, "pending"))
+        # The node's answers do not depend on one another: ask for them side by side.
+        estimates = (self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls))
+        (max_fee, tip), gases, count = await asyncio.gather(
+            self._fees(request),
+            asyncio.gather(*estimates),
+            self._w3.eth.get_transaction_count(self._address, "pending"),
+        )
+        pending = int(count)
         first = await reserve_nonces(
             self._nonces, await self._nonce_scope(request.chain), self._address, pending, len(calls)
         )
