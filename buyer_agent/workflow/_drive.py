@@ -62,6 +62,7 @@ class DriveLoop:
         self.steps = dict(steps)
         self.owner = lease_owner_id(uuid.uuid4().hex[:12])
         self._locks: dict[str, asyncio.Lock] = {}
+        self._wanting: dict[str, int] = {}  # per order: tasks holding or waiting for its lock
         # One machine for every order this loop drives (each order's model is added while it is
         # held): building the table's machine costs more than a whole event.
         self.machine = build_machine(OrderModel(None, ""), S.CREATED)
@@ -81,18 +82,31 @@ class DriveLoop:
             StateError: another process holds the order's lease.
         """
         lock = self._locks.setdefault(order_id, asyncio.Lock())
-        async with lock:
-            store = self.env.store
-            rec = await store.order(order_id)
-            spec = OrderSpec.from_json(rec.spec)
-            lease = await store.acquire_lease(order_id, self.owner, _ttl(spec))
-            if lease is None:
-                raise StateError(
-                    f"order {order_id} is being driven by another process ({rec.lease_owner})",
-                    state=rec.state,
-                    allowed=[],
-                )
-            folder = FactsFolder()
+        self._wanting[order_id] = self._wanting.get(order_id, 0) + 1
+        try:
+            async with lock, self._leased(order_id) as run:
+                yield run
+        finally:
+            self._wanting[order_id] -= 1
+            if not self._wanting[order_id]:  # nobody holds or waits: forget the order's lock
+                del self._wanting[order_id]
+                self._locks.pop(order_id, None)
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, order_id: str) -> AsyncIterator[OrderRun]:
+        store = self.env.store
+        rec = await store.order(order_id)
+        spec = OrderSpec.from_json(rec.spec)
+        lease = await store.acquire_lease(order_id, self.owner, _ttl(spec))
+        if lease is None:
+            raise StateError(
+                f"order {order_id} is being driven by another process ({rec.lease_owner})",
+                state=rec.state,
+                allowed=[],
+            )
+        model: OrderModel | None = None
+        folder = FactsFolder()
+        try:
             for ev in await store.events(order_id):
                 folder.apply(ev)
             model = OrderModel(None, order_id)
@@ -108,13 +122,13 @@ class DriveLoop:
                 resumed=folder.seq > 1,
             )
             self.env.observe("order_started", order_id, folder.state, resumed=run.resumed)
-            try:
-                yield run
-            finally:
+            yield run
+        finally:
+            if model is not None:
                 self.machine.remove_model(model)
                 self.env.observe("order_finished", order_id, folder.state)
-                with contextlib.suppress(Exception):  # a lost lease is already someone else's
-                    await store.release_lease(order_id, self.owner)
+            with contextlib.suppress(Exception):  # a lost lease is already someone else's
+                await store.release_lease(order_id, self.owner)
 
     async def renew(self, run: OrderRun) -> None:
         """Renew the lease once half its time to live has passed.

@@ -379,3 +379,4 @@ def test_an_observer_that_raises_is_logged_and_ignored(caplog: pytest.LogCapture
 
     asyncio.run(go())
     assert "the drive observer failed" in caplog.text
+    assert runner._loop._locks == {}  # an order let go leaves no lock behind
