@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from buyer_agent._errors import LeaseLost, StateError
+from buyer_agent._errors import JournalError, LeaseLost, StateError
 from buyer_agent.journal import Event, Journal, OrderStore, utc_now
 from buyer_agent.journal._sqlite_store import SqliteStore
 from buyer_agent.networks import Networks, builtin_networks
@@ -317,8 +317,15 @@ class Runner:
         return _at_once(self.asummary(order_id))
 
     async def asummary(self, order_id: str) -> OrderSummary:
-        """:meth:`summary` for any store."""
-        return summary_of(fold(await self.store.events(order_id)), self.store.label)
+        """:meth:`summary` for any store.
+
+        Raises:
+            JournalError: no such order.
+        """
+        events = await self.store.events(order_id)
+        if not events:
+            raise JournalError(f"no order {order_id} in the journal")
+        return summary_of(fold(events), self.store.label)
 
     # --- helpers --------------------------------------------------------------------------------
 
