@@ -23,7 +23,7 @@ from buyer_agent._redact import Secret
 from buyer_agent.journal import Journal
 from buyer_agent.networks import Networks, agent_networks, sandbox_profiles
 from buyer_agent.signers import EvmSigner, JsonRpcEvmSigner, LocalEvmSigner
-from buyer_agent.workflow import OrderSummary, PairingSession, ProgressEvent, Runner
+from buyer_agent.workflow import DriveObserver, OrderSummary, PairingSession, ProgressEvent, Runner
 
 __all__ = [
     "EMBEDDED",
@@ -120,6 +120,7 @@ async def connect(
     *,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
+    observer: DriveObserver | None = None,
 ) -> Connection:
     """Build every part and the runner over ``journal``; on the embedded sandbox, start it first.
 
@@ -182,6 +183,7 @@ async def connect(
         on_progress=on_progress,
         approver=approver,
         networks=networks,
+        observer=observer,
     )
     return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id, pairing)
 

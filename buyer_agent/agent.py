@@ -40,6 +40,7 @@ from buyer_agent.signers import EvmSigner, JsonRpcEvmSigner
 from buyer_agent.task import SANDBOX, Task, load_task
 from buyer_agent.workflow import (
     TERMINAL,
+    DriveObserver,
     OrderSpec,
     OrderState,
     OrderSummary,
@@ -110,6 +111,8 @@ class BuyerAgent:
             threshold; without one the order waits in ``awaiting_approval`` for :meth:`approve`.
         networks: The network profiles a payment's token is checked against before signing; default
             the built-in ones extended by ``$BUYER_AGENT_NETWORKS`` (the embedded sandbox adds its own).
+        observer: Told when each order and step starts and finishes and of every journaled event
+            (a ``DriveObserver``: traces, metrics); one that raises is logged and ignored.
     """
 
     #: Builds an agent's tool surface; set by ``buyer_agent.tools`` (see :func:`attach_tools`).
@@ -134,6 +137,7 @@ class BuyerAgent:
         spec: OrderSpec | None = None,
         approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
         networks: Networks | None = None,
+        observer: DriveObserver | None = None,
     ) -> None:
         if market is None or market == "":
             market = env("market")
@@ -154,6 +158,7 @@ class BuyerAgent:
         self._on_progress = on_progress
         self._default_spec = spec
         self._approver = approver
+        self._observer = observer
         self.networks = networks if networks is not None else agent_networks()
         self._tools: ToolSurface | None = None
         self._journal: Journal | None = None
@@ -172,6 +177,7 @@ class BuyerAgent:
         market: Any = None,
         state_dir: str | Path | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        observer: DriveObserver | None = None,
     ) -> BuyerAgent:
         """An agent for a task file: its market and keys, the environment filling what it leaves out.
 
@@ -196,6 +202,7 @@ class BuyerAgent:
             delegation_policy=task.policy,
             on_progress=on_progress,
             networks=agent_networks(list(task.networks)),
+            observer=observer,
         )
         agent.task = task
         return agent
@@ -207,6 +214,7 @@ class BuyerAgent:
         market: Any = None,
         state_dir: str | Path | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        observer: DriveObserver | None = None,
     ) -> BuyerAgent:
         """An agent configured by the environment (the names in :data:`ENV`)."""
         return cls(
@@ -222,6 +230,7 @@ class BuyerAgent:
             pairing_id=env("pairing_id"),
             pairing_token=env("pairing_token"),
             on_progress=on_progress,
+            observer=observer,
         )
 
     @classmethod
@@ -305,7 +314,13 @@ class BuyerAgent:
             networks=self.networks,
             evm_signer=self._evm_signer,
         )
-        conn = await connect(settings, self.journal, on_progress=self._on_progress, approver=self._approver)
+        conn = await connect(
+            settings,
+            self.journal,
+            on_progress=self._on_progress,
+            approver=self._approver,
+            observer=self._observer,
+        )
         self.machine_id = conn.machine_id
         return conn
 

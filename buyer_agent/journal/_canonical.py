@@ -105,7 +105,11 @@ def format_at(at: datetime) -> str:
     """ISO-8601 UTC with microseconds and a ``Z``: ``2026-01-02T03:04:05.000006Z``."""
     if at.tzinfo is None:
         raise ValueError("journal times must be timezone-aware")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year to four digits; strftime's %Y does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime, and identical for these years.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def event_hash(

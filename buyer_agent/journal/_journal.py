@@ -1,4 +1,9 @@
-"""The SQLite journal: orders, append-only hash-chained events, the budget ledger, nonces, meta."""
+"""The SQLite journal: orders, append-only hash-chained events, the budget ledger, nonces, meta.
+
+Over ~400 lines on purpose: one class whose writes share one connection and one transaction
+discipline (the head check, the lease check, the daily limit and nonce reservations each inside the
+write they guard); split across modules, those rules would no longer read as one.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 import re
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -29,7 +35,7 @@ from buyer_agent.journal._canonical import (
 )
 from buyer_agent.journal._paths import DB_NAME
 from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
-from buyer_agent.journal._schema import migrate
+from buyer_agent.journal._schema import ORDER_PARTS, migrate
 from buyer_agent.journal._store import Lease
 
 __all__ = ["Journal", "lease_owner_id", "utc_now"]
@@ -37,6 +43,20 @@ __all__ = ["Journal", "lease_owner_id", "utc_now"]
 _DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 # Events recorded before a side effect runs: committed durably (see Journal._atomic).
 _INTENT = "intent:"
+# Intents of effects that are harmless to repeat under a new key after a power cut, committed
+# without the sync like every other event: a search asks for quotes again (nothing is bought); the
+# market documents the payment intent as idempotent per order (it returns the existing payment) and
+# the escrow lock as idempotent once the payment is held.
+_UNSYNCED_INTENTS = frozenset(
+    {"intent:search_market", "intent:create_payment_intent", "intent:lock_escrow_payment"}
+)
+
+
+def _synced(trigger: str) -> bool:
+    """True when the event is an intent whose commit must reach the disk before its effect runs."""
+    return trigger.startswith(_INTENT) and trigger not in _UNSYNCED_INTENTS
+
+
 # The message of the schema's events_at_head trigger.
 _STALE = "stale writer"
 # Context keys are the framework's own names; anything else cannot be a JSON path member safely.
@@ -91,8 +111,11 @@ class Journal:
                 check_same_thread=False,
             )
             self.db = Database(conn)
+            # Writes go to the sqlite3 connection itself (sqlite-utils' wrapper costs more per call
+            # than an event's whole SQL).
+            self._conn = conn
             if self.path is not None:
-                self.db.execute("PRAGMA journal_mode=WAL")
+                _enter_wal(conn)
             self.db.execute(f"PRAGMA synchronous={_DURABILITY[durability]}")
             self.db.execute("PRAGMA foreign_keys=ON")
             migrate(self.db)
@@ -118,37 +141,38 @@ class Journal:
         return self._clock()
 
     @contextmanager
-    def _atomic(self, *, durable: bool = False) -> Iterator[Database]:
+    def _atomic(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction; ``durable`` syncs the log at its commit even at ``synchronous=NORMAL``.
 
         In WAL mode a synced commit also makes every earlier commit durable (the log is written in
         order), so syncing the intents is enough for nothing done outside to be forgotten.
         """
+        conn = self._conn
         sync = durable and self.durability == "normal" and self.path is not None
         try:
             if sync:
-                self.db.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA synchronous=FULL")
             try:
                 # IMMEDIATE takes the write lock at BEGIN, where the busy timeout waits for it. A
                 # deferred transaction that reads first (a lease, the orders to claim) and writes
                 # after fails at once with "database is locked" when another connection committed
                 # in between (WAL's snapshot rule), which two processes sharing a file would hit.
-                self.db.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self.db
+                    yield conn
                 except BaseException:
-                    if self.db.conn.in_transaction:
-                        self.db.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
                 try:
-                    self.db.execute("COMMIT")
+                    conn.execute("COMMIT")
                 except BaseException:
-                    if self.db.conn.in_transaction:
-                        self.db.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
             finally:
                 if sync:
-                    self.db.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
 
@@ -167,14 +191,17 @@ class Journal:
         """Insert a new order row and its first event (``trigger``, ``state → state``)."""
         at = format_at(self._clock())
         first_payload = dict(payload) if payload is not None else {"spec": spec}
+        row_context = {k: v for k, v in (context or {}).items() if k not in ORDER_PARTS}
+        parts = {k: v for k, v in (context or {}).items() if k in ORDER_PARTS}
         with self._atomic() as db:
             if db.execute("SELECT 1 FROM orders WHERE order_id = ?", [order_id]).fetchone():
                 raise JournalError(f"order {order_id} already exists")
             db.execute(
                 "INSERT INTO orders (order_id, state, context, spec, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [order_id, state, dumps(context or {}), dumps(spec), at, at],
+                [order_id, state, dumps(row_context), dumps(spec), at, at],
             )
+            _write_parts(db, order_id, parts)
             event = self._append(
                 db, order_id, (state, 0, GENESIS_HASH), at, trigger, state, jsonable(first_payload)
             )
@@ -194,6 +221,7 @@ class Journal:
         pairing_id: str | None = None,
         market_order_id: str | None = None,
         lease: Lease | None = None,
+        durable: bool | None = None,
     ) -> Event:
         """Append an event and update the order row (state, context) in ONE transaction.
 
@@ -214,6 +242,8 @@ class Journal:
             market_order_id: Set the order's market order id.
             lease: Append only while this is the order's current lease (owner and epoch, not
                 expired by the journal's clock), checked in the same transaction.
+            durable: Sync the log at this commit (None: for intents, the default); False leaves an
+                intent for a later :meth:`sync` to make durable (a group commit).
 
         Returns:
             The stored event.
@@ -226,7 +256,7 @@ class Journal:
         at_dt = self._clock()
         at = format_at(at_dt)
         clean = jsonable(payload or {})
-        sets, args = _row_changes(context_patch, pairing_id, market_order_id)
+        sets, args, parts = _row_changes(context_patch, pairing_id, market_order_id, payload, clean)
         for attempt in (1, 2):
             head = self._heads.get(order_id)
             if head is None or head[0] != src or attempt == 2:
@@ -234,12 +264,14 @@ class Journal:
                 if head[0] != src:
                     raise JournalError(f"order {order_id} is {head[0]}, not {src}: refusing event {trigger}")
             try:
-                with self._atomic(durable=trigger.startswith(_INTENT)) as db:
+                with self._atomic(durable=_synced(trigger) if durable is None else durable) as db:
                     if lease is not None:
                         _check_lease(db, lease, at)
                     event = self._append(db, order_id, head, at, trigger, dst, clean)
                     if sets:
                         db.execute(f"UPDATE orders SET {sets} WHERE order_id = ?", [*args, order_id])
+                    if parts:
+                        _write_parts(db, order_id, parts)
                     if ledger is not None:
                         self._apply_ledger(db, order_id, ledger, at_dt)
             except JournalError as exc:
@@ -251,6 +283,20 @@ class Journal:
             return event
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def needs_sync(self, trigger: str) -> bool:
+        """True when an event with ``trigger`` must reach the disk before its effect runs.
+
+        Only at ``synchronous=NORMAL`` on a file: otherwise every commit syncs (or there is no disk).
+        """
+        return _synced(trigger) and self.durability == "normal" and self.path is not None
+
+    def sync(self) -> None:
+        """Make every commit so far durable: one synced write, whatever came before it."""
+        if self.durability != "normal" or self.path is None:
+            return  # every commit is synced already, or there is no disk
+        with self._atomic(durable=True) as db:
+            db.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
+
     def _read_head(self, order_id: str) -> tuple[str, int, str]:
         row = self.db.execute(
             "SELECT state, last_seq, last_hash FROM orders WHERE order_id = ?", [order_id]
@@ -261,7 +307,7 @@ class Journal:
 
     def _append(
         self,
-        db: Database,
+        db: sqlite3.Connection,
         order_id: str,
         head: tuple[str, int, str],
         at: str,
@@ -294,7 +340,10 @@ class Journal:
         ).fetchone()
         if row is None:
             raise JournalError(f"no order {order_id} in the journal")
-        return _order(row)
+        parts = self.db.execute(
+            "SELECT name, value FROM order_parts WHERE order_id = ?", [order_id]
+        ).fetchall()
+        return _order(row, parts)
 
     def has_order(self, order_id: str) -> bool:
         """True when the journal knows ``order_id``."""
@@ -312,7 +361,12 @@ class Journal:
             sql += f" WHERE state IN ({', '.join('?' for _ in wanted)})"
             args = wanted
         sql += " ORDER BY created_at, order_id"
-        return [_order(row) for row in self.db.execute(sql, args).fetchall()]
+        rows = self.db.execute(sql, args).fetchall()
+        parts: dict[str, list[Any]] = {}
+        if rows:
+            for order_id, name, value in self.db.execute("SELECT order_id, name, value FROM order_parts"):
+                parts.setdefault(order_id, []).append((name, value))
+        return [_order(row, parts.get(row[0], ())) for row in rows]
 
     def events(self, order_id: str) -> list[Event]:
         """The order's events in sequence order."""
@@ -407,7 +461,9 @@ class Journal:
 
     # --- the budget ledger -------------------------------------------------------------------
 
-    def _apply_ledger(self, db: Database, order_id: str, change: LedgerChange, at: datetime) -> None:
+    def _apply_ledger(
+        self, db: sqlite3.Connection, order_id: str, change: LedgerChange, at: datetime
+    ) -> None:
         stamp = format_at(at)
         if change.status is LedgerStatus.COMMITTED:
             if change.pairing_id is None or change.amount is None:
@@ -528,38 +584,93 @@ class Journal:
 
 
 def _row_changes(
-    context_patch: Mapping[str, Any] | None, pairing_id: str | None, market_order_id: str | None
-) -> tuple[str, list[Any]]:
-    """The ``SET`` clause (and its arguments) an event's row changes need; empty when there are none.
+    context_patch: Mapping[str, Any] | None,
+    pairing_id: str | None,
+    market_order_id: str | None,
+    payload: Mapping[str, Any] | None = None,
+    clean: Any = None,
+) -> tuple[str, list[Any], dict[str, Any]]:
+    """The ``SET`` clause (and its arguments) an event's row changes need, and its parts to write.
 
     The context is patched inside SQLite (``json_set`` / ``json_remove`` on the stored text), so an
-    event never reads, decodes and rewrites the whole context.
+    event never reads, decodes and rewrites the whole context; the write-once parts
+    (:data:`ORDER_PARTS`) go to their own table and leave the row small. A value that is the
+    payload's own (the same object, e.g. a search's quotes) is encoded from the payload's plain
+    form (``clean``) instead of being made plain again.
     """
     sets: list[str] = []
     args: list[Any] = []
+    parts: dict[str, Any] = {}
     if context_patch:
         expr = "context"
         for key, value in context_patch.items():
             if not _CONTEXT_KEY.fullmatch(key):
                 raise JournalError(f"context key {key!r} is not a plain name")
+            text = None
+            if value is not None and payload is not None and payload.get(key) is value:
+                text = encode_clean(clean[key])
+            if key in ORDER_PARTS:
+                # Kept apart; a copy an older row (or an import) still holds in its context goes.
+                parts[key] = value if text is None else _Encoded(text)
+                expr = f"json_remove({expr}, ?)"
+                args.append(f'$."{key}"')
+                continue
             if value is None:
                 expr = f"json_remove({expr}, ?)"
                 args.append(f'$."{key}"')
             else:
                 expr = f"json_set({expr}, ?, json(?))"
-                args.extend([f'$."{key}"', dumps(value)])
-        sets.append(f"context = {expr}")
+                args.extend([f'$."{key}"', dumps(value) if text is None else text])
+        if expr != "context":
+            sets.append(f"context = {expr}")
     if pairing_id is not None:
         sets.append("pairing_id = ?")
         args.append(pairing_id)
     if market_order_id is not None:
         sets.append("market_order_id = ?")
         args.append(market_order_id)
-    return ", ".join(sets), args
+    return ", ".join(sets), args, parts
+
+
+class _Encoded(str):
+    """A context value already in canonical JSON text."""
+
+
+def _write_parts(db: sqlite3.Connection, order_id: str, parts: Mapping[str, Any]) -> None:
+    """Set (or, for None, drop) write-once parts of an order's context."""
+    for name, value in parts.items():
+        if value is None:
+            db.execute("DELETE FROM order_parts WHERE order_id = ? AND name = ?", [order_id, name])
+        else:
+            db.execute(
+                "INSERT INTO order_parts (order_id, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(order_id, name) DO UPDATE SET value = excluded.value",
+                [order_id, name, str(value) if isinstance(value, _Encoded) else dumps(value)],
+            )
+
+
+def _enter_wal(conn: sqlite3.Connection, *, wait_s: float = 30.0) -> None:
+    """Switch the file to WAL, waiting out another connection that is doing the same.
+
+    Changing the journal mode needs the database to itself for a moment, and SQLite answers
+    "database is locked" at once instead of calling the busy handler, so two processes opening a
+    new journal together would make one of them fail.
+    """
+    deadline = time.monotonic() + wait_s
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _take_lease(
-    db: Database,
+    db: sqlite3.Connection,
     order_id: str,
     owner: str,
     ttl_s: float,
@@ -589,7 +700,7 @@ def _take_lease(
     return Lease(order_id, owner, epoch, until)
 
 
-def _check_lease(db: Database, lease: Lease, at: str) -> None:
+def _check_lease(db: sqlite3.Connection, lease: Lease, at: str) -> None:
     """Refuse a write under ``lease`` unless it is still the order's, unexpired at ``at``."""
     row = db.execute(
         "SELECT lease_owner, lease_epoch, lease_until FROM orders WHERE order_id = ?", [lease.order_id]
@@ -602,7 +713,7 @@ def _check_lease(db: Database, lease: Lease, at: str) -> None:
 
 
 def _check_daily_limit(
-    db: Database, order_id: str, pairing_id: str, amount: Money, limit: Money, at: datetime
+    db: sqlite3.Connection, order_id: str, pairing_id: str, amount: Money, limit: Money, at: datetime
 ) -> None:
     """Refuse a commitment that takes the pairing's spend on ``at``'s UTC day past ``limit``."""
     if (limit.currency, limit.decimals) != (amount.currency, amount.decimals):
@@ -626,11 +737,14 @@ def _check_daily_limit(
         )
 
 
-def _order(row: Any) -> OrderRecord:
+def _order(row: Any, parts: Iterable[tuple[str, str]] = ()) -> OrderRecord:
+    context = loads(row[2]) or {}
+    for name, value in parts:
+        context[name] = loads(value)
     return OrderRecord(
         order_id=row[0],
         state=row[1],
-        context=loads(row[2]) or {},
+        context=context,
         spec=loads(row[3]) or {},
         pairing_id=row[4],
         market_order_id=row[5],

@@ -7,7 +7,10 @@ from sqlite_utils.migrations import Migrations
 
 from buyer_agent.journal._canonical import GENESIS_HASH
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "ORDER_PARTS", "migrate"]
+
+#: Context keys kept in ``order_parts`` rather than in the order row (large, written once or twice).
+ORDER_PARTS = ("quotes", "candidates")
 
 MIGRATIONS = Migrations("buyer_agent.journal")
 
@@ -140,6 +143,46 @@ def m003_lease_epoch(db: Database) -> None:
     still runs.
     """
     db.execute("ALTER TABLE orders ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m004_order_parts(db: Database) -> None:
+    """The write-once parts of an order's context (a search's quotes, a choice's candidates) apart.
+
+    Every event rewrites its order's row (head, state, time); with every quote and candidate of the
+    search inside the row's context, each of those writes copied tens of kilobytes. The parts live
+    in ``order_parts`` instead, written when they change; reading an order merges them back, so its
+    context reads as before.
+    """
+    db.execute(
+        """
+        CREATE TABLE order_parts (
+            order_id TEXT NOT NULL REFERENCES orders(order_id),
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (order_id, name)
+        ) WITHOUT ROWID
+        """
+    )
+    for name in ORDER_PARTS:
+        path = f'$."{name}"'
+        db.execute(
+            "INSERT INTO order_parts (order_id, name, value) "
+            f"SELECT order_id, '{name}', json_extract(context, '{path}') FROM orders "
+            f"WHERE json_type(context, '{path}') IS NOT NULL AND json_type(context, '{path}') != 'null'"
+        )
+        db.execute(f"UPDATE orders SET context = json_remove(context, '{path}')")
+
+
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m005_sync_mark(db: Database) -> None:
+    """One row whose durable update makes every earlier commit durable (``Journal.sync``).
+
+    Intents of many orders in flight commit without syncing the log one by one; one synced write
+    of this row then covers all of them before any of their effects runs (a group commit).
+    """
+    db.execute("CREATE TABLE sync_mark (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+    db.execute("INSERT INTO sync_mark (id, n) VALUES (1, 0)")
 
 
 def migrate(db: Database) -> None:

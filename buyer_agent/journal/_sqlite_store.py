@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,31 @@ class SqliteStore:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        self._sync: asyncio.Future[None] | None = None
+
+    async def _durable(self) -> None:
+        """Wait until every commit so far is on disk; concurrent callers share one sync (group commit).
+
+        The sync runs once the tasks already ready to run have had their turn, so the intents that
+        many orders in flight commit meanwhile are covered by the same write.
+        """
+        pending = self._sync
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._sync = loop.create_future()
+            loop.call_soon(self._flush, pending)
+        await asyncio.shield(pending)
+
+    def _flush(self, done: asyncio.Future[None]) -> None:
+        self._sync = None
+        try:
+            self.journal.sync()
+        except BaseException as exc:  # every waiter hears it; none runs its effect
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.label!r})"
@@ -61,8 +87,13 @@ class SqliteStore:
         market_order_id: str | None = None,
         lease: Lease | None = None,
     ) -> Event:
-        """See :meth:`OrderStore.record`."""
-        return self.journal.record(
+        """See :meth:`OrderStore.record`.
+
+        An intent is committed without its own sync and returned once a sync shared with the
+        intents of other orders committed meanwhile has made it durable.
+        """
+        group = self.journal.needs_sync(trigger)
+        event = self.journal.record(
             order_id,
             trigger,
             src,
@@ -73,7 +104,11 @@ class SqliteStore:
             pairing_id=pairing_id,
             market_order_id=market_order_id,
             lease=lease,
+            durable=False if group else None,
         )
+        if group:
+            await self._durable()
+        return event
 
     async def order(self, order_id: str) -> OrderRecord:
         """See :meth:`OrderStore.order`."""
@@ -184,7 +219,7 @@ class SqliteStore:
                 [order.order_id, events[0].src, dumps(order.context), dumps(order.spec), order.pairing_id,
                  order.market_order_id, order.created_at, events[0].at],
             )  # fmt: skip
-            db.conn.executemany(
+            db.executemany(
                 "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[e.order_id, e.seq, e.at, e.trigger, e.src, e.dst, dumps(e.payload), e.prev_hash, e.hash]

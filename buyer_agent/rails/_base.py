@@ -22,19 +22,29 @@ land: nonce used by another transaction, blockhash expired) → only then ``prep
 from __future__ import annotations
 
 import enum
+import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from buyer_agent._money import Money
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "ESCROW_RAILS",
     "EscrowProof",
     "NonceStore",
     "PaymentRequest",
     "Rail",
     "SignedTx",
+    "SyncNonceStore",
     "TxStatus",
+    "is_escrow",
+    "payer_address",
+    "reserve_nonces",
+    "revert_reason",
 ]
 
 
@@ -119,9 +129,13 @@ class EscrowProof:
 
 
 class NonceStore(Protocol):
-    """Hands out EVM nonces that survive restarts and concurrent orders from one wallet."""
+    """Hands out EVM nonces that survive restarts and concurrent orders from one wallet.
 
-    def reserve(self, chain: str, address: str, chain_next: int, count: int) -> int:
+    Async, so that a store on a database server can serve it; a rail also accepts a store whose
+    ``reserve`` answers at once (the SQLite ``Journal``, ``MemoryNonceStore``).
+    """
+
+    async def reserve(self, chain: str, address: str, chain_next: int, count: int) -> int:
         """Reserve ``count`` consecutive nonces; return the first.
 
         The first is ``max(chain_next, last reserved + 1)``; the reservation is persisted before
@@ -130,9 +144,72 @@ class NonceStore(Protocol):
         ...
 
 
+class SyncNonceStore(Protocol):
+    """A :class:`NonceStore` whose ``reserve`` answers at once (the SQLite journal, in memory)."""
+
+    def reserve(self, chain: str, address: str, chain_next: int, count: int) -> int:
+        """See :meth:`NonceStore.reserve`."""
+        ...
+
+
+#: Rail types that hold the payment in escrow until delivery is confirmed (the rest pay directly).
+ESCROW_RAILS = frozenset({"onchain-escrow", "escrow"})
+
+
+def is_escrow(rail_type: str) -> bool:
+    """True when ``rail_type`` pays into escrow (released on confirm) rather than directly."""
+    return rail_type in ESCROW_RAILS
+
+
+def payer_address(rail: Any) -> str | None:
+    """The address the rail pays from (``address``), when the rail has one."""
+    address = getattr(rail, "address", None)
+    return str(address) if address else None
+
+
+async def reserve_nonces(
+    store: NonceStore | SyncNonceStore, chain: str, address: str, chain_next: int, count: int
+) -> int:
+    """Reserve nonces from an async store or from one that answers at once."""
+    got = store.reserve(chain, address, chain_next, count)
+    if inspect.isawaitable(got):
+        return int(await got)
+    return int(got)
+
+
+async def check_funds(rail: Any, request: PaymentRequest) -> None:
+    """Refuse a payment the wallet cannot cover, before anything is signed (rails that can tell).
+
+    Raises:
+        InsufficientFundsError: the token or gas balance is short (both amounts named).
+    """
+    check = getattr(rail, "check_funds", None)
+    if check is not None:
+        await check(request)
+
+
+async def revert_reason(rail: Any, tx: SignedTx) -> str | None:
+    """Why ``tx`` reverted, from a rail that can tell (``revert_reason``); never raises."""
+    read = getattr(rail, "revert_reason", None)
+    if read is None:
+        return None
+    try:
+        reason = await read(tx)
+    except Exception as exc:  # the failure is reported either way; the reason is a courtesy
+        log.info("could not read why %s reverted: %s", tx.tx_id, exc)
+        return None
+    return str(reason) if reason else None
+
+
 @runtime_checkable
 class Rail(Protocol):
-    """A payment rail: one chain family, one or more rail types."""
+    """A payment rail: one chain family, one or more rail types.
+
+    Optional members the runner uses when a rail has them (a third-party rail need not): ``address``
+    (the payer, sent with the payment intent; :func:`payer_address`) and ``async revert_reason(tx)``
+    (why a transaction reverted, for the order's error; :func:`revert_reason`). Whether a payment
+    goes through escrow is its rail type's (:func:`is_escrow`).
+    """
 
     name: str
 

@@ -23,7 +23,15 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from buyer_agent._errors import PaymentMismatchError, RailError, SignerError, TransactionRevertedError
 from buyer_agent._redact import Secret
 from buyer_agent._urls import check_port
-from buyer_agent.rails._base import EscrowProof, NonceStore, PaymentRequest, SignedTx, TxStatus
+from buyer_agent.rails._base import (
+    EscrowProof,
+    NonceStore,
+    PaymentRequest,
+    SignedTx,
+    SyncNonceStore,
+    TxStatus,
+    reserve_nonces,
+)
 from buyer_agent.rails._boundary import translated
 from buyer_agent.rails._evm_abi import (
     approve_data,
@@ -120,7 +128,7 @@ class EvmRail:
         signer: EvmSigner | str | Secret,
         *,
         chain: str | None = None,
-        nonce_store: NonceStore | None = None,
+        nonce_store: NonceStore | SyncNonceStore | None = None,
         confirmations: int | None = None,
         max_fee_per_gas_cap: int | None = None,
         poll_interval: float = 0.05,
@@ -139,7 +147,9 @@ class EvmRail:
         self._address = to_checksum_address(self._signer.address)
         self.chain = chain
         self._rpc_url = rpc_url
-        self._nonces: NonceStore = nonce_store if nonce_store is not None else MemoryNonceStore()
+        self._nonces: NonceStore | SyncNonceStore = (
+            nonce_store if nonce_store is not None else MemoryNonceStore()
+        )
         self._genesis: str | None = None
         self._confirmations = confirmations
         self._networks = networks
@@ -373,11 +383,16 @@ class EvmRail:
                 f"wrong chain: the payment is on {request.chain} but the node at this rail's RPC is "
                 f"eip155:{chain_id}; nothing was signed"
             )
-        max_fee, tip = await self._fees(request)
-        gases = [await self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls)]
-        pending = int(await self._w3.eth.get_transaction_count(self._address, "pending"))
-        first = self._nonces.reserve(
-            await self._nonce_scope(request.chain), self._address, pending, len(calls)
+        # The node's answers do not depend on one another: ask for them side by side.
+        estimates = (self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls))
+        (max_fee, tip), gases, count = await asyncio.gather(
+            self._fees(request),
+            asyncio.gather(*estimates),
+            self._w3.eth.get_transaction_count(self._address, "pending"),
+        )
+        pending = int(count)
+        first = await reserve_nonces(
+            self._nonces, await self._nonce_scope(request.chain), self._address, pending, len(calls)
         )
         signed = []
         for i, ((purpose, to, data), gas) in enumerate(zip(calls, gases, strict=True)):

@@ -20,6 +20,9 @@ from typing import Any
 
 from buyer_agent.journal._canonical import format_at
 from buyer_agent.market import (
+    ConfirmMarketOrderResponse,
+    DisputeMarketOrderResponse,
+    ExecuteMarketOrderResponse,
     ItemResponse,
     ListResponse,
     MarketPaymentRailRecommendation,
@@ -45,6 +48,10 @@ METHODS: tuple[str, ...] = (
     "confirm_market_order",
     "dispute_market_order",
 )
+
+
+# Answers the client returns as they are, not wrapped in an ``ItemResponse``.
+_UNWRAPPED = (ExecuteMarketOrderResponse, ConfirmMarketOrderResponse, DisputeMarketOrderResponse)
 
 
 class ScriptExhausted(AssertionError):
@@ -115,8 +122,8 @@ class ScriptedMarket:
             answer = answer(call)
         if isinstance(answer, BaseException):
             raise answer
-        if isinstance(answer, ItemResponse | ListResponse):
-            return answer
+        if isinstance(answer, (ItemResponse, ListResponse, *_UNWRAPPED)):
+            return answer  # as the client answers it (execute, confirm and dispute are not items)
         return ItemResponse(answer)
 
     # --- the market port --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
 from buyer_agent.tools._schemas import MAX_WAIT_S, TOOLS, tool_spec
 from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary, fold
+from buyer_agent.workflow._table import hint
 
 if TYPE_CHECKING:
     from buyer_agent.agent import BuyerAgent
@@ -37,32 +38,6 @@ _WAIT_POLL_S = 0.5
 _REFUND_RETRY_S = 2.0
 #: ``order_status`` of a disputed order asks the market this long at most whether it has refunded.
 _STATUS_REFUND_CHECK_S = 2.0
-
-_HINTS: dict[OrderState, str] = {
-    S.CREATED: "the order was not searched yet; start a new one with search_market",
-    S.PAIRED: "the search did not complete; start a new one with search_market",
-    S.SEARCHED: "call list_candidates to see the quotes, then choose_quote",
-    S.QUOTED: "call place_order to order the chosen quote",
-    S.AWAITING_APPROVAL: (
-        "the price is above the approval threshold: a human must approve it "
-        "(python -m buyer_agent approve {order_id}{state_dir}); check order_status (or wait_for "
-        "quoted) later, then call place_order"
-    ),
-    S.ORDERED: "call pay_order",
-    S.PAYING: "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
-    S.PAID: "call execute_order",
-    S.ESCROW_LOCKED: "call execute_order",
-    S.EXECUTED: "check the outcome, then call confirm_order to accept it or dispute_order with a reason",
-    S.CONFIRMED: "done: the service was delivered and paid",
-    S.DISPUTED: (
-        "the payment is frozen until the market refunds it; call wait_for with state refunded, or "
-        "order_status later"
-    ),
-    S.REFUNDED: "the payment was refunded; start again with search_market if the task still needs it",
-    S.HANDED_OFF: "the market handed execution to an external flow; nothing more to do here",
-    S.FAILED: "the order stopped (see error); start a new one with search_market if it still makes sense",
-    S.CANCELLED: "the order was cancelled",
-}
 
 
 class AgentTools:
@@ -184,7 +159,7 @@ class AgentTools:
     def _hint(self, state: OrderState, order_id: str) -> str:
         journal = getattr(self._agent.journal, "path", None)
         state_dir = f" --state-dir {self._agent.state_dir}" if journal not in (None, ":memory:") else ""
-        return _HINTS[state].format(order_id=order_id, state_dir=state_dir)
+        return hint(state, order_id, state_dir=state_dir)
 
     # --- results --------------------------------------------------------------------------------
 

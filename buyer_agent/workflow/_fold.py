@@ -108,6 +108,15 @@ class FactsFolder:
         values["keys"] = dict(self.keys)
         return OrderFacts(**values)
 
+    def key(self, effect: str) -> str | None:
+        """The live idempotency key of ``effect``, or None (as :meth:`OrderFacts.key`)."""
+        k = self.keys.get(effect)
+        return k.key if k is not None else None
+
+    def quotes_json(self) -> Any:
+        """The order's quotes as the journal holds them (the selection reads them so), or None."""
+        return self._quotes_json
+
     def apply(self, event: Event | Mapping[str, Any]) -> FactsFolder:
         """Fold one event (a journal ``Event`` or an exported event dict) in; return self."""
         if isinstance(event, Event):

@@ -1,4 +1,4 @@
-"""The typed model one order's machine drives: guards read facts, the callback journals."""
+"""The typed model one order's machine drives: guards judge facts, the callback journals or hands over."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from buyer_agent.journal import Event, Journal
+from buyer_agent.workflow._facts import OrderFacts
+from buyer_agent.workflow._guards import GUARDS
 
 __all__ = ["OrderModel"]
 
@@ -13,29 +15,37 @@ __all__ = ["OrderModel"]
 class OrderModel:
     """One order inside a ``transitions`` machine.
 
-    The runner fires ``trigger(name, payload=…, context=…, <facts>)``; each ``guard_<condition>``
-    reads its fact from the event's keyword arguments (computed by the runner just before, from the
-    eligibility guard, the clock and the rails), and :meth:`journal_transition` appends the event
-    and updates the order row in one transaction before the state changes. Nothing else happens in
-    callbacks.
+    Each ``guard_<condition>`` is the table's predicate (``_guards``) over the order's facts and the
+    event's data: the facts given as ``facts=`` with the trigger, else those the model was built
+    with, else (with a journal) the fold of the order's events. :meth:`journal_transition` runs
+    before the state changes: with a journal it appends the event and updates the order row in one
+    transaction; without one (the runner, whose store is async) it keeps the move in
+    :attr:`pending` for the caller to journal. Nothing else happens in callbacks.
     """
 
     state: str
     trigger: Callable[..., bool]
 
-    def __init__(self, journal: Journal, order_id: str) -> None:
+    def __init__(self, journal: Journal | None, order_id: str, facts: OrderFacts | None = None) -> None:
         self.journal = journal
         self.order_id = order_id
+        self.facts = facts
         self.last_event: Event | None = None
+        #: ``(trigger, src, dst)`` of the move a journal-less model let through.
+        self.pending: tuple[str, str, str] | None = None
 
     def journal_transition(self, event: Any) -> None:
         """Journal the transition (its payload, context patch, ledger change) atomically."""
+        name, src, dst = event.event.name, event.transition.source, event.transition.dest
+        if self.journal is None:
+            self.pending = (name, src, dst)
+            return
         kw = event.kwargs
         self.last_event = self.journal.record(
             self.order_id,
-            event.event.name,
-            event.transition.source,
-            event.transition.dest,
+            name,
+            src,
+            dst,
             kw.get("payload") or {},
             kw.get("context"),
             ledger=kw.get("ledger"),
@@ -43,55 +53,57 @@ class OrderModel:
             market_order_id=kw.get("market_order_id"),
         )
 
-    # --- guards (conditions of the transition table) ---------------------------------------
+    def _facts(self, event: Any) -> OrderFacts | None:
+        given = event.kwargs.get("facts")
+        if isinstance(given, OrderFacts):
+            return given
+        if self.facts is None and self.journal is not None:
+            from buyer_agent.workflow._fold import fold
 
-    @staticmethod
-    def guard_has_choice(event: Any) -> bool:
-        """A strategy chose a quote."""
-        return event.kwargs.get("choice") is not None
+            self.facts = fold(self.journal.events(self.order_id))
+        return self.facts
 
-    @staticmethod
-    def guard_quote_fresh(event: Any) -> bool:
-        """The quote has not expired."""
-        expires_at, now = event.kwargs.get("expires_at"), event.kwargs.get("now")
-        return expires_at is not None and now is not None and bool(expires_at > now)
+    def _check(self, name: str, event: Any) -> bool:
+        return GUARDS[name](self._facts(event), event.kwargs) is None
 
-    @staticmethod
-    def guard_within_limits(event: Any) -> bool:
-        """The eligibility guard passed the quote (budget, per-tx and daily limits, policy, rail)."""
-        return event.kwargs.get("eligible") is True
+    # --- guards (conditions of the transition table; each is ``_guards.<name>``) ------------
 
-    @staticmethod
-    def guard_over_threshold(event: Any) -> bool:
-        """The price is above the approval threshold."""
-        return event.kwargs.get("over_threshold") is True
+    def guard_has_choice(self, event: Any) -> bool:
+        """A quote was chosen."""
+        return self._check("has_choice", event)
 
-    @staticmethod
-    def guard_approved(event: Any) -> bool:
+    def guard_quote_fresh(self, event: Any) -> bool:
+        """The quote has not expired at the event's clock reading."""
+        return self._check("quote_fresh", event)
+
+    def guard_within_limits(self, event: Any) -> bool:
+        """The quote passes the eligibility guard again (budget, limits, policy, rail)."""
+        return self._check("within_limits", event)
+
+    def guard_over_threshold(self, event: Any) -> bool:
+        """The price is above the approval threshold and not yet approved."""
+        return self._check("over_threshold", event)
+
+    def guard_approved(self, event: Any) -> bool:
         """No approval is needed, or it was given."""
-        return event.kwargs.get("approved") is True
+        return self._check("approved", event)
 
-    @staticmethod
-    def guard_rail_available(event: Any) -> bool:
-        """A registered rail can pay the intent."""
-        return event.kwargs.get("rail_available") is True
+    def guard_rail_available(self, event: Any) -> bool:
+        """A registered rail can pay the request."""
+        return self._check("rail_available", event)
 
-    @staticmethod
-    def guard_intent_matches(event: Any) -> bool:
+    def guard_intent_matches(self, event: Any) -> bool:
         """The payment intent matches the quote (amount, payee, token)."""
-        return event.kwargs.get("intent_checked") is True and event.kwargs.get("mismatch") is None
+        return self._check("intent_matches", event)
 
-    @staticmethod
-    def guard_payment_confirmed(event: Any) -> bool:
+    def guard_payment_confirmed(self, event: Any) -> bool:
         """Every payment transaction is confirmed on chain."""
-        return event.kwargs.get("confirmed") is True
+        return self._check("payment_confirmed", event)
 
-    @staticmethod
-    def guard_escrow_rail(event: Any) -> bool:
+    def guard_escrow_rail(self, event: Any) -> bool:
         """The order pays through an escrow rail."""
-        return event.kwargs.get("escrow") is True
+        return self._check("escrow_rail", event)
 
-    @staticmethod
-    def guard_direct_rail(event: Any) -> bool:
+    def guard_direct_rail(self, event: Any) -> bool:
         """The order pays by direct transfer (no escrow)."""
-        return event.kwargs.get("escrow") is False
+        return self._check("direct_rail", event)

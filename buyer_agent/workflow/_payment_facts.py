@@ -8,9 +8,10 @@ from typing import Any
 
 from buyer_agent._errors import PaymentMismatchError
 from buyer_agent._money import Money
+from buyer_agent.market import MarketPayment
 from buyer_agent.rails._base import PaymentRequest
 from buyer_agent.workflow._pairing import DelegationPolicyLimits
-from buyer_agent.workflow._quotes import field_of, money_text
+from buyer_agent.workflow._quotes import meta_value, money_text
 
 __all__ = [
     "check_intent",
@@ -64,29 +65,32 @@ def intent_rail_type(rail_type: str, supported_rails: Any) -> str:
     return rail_type
 
 
-def intent_facts(payment: Any) -> dict[str, Any]:
-    rail = field_of(payment, "rail")
-    meta = field_of(rail, "metadata") or {}
-    amount = field_of(payment, "amount")
+def intent_facts(payment: MarketPayment) -> dict[str, Any]:
+    """What the workflow keeps of the market's payment intent (the client's typed answer).
+
+    The rail's free-form ``metadata`` is read as the market wrote it (snake_case or camelCase).
+    """
+    rail = payment.rail
+    meta: Mapping[str, Any] = rail.metadata or {}
+    amount = payment.amount
+    raw = meta_value(meta, "raw_amount", "rawAmount")
     return {
-        "payment_id": field_of(payment, "id"),
-        "status": field_of(payment, "status"),
+        "payment_id": payment.id,
+        "status": payment.status,
         "amount": format(Decimal(str(amount)), "f") if amount is not None else None,
-        "currency": field_of(payment, "currency"),
+        "currency": payment.currency,
         "rail": {
-            "type": field_of(rail, "rail_type", "type"),
-            "chain": field_of(rail, "chain"),
-            "token": field_of(rail, "token"),
-            "token_address": field_of(rail, "token_address"),
-            "token_mint": field_of(rail, "token_mint"),
-            "payer_address": field_of(rail, "payer_address"),
-            "payee_address": field_of(rail, "payee_address"),
-            "wallet_address": field_of(rail, "wallet_address"),
-            "escrow_address": field_of(rail, "escrow_address"),
-            "token_decimals": field_of(meta, "token_decimals"),
-            "raw_amount": str(field_of(meta, "raw_amount"))
-            if field_of(meta, "raw_amount") is not None
-            else None,
+            "type": rail.rail_type,
+            "chain": rail.chain,
+            "token": rail.token,
+            "token_address": rail.token_address,
+            "token_mint": rail.token_mint,
+            "payer_address": rail.payer_address,
+            "payee_address": rail.payee_address,
+            "wallet_address": rail.wallet_address,
+            "escrow_address": rail.escrow_address,
+            "token_decimals": meta_value(meta, "token_decimals", "tokenDecimals"),
+            "raw_amount": str(raw) if raw is not None else None,
         },
     }
 

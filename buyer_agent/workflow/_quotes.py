@@ -7,13 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 from buyer_agent._money import CURRENCY_DECIMALS, Money
-from buyer_agent._time import parse_time  # re-exported: the runner and what-if read it here
+from buyer_agent._time import parse_time
+from buyer_agent.market import MarketQuote  # re-exported: the runner and what-if read it here
 
-__all__ = ["facts_price", "field_of", "money_text", "parse_time", "quote_facts"]
+__all__ = ["facts_price", "field_of", "meta_value", "money_text", "parse_time", "quote_facts", "quote_json"]
 
 
 def field_of(obj: Any, *names: str) -> Any:
-    """The first present field among ``names`` of an object or mapping (snake_case or camelCase)."""
+    """The first present field among ``names`` of an object or mapping (snake_case or camelCase).
+
+    Only :func:`quote_facts` uses it, for quotes given as wire JSON (hand-made tests and tools); the
+    runner reads the client's typed models (:func:`quote_json`).
+    """
     if obj is None:
         return None
     for name in names:
@@ -81,6 +86,51 @@ def quote_facts(quote: Any) -> dict[str, Any]:
         "latency_ms": int(latency) if latency is not None else None,
         "reputation": format(Decimal(str(reputation)), "f") if reputation is not None else None,
         "reasons": [str(r) for r in (field_of(quote, "reasons") or ())],
+    }
+
+
+def meta_value(meta: Mapping[str, Any], *names: str) -> Any:
+    """The first non-None value among ``names`` in a free-form metadata mapping (kept as the wire sent it)."""
+    for name in names:
+        value = meta.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def quote_json(quote: MarketQuote) -> dict[str, Any]:
+    """What the workflow keeps of a market quote (typed, from the client): JSON-able facts, exact money.
+
+    ``price`` is None when the quote has no fixed amount (it can then never be eligible). The
+    quote's free-form ``metadata`` is read as the provider wrote it (snake_case or camelCase keys).
+    """
+    pricing, payment = quote.pricing, quote.payment
+    currency = str(pricing.currency or payment.token or "USDC").upper()
+    price: Money | None = None
+    if pricing.amount is not None:
+        price = Money.of(pricing.amount, currency, CURRENCY_DECIMALS.get(currency, 6))
+    meta: Mapping[str, Any] = quote.metadata or quote.extra or {}
+    latency = meta_value(meta, "latency_ms", "latencyMs")
+    reputation = meta_value(meta, "provider_reputation", "providerReputation", "reputation")
+    return {
+        "quote_id": str(quote.id),
+        "service_id": str(quote.service_id),
+        "provider_key": str(quote.provider_key or ""),
+        "skill_key": str(quote.skill_key or ""),
+        "price": price.to_json() if price is not None else None,
+        "score": format(Decimal(str(quote.score)), "f"),
+        "execution_mode": str(quote.execution_mode or "native"),
+        "rail": str(payment.default_rail or ""),
+        "supported_rails": [str(r) for r in payment.supported_rails or ()],
+        "chain": payment.chain,
+        "token": payment.token,
+        "token_address": payment.token_address,
+        "token_mint": payment.token_mint,
+        "payee": payment.payee_address or payment.wallet_address,
+        "expires_at": str(quote.expires_at),
+        "latency_ms": int(latency) if latency is not None else None,
+        "reputation": format(Decimal(str(reputation)), "f") if reputation is not None else None,
+        "reasons": [str(r) for r in quote.reasons or ()],
     }
 
 

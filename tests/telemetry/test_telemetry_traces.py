@@ -114,7 +114,7 @@ def test_a_failed_step_is_an_error_span_and_its_rerun_counts_a_retry(
     assert len(executes) == 2
     failed, rerun = executes
     assert failed.status.status_code is StatusCode.ERROR
-    assert (failed.attributes or {})["error.type"] == "OrchestrationNetworkError"
+    assert (failed.attributes or {})["error.type"] == "MARKET_UNREACHABLE"  # its code, not its class
     assert (failed.attributes or {})["buyer_agent.step.retry_count"] == 0
     assert rerun.status.status_code is not StatusCode.ERROR
     assert (rerun.attributes or {})["buyer_agent.step.retry_count"] == 1

@@ -82,3 +82,17 @@ def test_an_unscripted_call_stops_the_order_with_a_clear_error() -> None:
         assert summary.error is not None and summary.error["code"] == "ScriptExhausted"
 
     asyncio.run(go())
+
+
+def test_execute_confirm_and_dispute_are_answered_unwrapped_as_the_client_answers_them() -> None:
+    from buyer_agent.market import ExecuteMarketOrderResponse, ExecutionOutcome, ExecutionRun, NativeExecution
+
+    answer = ExecuteMarketOrderResponse(
+        order=None,  # type: ignore[arg-type]  # the scripted market passes its answers on as they are
+        execution=NativeExecution(
+            status_code=200, run=ExecutionRun("r", "done"), outcome=ExecutionOutcome("o", "completed")
+        ),
+    )
+    market = ScriptedMarket(execute_market_order=[answer])
+    got = asyncio.run(market.execute_market_order("mo_1", {"input": {}}, "token"))
+    assert got is answer  # not an ItemResponse: the runner reads ``.execution`` as from the client

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from buyer_agent import Money, PaymentMismatchError, Secret, StateError
+from buyer_agent import JournalError, Money, PaymentMismatchError, Secret, StateError
 from buyer_agent.journal import Journal
 from buyer_agent.rails._base import PaymentRequest
 from buyer_agent.workflow import OrderSpec, OrderState, PairingSession
@@ -90,5 +90,7 @@ def test_summary_json_has_the_run_json_keys(tmp_path: Path) -> None:
     runner = _runner(tmp_path / "s.db")
     order_id = asyncio.run(runner.submit(SPEC))
     data = runner.summary(order_id).to_json()
+    with pytest.raises(JournalError, match="no order ord_unknown"):
+        runner.summary("ord_unknown")
     assert {"order_id", "state", "quote", "candidates", "payment", "journal", "updated_at"} <= set(data)
     assert data["journal"] == str(tmp_path / "s.db")

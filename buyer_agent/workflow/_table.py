@@ -1,0 +1,189 @@
+"""The one table of which step runs from which state, with the actions a caller may ask for there.
+
+The drive loop takes each order's next step from :data:`ROWS`; ``Runner.step`` checks a caller's
+action against it; the tools read their next-step hints from it. A new flow is a row (and a step
+registered under its name), never an edit of an if-chain: a row's ``applies`` predicate over the
+order's facts picks it before the rows after it for the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from buyer_agent.workflow._facts import OrderFacts
+from buyer_agent.workflow._states import OrderState
+
+__all__ = [
+    "ACTIONS",
+    "HIDDEN_ACTIONS",
+    "ROWS",
+    "Row",
+    "allowed_actions",
+    "hint",
+    "row_for",
+]
+
+S = OrderState
+
+#: Every action a caller may ask for, in the order ``allowed_actions`` lists them.
+_ACTION_ORDER: tuple[str, ...] = (
+    "pair",
+    "search",
+    "choose",
+    "order",
+    "approve",
+    "pay",
+    "execute",
+    "confirm",
+    "dispute",
+    "refund",
+    "cancel",
+    "withdraw",
+    "abandon",
+)
+
+#: A person's decisions, never offered among the next steps (``cancel ORDER_ID [--abandon]``):
+#: cancel an order placed but not paid; close as failed one whose market died with its process.
+HIDDEN_ACTIONS = frozenset({"withdraw", "abandon"})
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """From ``state`` the drive loop runs ``step`` (None: the order waits or is done).
+
+    ``actions`` are what a caller may ask for in ``state`` (``Runner.step``); ``hint`` tells a model
+    or a person what to do next (``{order_id}`` is filled in); ``applies`` narrows the row to the
+    orders whose facts it accepts (a flow of its own), else the row is the state's default.
+    """
+
+    state: OrderState
+    step: str | None
+    actions: tuple[str, ...]
+    hint: str
+    applies: Callable[[OrderFacts], bool] | None = None
+
+
+_BEFORE_ORDER = ("cancel",)
+
+ROWS: tuple[Row, ...] = (
+    Row(
+        S.CREATED,
+        "pair",
+        ("pair", *_BEFORE_ORDER),
+        "the order was not searched yet; start a new one with search_market",
+    ),
+    Row(
+        S.PAIRED,
+        "search",
+        ("search", *_BEFORE_ORDER),
+        "the search did not complete; start a new one with search_market",
+    ),
+    Row(
+        S.SEARCHED,
+        "choose",
+        ("choose", *_BEFORE_ORDER),
+        "call list_candidates to see the quotes, then choose_quote",
+    ),
+    # From quoted a caller may search again (quotes expired) or order the chosen quote.
+    Row(S.QUOTED, "order", ("search", "order", *_BEFORE_ORDER), "call place_order to order the chosen quote"),
+    Row(
+        S.AWAITING_APPROVAL,
+        "approval",
+        ("approve", *_BEFORE_ORDER),
+        "the price is above the approval threshold: a human must approve it "
+        "(python -m buyer_agent approve {order_id}{state_dir}); check order_status (or wait_for "
+        "quoted) later, then call place_order",
+    ),
+    Row(S.ORDERED, "pay", ("pay", "withdraw", "abandon"), "call pay_order"),
+    Row(
+        S.PAYING,
+        "settle",
+        ("pay", "abandon"),
+        "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
+    ),
+    Row(S.PAID, "execute", ("execute", "dispute", "abandon"), "call execute_order"),
+    Row(S.ESCROW_LOCKED, "execute", ("execute", "dispute", "abandon"), "call execute_order"),
+    Row(
+        S.EXECUTED,
+        "confirm",
+        ("confirm", "dispute", "abandon"),
+        "check the outcome, then call confirm_order to accept it or dispute_order with a reason",
+    ),
+    Row(
+        S.DISPUTED,
+        "refund",
+        ("refund",),
+        "the payment is frozen until the market refunds it; call wait_for with state refunded, or "
+        "order_status later",
+    ),
+    Row(S.CONFIRMED, None, (), "done: the service was delivered and paid"),
+    Row(
+        S.REFUNDED,
+        None,
+        (),
+        "the payment was refunded; start again with search_market if the task still needs it",
+    ),
+    Row(S.HANDED_OFF, None, (), "the market handed execution to an external flow; nothing more to do here"),
+    Row(
+        S.FAILED,
+        None,
+        (),
+        "the order stopped (see error); start a new one with search_market if it still makes sense",
+    ),
+    Row(S.CANCELLED, None, (), "the order was cancelled"),
+)
+
+
+def _by_state() -> dict[OrderState, tuple[Row, ...]]:
+    out: dict[OrderState, list[Row]] = {}
+    for row in ROWS:
+        out.setdefault(row.state, []).append(row)
+    missing = [s.value for s in OrderState if s not in out]
+    if missing:  # pragma: no cover - a table edit that forgot a state fails at import
+        raise AssertionError(f"the step table has no row for {missing}")
+    return {s: tuple(rows) for s, rows in out.items()}
+
+
+_ROWS_OF = _by_state()
+
+
+def _actions() -> dict[str, frozenset[OrderState]]:
+    acts: dict[str, set[OrderState]] = {a: set() for a in _ACTION_ORDER}
+    for row in ROWS:
+        for action in row.actions:
+            acts[action].add(row.state)
+    return {a: frozenset(states) for a, states in acts.items()}
+
+
+#: Which states each caller action runs from (derived from :data:`ROWS`).
+ACTIONS: Mapping[str, frozenset[OrderState]] = _actions()
+
+
+def row_for(state: OrderState, facts: Callable[[], OrderFacts] | None = None) -> Row:
+    """The row that drives an order in ``state``: the first whose ``applies`` accepts its facts.
+
+    ``facts`` is asked for only when a row of ``state`` has a condition.
+    """
+    rows = _ROWS_OF[state]
+    if len(rows) == 1:
+        return rows[0]
+    known = facts() if facts is not None else None
+    for row in rows:
+        if row.applies is None or (known is not None and row.applies(known)):
+            return row
+    return rows[-1]
+
+
+def allowed_actions(state: OrderState) -> list[str]:
+    """The actions a caller may ask for in ``state`` (hidden ones left out), in the table's order."""
+    return [a for a in _ACTION_ORDER if state in ACTIONS[a] and a not in HIDDEN_ACTIONS]
+
+
+def hint(state: OrderState, order_id: str, *, state_dir: str = "") -> str:
+    """What to do next with an order in ``state`` (the default row's hint).
+
+    ``state_dir``, when the journal is not the default one, is named in commands the hint gives
+    (`` --state-dir DIR``), so a person can run them as written.
+    """
+    return _ROWS_OF[state][-1].hint.format(order_id=order_id, state_dir=state_dir)
