@@ -56,7 +56,8 @@ def test_the_endpoint_serves_orders_spend_retries_and_step_latency_after_real_or
     units = sum(Money.from_json(e.payload["request"]["amount"]).amount for e in paid)
     pairing = next(e for e in confirmed if e.trigger == "pair").payload["pairing_id"]
     assert _value(text, "buyer_agent_spend_total", currency="USDC", decimals="6", pairing=pairing) == units
-    assert _value(text, "buyer_agent_retries_total", step="execute", cause="MARKET_UNREACHABLE") == 1  # the error's code, not its class
+    # The cause is the error's code (every error of ours has one), never its class name.
+    assert _value(text, "buyer_agent_retries_total", step="execute", cause="MARKET_UNREACHABLE") == 1
     # A latency histogram per step, with failed runs apart from the ones that went through.
     assert _value(text, "buyer_agent_step_duration_seconds_count", step="execute", outcome="ok") == 2
     assert _value(text, "buyer_agent_step_duration_seconds_count", step="execute", outcome="error") == 1
