@@ -222,6 +222,20 @@ class Reads:
         """``submit_payment_proof``: the payment held (or later), proven by ``tx``."""
         return self._payment(order_id, lambda p: p.status in _HELD_OR_LATER and _same_tx(_proof_tx(p), tx))
 
+    def authorization(self, order_id: str, nonce: str) -> Read[ItemResponse[MarketPayment]]:
+        """An x402 ``payment-proof``: the payment held (or later), recording the authorization ``nonce``.
+
+        An x402 proof has no transaction yet (the market settles at execute): the authorization is
+        named by its EIP-3009 nonce in ``proof.metadata`` (and by its ``paymentReference``).
+        """
+
+        def recorded(p: MarketPayment) -> bool:
+            meta = (p.proof.metadata if p.proof is not None else None) or {}
+            named = meta.get("nonce")
+            return p.status in _HELD_OR_LATER and isinstance(named, str) and named.lower() == nonce.lower()
+
+        return self._payment(order_id, recorded)
+
     def escrow_lock(self, order_id: str, tx: str) -> Read[ItemResponse[MarketPayment]]:
         """``lock_escrow_payment``: the payment held (or later), proven by the deposit ``tx``."""
         return self.proof(order_id, tx)

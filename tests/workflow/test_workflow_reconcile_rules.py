@@ -19,15 +19,22 @@ import tenacity
 from buyer_agent import Money, OrchestrationApiError, OrchestrationOutcomeUnknown, Secret
 from buyer_agent.journal import Journal
 from buyer_agent.journal._canonical import format_at
-from buyer_agent.market import ListResponse, MarketOrder, MarketPaymentRailRecommendation
+from buyer_agent.market import (
+    ListResponse,
+    MarketOrder,
+    MarketPayment,
+    MarketPaymentRailRecommendation,
+    PaymentProof,
+    PaymentRailDetails,
+)
 from buyer_agent.rails import EvmRail
 from buyer_agent.testing import ScriptedMarket, memory_journal, quote, search
 from buyer_agent.testing._market import Call
 from buyer_agent.workflow import OrderSpec, OrderState, PairingSession, Runner, crash_after
 from buyer_agent.workflow._crashpoint import Crash
 from buyer_agent.workflow._facts import EFFECT_KEYS
-from buyer_agent.workflow._names import ABSENT, ADOPTED, NOTE_QUOTE_EXPIRED, NOTE_RECONCILED
-from buyer_agent.workflow._reconcile import WRITES, Repeat
+from buyer_agent.workflow._names import ABSENT, ADOPTED, NOTE_QUOTE_EXPIRED, NOTE_RECONCILED, PENDING
+from buyer_agent.workflow._reconcile import WRITES, Reads, Repeat
 
 S = OrderState
 SPEC = OrderSpec(service_type="compute.marketplace", operation="sha256", budget=Money.parse("2.50 USDC"))
@@ -249,3 +256,64 @@ def test_an_undeclared_write_whose_answer_is_lost_is_never_sent_again(
 
     asyncio.run(go())
     assert len(sent) == 1  # raised, not repeated, though its deadline is far away
+
+
+def _payment(status: str, **proof: Any) -> MarketPayment:
+    now = format_at(datetime.now(UTC))
+    return MarketPayment(
+        id="pay_1",
+        order_id="mo_1",
+        machine_id="machine_1",
+        status=status,
+        rail=PaymentRailDetails(rail_type="wallet", chain=CHAIN),
+        created_at=now,
+        updated_at=now,
+        proof=PaymentProof(**proof) if proof else None,
+    )
+
+
+def _read(read: Any, *answers: Any) -> list[Any]:
+    """What ``read`` says for each scripted answer of the market."""
+    return [asyncio.run(read(Secret("a.b.c"))) for _ in answers]
+
+
+def test_each_read_says_adopted_only_for_what_its_write_would_have_left() -> None:
+    tx = "0x" + "ab" * 32
+    payments = [
+        _payment("intent_created"),
+        _payment("held", transaction_hash="0x" + "cd" * 32),  # another transaction's proof
+        _payment("held", transaction_hash=tx.upper().replace("0X", "0x")),  # the same hash in any case
+        _payment("released", transaction_hash=tx),
+    ]
+    market = ScriptedMarket(get_market_payment=payments)
+    outcomes = [r.outcome for r in _read(Reads(market).proof("mo_1", tx), *payments)]
+    assert outcomes == [ABSENT, ABSENT, ADOPTED, ADOPTED]
+    # An x402 proof is named by its authorization's nonce (no transaction before the market settles).
+    nonce = "0x" + "0f" * 32
+    x402 = [
+        _payment("held", metadata={"nonce": "0x" + "1f" * 32}),
+        _payment("held", metadata={"nonce": nonce}),
+    ]
+    market = ScriptedMarket(get_market_payment=x402)
+    assert [r.outcome for r in _read(Reads(market).authorization("mo_1", nonce), *x402)] == [ABSENT, ADOPTED]
+    releases = [_payment("release_pending"), _payment("released")]
+    market = ScriptedMarket(get_market_payment=releases)
+    assert [r.outcome for r in _read(Reads(market).release("mo_1"), *releases)] == [ABSENT, ADOPTED]
+
+
+def test_the_execution_read_waits_on_a_running_order_and_adopts_a_handoff() -> None:
+    from dataclasses import replace
+
+    from buyer_agent.market import ExternalHandoff, HandoffExecution
+
+    orders = [
+        replace(_order("qt_1"), status="ready"),
+        replace(_order("qt_1"), status="executing"),
+        replace(
+            _order("qt_1"), status="handoff", handoff=ExternalHandoff("provider", "https://example.test")
+        ),
+    ]
+    market = ScriptedMarket(get_market_order=orders)
+    ready, running, handed = _read(Reads(market).execution("mo_1"), *orders)
+    assert (ready.outcome, running.outcome, handed.outcome) == (ABSENT, PENDING, ADOPTED)
+    assert isinstance(handed.answer.execution, HandoffExecution)
