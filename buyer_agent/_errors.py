@@ -5,8 +5,10 @@
     BuyerAgentError
     ├── OrchestrationError                 the market client (names kept from peaq's SDK)
     │   ├── OrchestrationApiError          the server answered with an error (code, status_code, details)
+    │   │   └── OrchestrationServerError   a 5xx to a write not safe to repeat (also an unknown outcome)
     │   ├── OrchestrationNetworkError      no answer; the request never reached the server   (retryable)
     │   │   ├── OrchestrationOutcomeUnknown the request may have reached the server: reconcile
+    │   │   │   └── OrchestrationServerError (the same class: both an answer and an unknown outcome)
     │   │   └── OrchestrationRequestRefused the market closed the connection on an unread body
     │   ├── OrchestrationConfigError       bad URL / missing configuration
     │   └── OrchestrationValidationError   a request the client refuses to send (field, constraint)
@@ -50,6 +52,7 @@ __all__ = [
     "OrchestrationNetworkError",
     "OrchestrationOutcomeUnknown",
     "OrchestrationRequestRefused",
+    "OrchestrationServerError",
     "OrchestrationValidationError",
     "PaymentMismatchError",
     "PaymentOutcomeUnknown",
@@ -137,6 +140,28 @@ class OrchestrationOutcomeUnknown(OrchestrationNetworkError):
     """
 
     code = "MARKET_NO_ANSWER"
+
+
+class OrchestrationServerError(OrchestrationApiError, OrchestrationOutcomeUnknown):
+    """The market answered a write that is not safe to repeat with a 5xx.
+
+    A 5xx says nothing of whether the write was applied before the failure, so this is both the
+    market's error (``code``, ``status_code``, ``details``) and an unknown outcome: catch
+    :class:`OrchestrationOutcomeUnknown` to reconcile it by reading, as after a lost answer.
+    """
+
+    @classmethod
+    def from_answer(cls, exc: OrchestrationApiError, what: str) -> OrchestrationServerError:
+        """The same answer, for the write ``what`` (``POST /market/orders``)."""
+        said = exc.message.removeprefix(f"{exc.code}: ")
+        return cls(
+            exc.code,
+            f"{what}: the market answered HTTP {exc.status_code}: {said}; the request may have been applied",
+            status_code=exc.status_code,
+            details=exc.details,
+            request_id=exc.request_id,
+            retry_after=exc.retry_after,
+        )
 
 
 class OrchestrationRequestRefused(OrchestrationNetworkError):

@@ -59,6 +59,16 @@ def register(subparsers: Any) -> None:
         "--fault-seed", type=int, default=None, metavar="N", help="seed of the fault draws (reproducible)"
     )
     parser.add_argument(
+        "--idempotency",
+        choices=("off", "on"),
+        default="off",
+        help=(
+            "honour the Idempotency-Key header on POSTs (on: a repeat with the same key gets the first "
+            "answer back). Default off, as peaq's docs promise no such header: a repeated write then meets "
+            "each endpoint's own rules, as on a market that deduplicates nothing"
+        ),
+    )
+    parser.add_argument(
         "--networks-file",
         type=Path,
         default=None,
@@ -95,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         why = "it is a directory" if target.is_dir() else "its folder does not exist"
         print(f"error: --networks-file: cannot write {target}: {why}", file=sys.stderr)
         return EXIT_USAGE
-    sandbox = Sandbox(state_dir=args.state_dir, port=args.port, faults=faults)
+    sandbox = Sandbox(
+        state_dir=args.state_dir, port=args.port, faults=faults, idempotency=args.idempotency == "on"
+    )
     try:
         try:
             info = sandbox.start()

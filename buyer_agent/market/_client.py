@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from buyer_agent._errors import OrchestrationConfigError, OrchestrationValidationError
+from buyer_agent._errors import (
+    OrchestrationApiError,
+    OrchestrationConfigError,
+    OrchestrationServerError,
+    OrchestrationValidationError,
+)
 from buyer_agent._redact import REDACTED, Secret
 from buyer_agent.market._decode import ShapeError, decode, shape_error
 from buyer_agent.market._models import (
@@ -153,18 +158,23 @@ class AsyncMarketClient:
         options: RequestOptions | None = None,
         idempotent: bool = False,
     ) -> Any:
-        safe = (
-            method in ("GET", "HEAD", "PUT", "DELETE")
-            or idempotent
-            or bool((options or {}).get("idempotency_key"))
-        )
+        # Only reads and the writes documented idempotent by their meaning may be repeated after the
+        # market may have acted: an Idempotency-Key is still sent, but no market promises to honour it.
+        safe = method in ("GET", "HEAD", "PUT", "DELETE") or idempotent
 
         async def once() -> Any:
             return await self._transport.request(
                 method, path, auth=auth, body=body, query=query, options=options
             )
 
-        return await call_with_retries(self._retry, safe, once, f"the market's answer to {method} {path}")
+        try:
+            return await call_with_retries(self._retry, safe, once, f"the market's answer to {method} {path}")
+        except OrchestrationApiError as exc:
+            if safe or exc.status_code < 500:
+                raise
+            # A 5xx says nothing of whether the write was applied before the failure: the caller
+            # reconciles by reading, as after a lost answer.
+            raise OrchestrationServerError.from_answer(exc, f"{method} {path}") from exc
 
     @staticmethod
     def _decode(cls: type[T], data: Any, path: str) -> T:

@@ -281,7 +281,12 @@ class MarketOrderBudget:
 
 @dataclass(frozen=True, slots=True)
 class MarketOrder:
-    """An order."""
+    """An order.
+
+    ``execution`` is what the owner's view (``GET /market/orders/:id`` with the pairing token) shows
+    of a run that happened: documented for oneM2M orders, and what an agent reads to learn the outcome
+    of an execute whose answer was lost. None when the market shows none.
+    """
 
     id: str
     machine_id: str
@@ -305,6 +310,7 @@ class MarketOrder:
     budget: MarketOrderBudget | None = None
     handoff: ExternalHandoff | None = None
     error_message: str | None = None
+    execution: NativeExecution | HandoffExecution | None = None
     extra: Mapping[str, Any] = _extra()
 
 

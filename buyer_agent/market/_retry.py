@@ -47,13 +47,17 @@ class RetryPolicy:
 def _may_repeat(exc: BaseException, safe: bool) -> bool:
     """Whether ``exc`` after one try allows another.
 
-    A request that never reached the server may always be repeated. One that may have reached it
-    (no answer, or a 5xx/429 answer) only when repeating it is safe: a read, a write the docs call
-    idempotent, or a write carrying an idempotency key.
+    A request that provably did nothing may always be repeated: it never reached the server (no
+    connection), or the server refused it unprocessed (429). One that may have reached it (no answer,
+    or a 5xx answer) only when repeating it is safe: a read, or a write the docs call idempotent by
+    its meaning. An ``Idempotency-Key`` does not make a write safe: no market is documented to
+    honour it, so such a write is reconciled by reading, never repeated here.
     """
     if not isinstance(exc, OrchestrationError) or not exc.retryable:
         return False
-    if isinstance(exc, OrchestrationApiError | OrchestrationOutcomeUnknown):
+    if isinstance(exc, OrchestrationApiError):
+        return exc.status_code == 429 or safe
+    if isinstance(exc, OrchestrationOutcomeUnknown):
         return safe
     return True
 

@@ -123,8 +123,10 @@ class Sandbox:
     RPC, funds the demo buyer wallets (ETH/SOL and 1,000 USDC on each chain, and 1,000 of the EIP-3009
     USDC that x402 payments authorize) and serves the market on
     ``127.0.0.1:port``. With ``state_dir`` the market state, the API key and the anvil chain persist
-    across restarts. Usable as a (sync) context manager; start/stop are quick enough to call from
-    async code via ``asyncio.to_thread``.
+    across restarts. ``idempotency`` (default False, as peaq's docs promise no such header) makes the
+    market honour ``Idempotency-Key``; off, a repeated write meets each endpoint's own rules. Usable
+    as a (sync) context manager; start/stop are quick enough to call from async code via
+    ``asyncio.to_thread``.
     """
 
     def __init__(
@@ -135,10 +137,12 @@ class Sandbox:
         *,
         settings: MarketSettings | None = None,
         solana: bool = True,
+        idempotency: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.port = port
         self.faults = faults
+        self.idempotency = idempotency
         self.settings = settings or MarketSettings()
         self._want_solana = solana
         self._anvil: Any = None
@@ -234,7 +238,9 @@ class Sandbox:
             solana_provider_keys=solana_keys,
             x402_facilitator=facilitator,
         )
-        self._server = MarketServer(ctx, port=self.port, faults=self.faults).start()
+        self._server = MarketServer(
+            ctx, port=self.port, faults=self.faults, idempotency=self.idempotency
+        ).start()
         self._info = SandboxInfo(
             url=self._server.url,
             api_key=api_key,

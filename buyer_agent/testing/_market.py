@@ -39,6 +39,8 @@ METHODS: tuple[str, ...] = (
     "search_market",
     "create_market_order",
     "get_market_order",
+    "list_market_orders",
+    "list_audit_events",
     "create_payment_intent",
     "get_market_payment",
     "submit_payment_proof",
@@ -139,6 +141,14 @@ class ScriptedMarket:
     async def get_market_order(self, order_id: str, **kw: Any) -> Any:
         """GET /market/orders/:id."""
         return self._answer(Call("get_market_order", order_id, None, kw.get("options")))
+
+    async def list_market_orders(self, *, machine_id: str, **kw: Any) -> Any:
+        """GET /market/orders?machineId= (a ``ListResponse`` answer; ``params`` holds the query)."""
+        return self._answer(Call("list_market_orders", None, {"machine_id": machine_id, **kw}, None))
+
+    async def list_audit_events(self, **kw: Any) -> Any:
+        """GET /audit-events (a ``ListResponse`` answer; ``params`` holds the query)."""
+        return self._answer(Call("list_audit_events", None, dict(kw), None))
 
     async def create_payment_intent(self, order_id: str, params: Any, pairing_token: Any, **kw: Any) -> Any:
         """POST …/payment-intent."""

@@ -62,6 +62,7 @@ class Delivering:
                 ),
                 deadline=self.env.clock() + timedelta(seconds=spec.deadlines.payment),
                 extra=body,
+                reconcile=self.fx.reads.escrow_lock(market_order_id, proof.transaction_hash),
             )
         status = resp.item.status
         await self.fx.fire(
@@ -91,6 +92,8 @@ class Delivering:
                 ),
                 deadline=deadline,
                 timeout=(deadline - self.env.clock()).total_seconds(),
+                # After a lost answer: the outcome the market shows is adopted; never run twice.
+                reconcile=self.fx.reads.execution(market_order_id),
             )
         except TimeoutError:
             await self.dispute(run, late)
@@ -143,6 +146,7 @@ class Delivering:
                     market_order_id, t, options={"idempotency_key": key}
                 ),
                 deadline=self.env.clock() + timedelta(seconds=spec.deadlines.order),
+                reconcile=self.fx.reads.confirmation(market_order_id),
             )
             status = resp.payment.status if resp.payment is not None else None
             await self.fx.note(
@@ -164,6 +168,7 @@ class Delivering:
                             market_order_id, None, t, options={"idempotency_key": key}
                         ),
                         deadline=self.env.clock() + timedelta(seconds=spec.deadlines.order),
+                        reconcile=self.fx.reads.release(market_order_id),
                     )
                 status = released.item.status
             # A market that settles at confirm (older behaviour) answered released: nothing to release.
@@ -201,6 +206,7 @@ class Delivering:
                 ),
                 deadline=deadline,
                 extra={"tx": release_tx},
+                reconcile=self.fx.reads.release(market_order_id),
             )
         status = resp2.item.status
         await self.fx.fire(
@@ -226,8 +232,10 @@ class Delivering:
             ),
             deadline=self.env.clock() + timedelta(seconds=spec.deadlines.order),
             extra={"reason": reason},
+            reconcile=self.fx.reads.dispute(market_order_id, reason, evidence),
         )
-        dispute_id = resp.dispute.id
+        # A dispute adopted after a lost answer has the id its audit event named (else none).
+        dispute_id = resp.dispute.id or None
         await self.fx.fire(
             run,
             "dispute",

@@ -4,8 +4,13 @@ A step never writes to the store or calls the market by itself: it asks :class:`
 appends at the order's head under its :class:`~buyer_agent.journal.Lease`, folds the event into the
 order's facts in memory (so nothing re-reads the order row between steps), tells the progress
 callback, the observer and the crash hook, and runs market writes with their idempotency key, the
-pairing token and its refresh rule. A market write may carry a reconciling read (``reconcile``)
-that is asked, after an answer was lost, whether the write already happened.
+pairing token and its refresh rule.
+
+No market write relies on its key: a write whose answer was lost (``OrchestrationOutcomeUnknown``: a
+timeout after sending, a dropped connection, a 5xx) is reconciled by the read its rule names
+(``_reconcile.WRITES``) before anything else, and that read is journaled (``note:reconciled``). The
+same read comes first when a step repeats a write that an earlier round or run may have sent (its
+intent journaled, no answer kept). Only a read that finds nothing lets the write go out again.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from typing import Any, TypeVar
 
 from transitions import Machine
 
-from buyer_agent._errors import OrchestrationApiError, OrchestrationOutcomeUnknown, PolicyError
+from buyer_agent._errors import (
+    OrchestrationApiError,
+    OrchestrationError,
+    OrchestrationOutcomeUnknown,
+    PolicyError,
+)
 from buyer_agent._redact import Secret
 from buyer_agent._time import parse_time
 from buyer_agent._waits import EVERY_S, report_wait
@@ -33,9 +43,11 @@ from buyer_agent.rails._registry import rail_for
 from buyer_agent.workflow._facts import EFFECT_KEYS, OrderFacts
 from buyer_agent.workflow._fold import FactsFolder
 from buyer_agent.workflow._model import OrderModel
+from buyer_agent.workflow._names import NOTE_RECONCILED
 from buyer_agent.workflow._observer import DriveObserver
 from buyer_agent.workflow._pairing import AUTH_REJECTED, PairingSession
 from buyer_agent.workflow._ports import MarketPort
+from buyer_agent.workflow._reconcile import Read, Reading, Reads, Repeat, rule_for
 from buyer_agent.workflow._spec import OrderSpec
 from buyer_agent.workflow._states import OrderState
 from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
@@ -74,6 +86,10 @@ class OrderRun:
     transient: int = 0
     #: Transactions this run signed and has not broadcast (no look at the chain needed before).
     unsent: set[str] = field(default_factory=set)
+    #: Market writes (effect names) whose journaled key provably never reached the market: journaled
+    #: by this run and not sent since, answered with an error, or read as absent since the last send.
+    #: Any other write with a journaled key is read (reconciled) before it is sent again.
+    unsent_writes: set[str] = field(default_factory=set)
 
     @property
     def state(self) -> OrderState:
@@ -123,6 +139,11 @@ class Effects:
 
     def __init__(self, env: Env) -> None:
         self.env = env
+
+    @property
+    def reads(self) -> Reads:
+        """The reconciling reads the steps pass to :meth:`write` (``reconcile=``), over the env's market."""
+        return Reads(self.env.market)
 
     # --- journaling ----------------------------------------------------------------------------
 
@@ -273,6 +294,7 @@ class Effects:
             {"idempotency_key": key, **(extra or {})},
             {name: key, f"{name}_at": format_at(self.env.clock())},
         )
+        run.unsent_writes.add(effect)
         return key
 
     # --- the market ---------------------------------------------------------------------------
@@ -285,43 +307,134 @@ class Effects:
         *,
         deadline: datetime | None,
         extra: Mapping[str, Any] | None = None,
-        reconcile: Callable[[], Awaitable[T | None]] | None = None,
+        reconcile: Read[T] | None = None,
         timeout: float | None = None,
     ) -> T:
         """A market write: its intent journaled with a key, then sent with that key and the token.
 
+        When an earlier round or run may have sent it (its key journaled, no answer kept), the
+        reconciling read comes first and what the market holds is adopted. A lost answer is
+        reconciled the same way; only a read that finds nothing lets the write go out again, until
+        ``deadline``.
+
         Args:
             run: The order.
-            effect: The write's name (``create_market_order``, …; a key of ``EFFECT_KEYS``).
+            effect: The write's name (``create_market_order``, …; a key of ``EFFECT_KEYS`` and of
+                ``_reconcile.WRITES``, which says how it is reconciled).
             send: Sends the write given the pairing token and the idempotency key.
-            deadline: Until when a write whose answer was lost is sent again (same key).
+            deadline: Until when a write whose answer was lost is sent again (after its read).
             extra: More facts for the intent's payload.
-            reconcile: A read that tells, after an answer was lost, whether the write happened
-                (its answer then) or not (None: the write is sent again).
-            timeout: Seconds the sending may take in all (``TimeoutError`` after); the intent is
-                journaled before the clock starts.
+            reconcile: The read its rule names (``_reconcile.Reads``): what the market holds of it.
+            timeout: Seconds the sending (reads included) may take in all (``TimeoutError`` after);
+                the intent is journaled before the clock starts.
 
         Raises:
             TimeoutError: ``timeout`` passed before an answer.
+            OrchestrationOutcomeUnknown: the answer was lost and ``deadline`` passed, or the write
+                has no read and may not be sent again blindly.
         """
+        rule = rule_for(effect)
+        if rule is not None and rule.repeat is Repeat.READ and reconcile is None:
+            raise TypeError(f"the market write {effect} is reconciled by reading: pass its read")
+        earlier = run.folder.key(effect) is not None and effect not in run.unsent_writes
         key = await self.key(run, effect, extra)
-        sending = self.call(lambda token: send(token, key), deadline=deadline, reconcile=reconcile)
+        sending = self._write(run, effect, lambda token: send(token, key), deadline, reconcile, earlier)
         if timeout is None:
             return await sending
         return await asyncio.wait_for(sending, timeout=max(timeout, 0.0))
 
-    async def call(
+    async def _write(
         self,
-        fn: Callable[[Secret], Awaitable[T]],
-        *,
-        deadline: datetime | None = None,
-        reconcile: Callable[[], Awaitable[T | None]] | None = None,
+        run: OrderRun,
+        effect: str,
+        send: Callable[[Secret], Awaitable[T]],
+        deadline: datetime | None,
+        reconcile: Read[T] | None,
+        earlier: bool,
     ) -> T:
-        """A market call with the pairing token.
+        if earlier and reconcile is not None:
+            held = await self.reconcile(run, effect, reconcile, deadline)
+            if held is not None:
+                return held
+        rule = rule_for(effect)
+        while True:
+            run.unsent_writes.discard(effect)
+            try:
+                return await self.call(send)
+            except OrchestrationOutcomeUnknown as exc:
+                if reconcile is not None:
+                    held = await self.reconcile(run, effect, reconcile, deadline)
+                    if held is not None:
+                        return held
+                elif rule is None:
+                    raise  # a write nobody declared a read for: never sent again blindly
+                if deadline is None or self.env.clock() >= deadline:
+                    raise
+                report_wait(
+                    "an answer the market may have lost",
+                    because=f"{exc}; nothing of it is held, sending it again until {format_at(deadline)}",
+                    every_s=EVERY_S,
+                )
+                await asyncio.sleep(self.env.poll)
+            except OrchestrationError:
+                # An answer (a refusal, a 429) or no connection at all: the market did not apply it.
+                run.unsent_writes.add(effect)
+                raise
 
-        A rejected token is refreshed and the call retried once; a write whose outcome is unknown is
-        reconciled (when a read is given) or repeated with its key until ``deadline``.
+    async def reconcile(
+        self, run: OrderRun, effect: str, read: Read[T], deadline: datetime | None = None
+    ) -> T | None:
+        """Ask the market whether ``effect`` happened; journal what it showed; its answer, or None.
+
+        A write the market shows under way (``pending``) is read again until ``deadline``, never
+        sent again. None means the market holds nothing of it: the write may go out again.
+
+        Raises:
+            OrchestrationOutcomeUnknown: the read itself failed for good (the write is never sent
+                blindly; the order keeps its state and a resume reads again), or the write is still
+                under way at ``deadline``.
         """
+        rule = rule_for(effect)
+        said_pending = False
+        while True:
+            try:
+                reading: Reading[T] = await self.call(read)
+            except OrchestrationApiError as exc:
+                if exc.retryable:
+                    raise
+                raise OrchestrationOutcomeUnknown(
+                    f"{effect}: the answer was lost and the read that tells whether it happened failed: "
+                    f"{exc}; nothing is sent again until it can be read"
+                ) from exc
+            if not (reading.pending and said_pending):  # a wait is journaled once, not every poll
+                await self.note(
+                    run,
+                    NOTE_RECONCILED,
+                    {
+                        "effect": effect,
+                        "read": rule.read if rule is not None else None,
+                        "outcome": reading.outcome,
+                        **reading.seen,
+                    },
+                )
+            if not reading.pending:
+                if reading.answer is None:
+                    run.unsent_writes.add(effect)
+                return reading.answer
+            said_pending = True
+            if deadline is not None and self.env.clock() >= deadline:
+                raise OrchestrationOutcomeUnknown(
+                    f"{effect}: the market still shows it under way at {format_at(deadline)}"
+                )
+            report_wait(
+                f"the market to finish {effect}",
+                because=f"its answer was lost; the market shows it under way ({dict(reading.seen)})",
+                every_s=EVERY_S,
+            )
+            await asyncio.sleep(self.env.poll)
+
+    async def call(self, fn: Callable[[Secret], Awaitable[T]]) -> T:
+        """A market call with the pairing token; a rejected token is refreshed and the call made once more."""
         pairing, refreshed = self.env.pairing, False
         while True:
             token = await pairing.token()
@@ -333,19 +446,6 @@ class Effects:
                     await pairing.refresh(exc.code, token)
                     continue
                 raise
-            except OrchestrationOutcomeUnknown as exc:
-                if reconcile is not None:
-                    happened = await reconcile()
-                    if happened is not None:
-                        return happened
-                if deadline is None or self.env.clock() >= deadline:
-                    raise
-                report_wait(
-                    "an answer the market may have lost",
-                    because=f"{exc}; repeating until {format_at(deadline)}",
-                    every_s=EVERY_S,
-                )
-                await asyncio.sleep(self.env.poll)
 
     # --- the observer -------------------------------------------------------------------------
 

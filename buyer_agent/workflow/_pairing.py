@@ -177,11 +177,12 @@ def _meta_key(market: str, machine_id: str, agent_address: str | None) -> str:
 
 
 def _retry_safely() -> dict[str, str]:
-    """Request options with a fresh idempotency key.
+    """Request options with a fresh idempotency key (sent for a market that honours one; relied on nowhere).
 
-    With a key the client repeats the request after a 5xx, a 429 or a lost answer (the market answers
-    a repeat with the first result); without one a pairing write is never retried, and one transient
-    fault fails the whole order before it starts.
+    The client repeats a pairing write only when the market provably did not process it (no
+    connection, 429). After a lost answer (a 5xx, a timeout) the pair step is repeated by the drive
+    loop, from a fresh challenge: a new challenge or session replaces the old one, and a pairing whose
+    answer was lost stays unused (no order, no spend is ever made under it).
     """
     return {"idempotency_key": f"pair-{uuid.uuid4().hex}"}
 

@@ -168,6 +168,7 @@ class Paying:
                     ),
                     deadline=deadline,
                     extra={"tx": paid_tx},
+                    reconcile=self.fx.reads.proof(market_order_id, paid_tx),
                 )
         except OrchestrationApiError as exc:
             if exc.retryable:

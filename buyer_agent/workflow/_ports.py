@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from buyer_agent.market import (
+    AuditEvent,
     ConfirmMarketOrderResponse,
     DisputeMarketOrderResponse,
     ExecuteMarketOrderResponse,
     ItemResponse,
+    ListResponse,
     MarketOrder,
     MarketPayment,
     MarketSearch,
@@ -36,7 +38,15 @@ class MarketPort(Protocol):
         ...
 
     async def get_market_order(self, order_id: str, **kw: Any) -> ItemResponse[MarketOrder]:
-        """GET /market/orders/:id."""
+        """GET /market/orders/:id (``pairing_token=`` for the owner's view, which shows the execution)."""
+        ...
+
+    async def list_market_orders(self, *, machine_id: str, **kw: Any) -> ListResponse[MarketOrder]:
+        """GET /market/orders?machineId= (one page; ``limit``, ``cursor``)."""
+        ...
+
+    async def list_audit_events(self, **kw: Any) -> ListResponse[AuditEvent]:
+        """GET /audit-events (``resource_type``, ``resource_id``, ``type``, ``limit``, ``cursor``)."""
         ...
 
     async def create_payment_intent(

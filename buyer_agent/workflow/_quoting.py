@@ -6,13 +6,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from buyer_agent._errors import OrchestrationApiError
+from buyer_agent._errors import OrchestrationApiError, OrchestrationOutcomeUnknown
+from buyer_agent._money import Money
 from buyer_agent._time import parse_time
 from buyer_agent.journal import LedgerChange, LedgerStatus
 from buyer_agent.journal._canonical import format_at
+from buyer_agent.market import MarketOrder
 from buyer_agent.rails._preflight import check_rails_can_pay
 from buyer_agent.workflow._effects import Effects, OrderRun
 from buyer_agent.workflow._eligibility import Limits
+from buyer_agent.workflow._names import NOTE_QUOTE_EXPIRED
 from buyer_agent.workflow._payment_facts import limits_json
 from buyer_agent.workflow._quotes import facts_price, quote_json
 from buyer_agent.workflow._selection import Selection, make_limits, select_quote, single_candidate
@@ -242,17 +245,24 @@ class Quoting:
             )
             return
         now = self.env.clock()
-        ordering = f.keys.get("create_market_order")
-        asked = ordering is not None and ordering.key is not None
+        # The market documents no idempotency key: an order asked for before (its intent journaled,
+        # no answer kept: a lost answer, a crash) may exist. Read the pairing's orders first.
+        read = self.fx.reads.market_order(self.machine_id(run), self.pairing_id(run), choice["quote_id"])
+        if f.key("create_market_order") is not None and "create_market_order" not in run.unsent_writes:
+            found = await self.fx.reconcile(run, "create_market_order", read)
+            if found is not None:
+                await self._ordered(run, found.item, choice, price, now)
+                return
+            # The market holds no order for this quote: it goes on as if never asked for.
         expires_at = parse_time(choice["expires_at"])
-        if expires_at <= now and not asked:
-            await self.fx.note(run, "note:quote_expired", {"quote_id": choice["quote_id"]})
+        if expires_at <= now:
+            await self.fx.note(run, NOTE_QUOTE_EXPIRED, {"quote_id": choice["quote_id"]})
             await self.search(run)
             return
         limits = await self.limits(run)
         can_pay = self.can_pay(spec)
         eligible, reasons = single_candidate(choice, spec, limits, now=now, can_pay=can_pay)
-        if not eligible and not asked:
+        if not eligible:
             await self.fallback(run, choice["quote_id"], "; ".join(reasons))
             return
         params = {
@@ -272,9 +282,21 @@ class Quoting:
                 run,
                 "create_market_order",
                 lambda t, key: market.create_market_order(params, t, options={"idempotency_key": key}),
-                deadline=now + timedelta(seconds=spec.deadlines.order),
+                # Sent again (after a read found nothing) only while the quote is fresh.
+                deadline=min(now + timedelta(seconds=spec.deadlines.order), expires_at),
                 extra={"quote_id": choice["quote_id"]},
+                reconcile=read,
             )
+        except OrchestrationOutcomeUnknown:
+            if (
+                "create_market_order" in run.unsent_writes
+                and parse_time(choice["expires_at"]) <= self.env.clock()
+            ):
+                # Read, found nothing, and the quote expired meanwhile: search again (quote deadline).
+                await self.fx.note(run, NOTE_QUOTE_EXPIRED, {"quote_id": choice["quote_id"]})
+                await self.search(run)
+                return
+            raise
         except OrchestrationApiError as exc:
             if exc.retryable:
                 raise
@@ -290,7 +312,19 @@ class Quoting:
             else:
                 await self.fallback(run, choice["quote_id"], f"{exc.code}: {exc.message}")
             return
-        order = resp.item
+        await self._ordered(run, resp.item, choice, price, now, limits)
+
+    async def _ordered(
+        self,
+        run: OrderRun,
+        order: MarketOrder,
+        choice: dict[str, Any],
+        price: Money,
+        now: datetime,
+        limits: Limits | None = None,
+    ) -> None:
+        """``quoted → ordered`` with the market's order (its answer, or the one a read found)."""
+        spec, f = run.spec, run.folder
         key = f.key("create_market_order")
         # Freshness and limits are judged as when the order was asked for (a resumed run may come
         # back later): the quote was fresh then, and what the order commits now must still fit.
@@ -304,8 +338,8 @@ class Quoting:
             quote=choice,
             now=judged,
             spec=spec,
-            limits=limits,
-            can_pay=can_pay,
+            limits=limits if limits is not None else await self.limits(run),
+            can_pay=self.can_pay(spec),
             payload={"market_order_id": str(order.id), "status": order.status, "idempotency_key": key},
             context={"market_order_id": str(order.id), "market_order_status": order.status},
             market_order_id=str(order.id),

@@ -42,7 +42,8 @@ def external(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     """``python -m buyer_agent sandbox`` in a subprocess; its JSON line."""
     state = tmp_path_factory.mktemp("external-sandbox")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "buyer_agent", "sandbox", "--state-dir", str(state)],
+        # Deduplicating nothing (the default, said here): a blind repeat shows as a second order or run.
+        [sys.executable, "-m", "buyer_agent", "sandbox", "--state-dir", str(state), "--idempotency", "off"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -1,8 +1,10 @@
 """SIGKILL the CLI right after each journaled step of an order in turn; `resume` finishes it, paying once.
 
-Runs against an external sandbox (``python -m buyer_agent sandbox``). Each kill point gets its own
-buyer wallet (funded here from the demo wallet) and its own journal, so the kill points run side by
-side and "exactly one payment" is simply the number of token transfers from that wallet.
+Runs against an external sandbox (``python -m buyer_agent sandbox``) that deduplicates nothing (its
+default ``--idempotency off``). Each kill point gets its own buyer wallet (funded here from the demo
+wallet) and its own journal, so the kill points run side by side and "exactly one payment" is simply
+the number of token transfers from that wallet; the market's own lists say how many market orders
+there are and how often each service ran.
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ def market_order_ids(info: dict[str, Any]) -> set[str]:
         return {o.id for o in market.list_market_orders_all(machine_id=info["machine_id"])}
 
 
+def executions(info: dict[str, Any]) -> dict[str, int]:
+    """How often the market ran each order's service: its ``market.order.executed`` audit events."""
+    import httpx
+
+    runs: dict[str, int] = {}
+    cursor: str | None = None
+    with httpx.Client(base_url=info["url"] + "/api/v1", headers={"x-api-key": info["api_key"]}) as api:
+        while True:
+            query = {
+                "type": "market.order.executed",
+                "limit": "500",
+                **({"cursor": cursor} if cursor else {}),
+            }
+            page = api.get("/audit-events", params=query).json()
+            for event in page["items"]:
+                runs[event["resourceId"]] = runs.get(event["resourceId"], 0) + 1
+            cursor = page["nextCursor"]
+            if not cursor:
+                return runs
+
+
 def test_kill_at_every_step_then_resume_pays_exactly_once(external: dict[str, Any], tmp_path: Path) -> None:
     before = market_order_ids(external)  # the session's sandbox may hold other tests' orders
     # A reference order: how many events does an uninterrupted order journal?
@@ -67,8 +90,12 @@ def test_kill_at_every_step_then_resume_pays_exactly_once(external: dict[str, An
     for seq, final, stderr, code, address, _ in results:
         assert (seq, final, code) == (seq, "confirmed", 0), stderr
         assert transfers_from(external, address) == 1, f"kill after event {seq}: not exactly one payment"
-    # The market saw each order once too: a resume after a kill between placing the order and
-    # journaling its answer reuses the journaled idempotency key instead of placing a second one.
+    # The market saw each order once too: a resume after a kill between journaling the create and
+    # its answer reads the pairing's orders before creating (the market honours no key), so the
+    # market's own list holds exactly one order per journaled order ...
     journaled = {json.loads(ref.stdout)["market_order_id"], *(r[5] for r in results)}
     assert len(journaled) == 1 + len(kill_points)
     assert market_order_ids(external) - before == journaled
+    # ... and it ran each order's service exactly once, whatever step the kill came after.
+    runs = executions(external)
+    assert {order: runs.get(order, 0) for order in journaled} == dict.fromkeys(journaled, 1)

@@ -1,5 +1,9 @@
 """Retries: failed reads are repeated, writes only when repeating them cannot act twice.
 
+An ``Idempotency-Key`` does not make a write safe to repeat (issue 18): only the writes documented
+idempotent by their meaning are, and any request the market provably did not process (no connection,
+429).
+
 The policy's ``sleep`` hook records the waits instead of sleeping, so nothing here takes real time.
 """
 
@@ -21,6 +25,7 @@ from buyer_agent._errors import (
     OrchestrationApiError,
     OrchestrationNetworkError,
     OrchestrationOutcomeUnknown,
+    OrchestrationServerError,
 )
 from buyer_agent.market import AsyncMarketClient, RetryPolicy, _transport
 
@@ -105,16 +110,46 @@ def test_a_post_that_is_not_safe_to_repeat_is_sent_once(failure: Any) -> None:
 
 @pytest.mark.parametrize(
     "failure",
-    [UNAVAILABLE, httpx.ReadTimeout("no answer")],
-    ids=["503", "read timeout"],
+    [UNAVAILABLE, httpx.ReadTimeout("no answer"), httpx.RemoteProtocolError("closed mid-answer")],
+    ids=["503", "read timeout", "connection dropped"],
 )
-def test_the_same_post_with_an_idempotency_key_is_repeated_with_the_same_key_and_body(failure: Any) -> None:
+def test_a_post_with_an_idempotency_key_is_still_sent_once_and_its_outcome_is_unknown(failure: Any) -> None:
+    # No market is documented to honour the key (issue 18): the key is sent, but nothing relies on it.
+    # The caller reconciles by reading what the market holds, never by repeating the write here.
+    sleeps = ms.Sleeps()
     market = ms.Market(failure, (201, ms.item(ms.ORDER_ITEM)))
-    result = attempt(market, CREATE_ORDER_WITH_KEY, ms.retrying(ms.Sleeps()))
+    err = attempt(market, CREATE_ORDER_WITH_KEY, ms.retrying(sleeps))
+    assert isinstance(err, OrchestrationOutcomeUnknown) and err.retryable
+    (only,) = market.requests
+    assert only.headers["idempotency-key"] == "order-7f3a"
+    assert sleeps.waits == []
+
+
+def test_a_503_to_a_write_is_the_markets_error_and_an_unknown_outcome_at_once() -> None:
+    market = ms.Market(UNAVAILABLE)
+    err = attempt(market, CREATE_ORDER, ms.retrying(ms.Sleeps()))
+    assert isinstance(err, OrchestrationServerError)
+    assert isinstance(err, OrchestrationOutcomeUnknown) and isinstance(err, OrchestrationApiError)
+    assert (err.code, err.status_code, err.retryable) == ("SERVICE_UNAVAILABLE", 503, True)
+    assert "POST /market/orders" in str(err) and "may have been applied" in str(err)
+
+
+def test_a_429_to_a_write_is_repeated_the_market_processed_nothing() -> None:
+    sleeps = ms.Sleeps()
+    busy = httpx.Response(
+        429, headers={"Retry-After": "1"}, json={"error": {"code": "RATE_LIMITED", "message": "slow"}}
+    )
+    market = ms.Market(busy, (201, ms.item(ms.ORDER_ITEM)))
+    result = attempt(market, CREATE_ORDER, ms.retrying(sleeps))
     assert result.item.id == ms.ORDER
-    first, second = market.requests
-    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == "order-7f3a"
-    assert first.content == second.content
+    assert len(market.requests) == 2 and sleeps.waits == [1.0]
+
+
+def test_a_read_answered_503_is_repeated_and_stays_a_plain_api_error() -> None:
+    market = ms.Market(UNAVAILABLE)
+    err = attempt(market, GET_ORDER, ms.retrying(ms.Sleeps(), attempts=2))
+    assert type(err) is OrchestrationApiError and err.status_code == 503
+    assert len(market.requests) == 2
 
 
 def test_a_connect_error_is_repeated_even_for_a_post_that_is_not_safe_to_repeat() -> None:
@@ -178,6 +213,7 @@ def test_other_writes_are_not_repeated_after_a_503(call: Call) -> None:
     market = ms.Market(UNAVAILABLE)
     err = attempt(market, call, ms.retrying(ms.Sleeps()))
     assert isinstance(err, OrchestrationApiError) and err.status_code == 503
+    assert isinstance(err, OrchestrationOutcomeUnknown)  # it may have been applied: reconcile
     assert len(market.requests) == 1
 
 

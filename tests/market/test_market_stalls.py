@@ -96,8 +96,14 @@ def server(request: pytest.FixtureRequest) -> Iterator[RawServer]:
 
 
 def _create(
-    url: str, body: dict[str, object], timeout: float | None = None, attempts: int = 4
+    url: str,
+    body: dict[str, object],
+    timeout: float | None = None,
+    attempts: int = 4,
+    *,
+    intent: bool = False,
 ) -> BaseException | None:
+    """Create an order (or, with ``intent``, ask for a payment intent: documented idempotent, so repeated)."""
     policy = RetryPolicy(attempts=attempts, initial=0.05)
 
     async def go() -> BaseException | None:
@@ -106,7 +112,10 @@ def _create(
             if timeout is not None:
                 options["timeout"] = timeout
             try:
-                await client.create_market_order(body, ms.TOKEN, options=options)  # type: ignore[arg-type]
+                if intent:
+                    await client.create_payment_intent(ms.ORDER, body, ms.TOKEN, options=options)  # type: ignore[arg-type]
+                else:
+                    await client.create_market_order(body, ms.TOKEN, options=options)  # type: ignore[arg-type]
             except Exception as exc:  # inspected by the test
                 return exc
             return None
@@ -143,7 +152,8 @@ def test_a_market_that_never_answers_is_reported_within_seconds(
 ) -> None:
     caplog.set_level(logging.INFO, logger=WAIT_LOGGER)
     started = time.time()
-    exc = _create(server.url, {"machine_id": ms.MACHINE}, timeout=3.0, attempts=2)
+    # A write the docs call idempotent: the client may repeat it (a create is reconciled instead).
+    exc = _create(server.url, {"amount": "1.25"}, timeout=3.0, attempts=2, intent=True)
     assert isinstance(exc, OrchestrationNetworkError)
     waits = [r for r in caplog.records if r.name == WAIT_LOGGER]
     assert waits, "no wait was reported"

@@ -38,5 +38,6 @@ def crash_runs(request: pytest.FixtureRequest) -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``python -m buyer_agent sandbox`` in a separate process for this module; its JSON line."""
-    with served_sandbox(tmp_path_factory.mktemp("served")) as (info, _proc):
+    # Deduplicating nothing (the default, said here), as peaq's docs promise no idempotency key.
+    with served_sandbox(tmp_path_factory.mktemp("served"), "--idempotency", "off") as (info, _proc):
         yield info

@@ -274,3 +274,78 @@ def assert_no_secrets(info: dict[str, Any], reports: list[dict[str, Any]], keys:
             texts[f"{r['state_dir']} run {i}"] = run["stderr"]
     secrets = {"api key": info["api_key"], **{f"key {i}": k for i, k in enumerate(keys)}}
     assert secret_hits(texts, secrets) == []
+
+
+def _all_pages(api: Any, path: str, **params: str) -> list[dict[str, Any]]:
+    """Every item of a market list, page by page."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": "500", **({"cursor": cursor} if cursor else {})}
+        page = api.get(path, params=query).json()
+        items += page["items"]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return items
+
+
+def market_ledger(info: dict[str, Any], agents: list[str]) -> dict[str, dict[str, Any]]:
+    """What the market itself holds for each agent (lower-case address), read through its platform API.
+
+    ``{"orders": [market order ids under any pairing of that agent], "executions": {order id: how many
+    market.order.executed audit events}}`` — the market's own count, never the journal's.
+    """
+    import httpx
+
+    with httpx.Client(
+        base_url=info["url"] + "/api/v1", headers={"x-api-key": info["api_key"]}, timeout=60
+    ) as api:
+        pairings = _all_pages(api, f"/machines/{info['machine_id']}/agent-pairings")
+        orders = _all_pages(api, "/market/orders", machineId=info["machine_id"])
+        executed = _all_pages(api, "/audit-events", type="market.order.executed")
+    owner = {p["id"]: p["agentAddress"].lower() for p in pairings}
+    runs: dict[str, int] = {}
+    for event in executed:
+        runs[event["resourceId"]] = runs.get(event["resourceId"], 0) + 1
+    ledger: dict[str, dict[str, Any]] = {a: {"orders": [], "executions": {}} for a in agents}
+    for order in orders:
+        agent = owner.get(order["agentPairingId"])
+        if agent in ledger:
+            ledger[agent]["orders"].append(order["id"])
+            ledger[agent]["executions"][order["id"]] = runs.get(order["id"], 0)
+    return ledger
+
+
+def journaled_market_orders(state_dir: Path) -> list[str]:
+    """The market order id of every order journaled in ``state_dir`` (read through the one fold)."""
+    from buyer_agent.journal import Journal
+    from buyer_agent.workflow import fold
+
+    journal = Journal.open_dir(state_dir)
+    try:
+        ids = [fold(journal.events(order_id)).market_order_id for order_id, _ in orders_in(state_dir)]
+    finally:
+        journal.close()
+    return [i for i in ids if i is not None]
+
+
+def market_problems(info: dict[str, Any], reports: list[dict[str, Any]], agents: list[str]) -> list[str]:
+    """Each order's market-side count: one market order per journaled order, its service run once.
+
+    ``agents[i]`` is the wallet (the agent's address) of ``reports[i]``; every order has its own.
+    """
+    ledger = market_ledger(info, agents)
+    problems = []
+    for report, agent in zip(reports, agents, strict=True):
+        journaled = journaled_market_orders(Path(report["state_dir"]))
+        held = ledger[agent]
+        if sorted(held["orders"]) != sorted(journaled):
+            problems.append(
+                f"{report['state_dir']}: the market holds orders {held['orders']} for journaled {journaled}"
+            )
+        for order_id in journaled:
+            if held["executions"].get(order_id) != 1:
+                problems.append(
+                    f"{report['state_dir']}: {order_id} executed {held['executions'].get(order_id)} times"
+                )
+    return problems

@@ -16,7 +16,10 @@ an agent runs (default 200; 1,000 for the long run).
 
 Every order has its own fresh wallet and journal, so "exactly one payment" is the number of token
 Transfer logs on anvil sent from that wallet (a direct transfer, or the escrow's transferFrom), read
-from the chain, never from the journal.
+from the chain, never from the journal. The sandbox deduplicates nothing (``--idempotency off``): a kill
+that lands between a write reaching the market and its answer being journaled leaves the resumed
+order to read what the market holds, so "exactly one market order" and "the service ran once" are
+read from the market's own lists (its orders by the agent's pairings, its audit events).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from reliability_support import (
     assert_no_secrets,
     fork_cli,
     fund_wallets,
+    market_problems,
     orders_in,
     payments_by_sender,
     write_task,
@@ -148,6 +152,7 @@ def test_seeded_sigkills_then_resume_pay_exactly_once(
         payments = paid.get(addresses[report["index"]], 0)
         if payments != 1:
             problems.append(f"{where}: {payments} payments on chain")
+    problems += market_problems(served, reports, [addresses[r["index"]] for r in reports])
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:20])
     # Every stderr line of every run and resume, and every journal row: no key, API key or token.
     assert_no_secrets(served, reports, keys)

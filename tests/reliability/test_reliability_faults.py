@@ -1,7 +1,10 @@
 """Market faults: with 20% of requests failing (5xx, 429, timeouts, drops) every order completes once.
 
 Orders run through the real CLI (forked by ``crash_worker.py``), each with its own fresh wallet, so
-"exactly one payment" is the number of token Transfer logs from that wallet read from anvil.
+"exactly one payment" is the number of token Transfer logs from that wallet read from anvil. The
+sandbox deduplicates nothing (``--idempotency off``, as peaq's docs promise no idempotency key): a
+write repeated blindly after its answer was dropped would show as a second market order or a second
+run of the service, which the market's own lists (its orders, its audit events) are read for.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from reliability_support import (
     final_states,
     fork_cli,
     make_orders,
+    market_problems,
     payments_by_sender,
     served_sandbox,
     verify_journals,
@@ -33,10 +37,8 @@ FAULT_ORDERS = 12
 @pytest.fixture(scope="module")
 def faulted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A served sandbox whose market injects 20% faults (seeded)."""
-    with served_sandbox(tmp_path_factory.mktemp("faulted"), "--faults", FAULTS, "--fault-seed", "9") as (
-        info,
-        _,
-    ):
+    args = ("--faults", FAULTS, "--fault-seed", "9", "--idempotency", "off")
+    with served_sandbox(tmp_path_factory.mktemp("faulted"), *args) as (info, _):
         yield info
 
 
@@ -52,6 +54,9 @@ def test_every_order_completes_once_under_20_percent_market_faults(
         assert (final["code"], final_states(report)) == (0, ["confirmed"]), final["stderr"][-1500:]
         assert paid.get(wallet, 0) == 1, f"{report['state_dir']}: {paid.get(wallet, 0)} payments"
         verify_journals(report)
+    # 0 duplicate market orders: the market's own list holds exactly the journaled order per agent,
+    # and the market ran each service once.
+    assert market_problems(faulted, reports, wallets) == []
     assert_no_secrets(faulted, reports, [o["key"] for o in orders])
     # The faults really happened: the sandbox counts every kind it injected.
     counts = httpx.get(faulted["url"] + "/sandbox/faults", headers={"x-api-key": faulted["api_key"]})

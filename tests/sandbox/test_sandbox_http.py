@@ -46,6 +46,16 @@ def no_faults(market: Market) -> Iterator[None]:
     market.http.post("/sandbox/faults", json={})
 
 
+@pytest.fixture()
+def keys_honoured(box: Sandbox) -> Iterator[None]:
+    """The market honours ``Idempotency-Key`` for this test (``--idempotency on``), then not again."""
+    box.market.idempotency = True
+    try:
+        yield
+    finally:
+        box.market.idempotency = False
+
+
 def _error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert r.status_code == status, r.text
     body: dict[str, Any] = r.json()["error"]
@@ -157,7 +167,7 @@ def _shared_pairing(market: Market) -> tuple[Any, str, str]:
     return _PAIRING[0], _PAIRING[1], _PAIRING[2]
 
 
-def test_idempotency_key_returns_the_first_answer(market: Market) -> None:
+def test_idempotency_key_returns_the_first_answer(market: Market, keys_honoured: None) -> None:
     pairing = market.pair()
     quote = market.quote(pairing, "svc_hash_budget")
     body = {
@@ -174,7 +184,9 @@ def test_idempotency_key_returns_the_first_answer(market: Market) -> None:
     assert first.json()["item"]["id"] == again.json()["item"]["id"] != other.json()["item"]["id"]
 
 
-def test_faults_5xx_429_timeout_and_drop_after_commit(market: Market, no_faults: None) -> None:
+def test_faults_5xx_429_timeout_and_drop_after_commit(
+    market: Market, no_faults: None, keys_honoured: None
+) -> None:
     pairing = market.pair()
     search = {"machineId": market.machine_id}
     assert market.http.post("/sandbox/faults", json={"rate5xx": 1}).status_code == 200
@@ -476,8 +488,76 @@ def test_cli_help_explains_every_flag() -> None:
         text=True,
         check=True,
     ).stdout
-    for flag in ("--port", "--state-dir", "--faults", "--fault-seed"):
+    for flag in ("--port", "--state-dir", "--faults", "--fault-seed", "--idempotency"):
         assert flag in out
+
+
+def test_cli_idempotency_on_honours_the_key_and_the_default_does_not(tmp_path: Path) -> None:
+    if not anvil_available():
+        pytest.skip("anvil is not installed")
+    for flag, same in ((["--idempotency", "on"], True), ([], False)):
+        proc, info = _serve(["--port", "0", *flag], tmp_path / "stderr.log")
+        try:
+            box = httpx.Client(base_url=info["url"], headers={"x-api-key": info["api_key"]}, timeout=30)
+            with box:
+                shown = box.get("/sandbox/info").json()["item"]["idempotency"]
+                assert shown == ("on" if same else "off")
+                pairing = _pair_over_http(box, info)
+                quote = _quote_over_http(box, info, pairing)
+                body = {
+                    "machineId": info["machine_id"],
+                    "agentPairingId": pairing["id"],
+                    "serviceId": "svc_hash_budget",
+                    "quoteId": quote,
+                    "input": {"data": "key"},
+                }
+                headers = {"x-agent-pairing-token": pairing["pairingToken"], "Idempotency-Key": "k-cli"}
+                ids = [
+                    box.post("/api/v1/market/orders", json=body, headers=headers).json()["item"]["id"]
+                    for _ in range(2)
+                ]
+            assert (ids[0] == ids[1]) is same
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0, (tmp_path / "stderr.log").read_text()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def test_cli_refuses_an_idempotency_mode_it_does_not_know() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buyer_agent", "sandbox", "--idempotency", "maybe"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--idempotency" in done.stderr and "Traceback" not in done.stderr
+
+
+def _pair_over_http(box: httpx.Client, info: dict[str, Any]) -> dict[str, Any]:
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    account = Account.create()
+    base = f"/api/v1/machines/{info['machine_id']}/agent-pairings"
+    who = {"agentAddress": account.address, "agentProvider": "pytest", "agentRole": "buyer"}
+    ch = box.post(base + "/challenges", json=who).json()["item"]
+    signature = account.sign_message(encode_defunct(text=ch["message"])).signature.to_0x_hex()
+    proof = {"challengeId": ch["challengeId"], "signature": signature}
+    item: dict[str, Any] = box.post(base, json={**who, "agentProof": proof}).json()["item"]
+    return item
+
+
+def _quote_over_http(box: httpx.Client, info: dict[str, Any], pairing: dict[str, Any]) -> str:
+    search = {
+        "machineId": info["machine_id"],
+        "agentPairingId": pairing["id"],
+        "serviceType": "compute.marketplace",
+    }
+    found = box.post(
+        "/api/v1/market/search", json=search, headers={"x-agent-pairing-token": pairing["pairingToken"]}
+    ).json()["item"]["quotes"]
+    return str(next(q["id"] for q in found if q["serviceId"] == "svc_hash_budget"))
 
 
 def test_the_solana_ledger_persists_with_the_state_dir(tmp_path: Path) -> None:

@@ -1,4 +1,9 @@
-"""The HTTP server: stdlib ThreadingHTTPServer, a small router under ``/api/v1``, faults, idempotency."""
+"""The HTTP server: stdlib ThreadingHTTPServer, a small router under ``/api/v1``, faults, idempotency.
+
+The ``Idempotency-Key`` header is honoured only when the server is started with ``idempotency=True``:
+peaq's docs promise no such header, so by default a repeated write meets the endpoint's own rules
+(the sandbox README lists them), as it would on a market that deduplicates nothing.
+"""
 
 from __future__ import annotations
 
@@ -268,13 +273,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class MarketServer:
-    """The market served over HTTP on ``host:port`` (port 0: the OS picks one)."""
+    """The market served over HTTP on ``host:port`` (port 0: the OS picks one).
+
+    ``idempotency`` (default off, as the docs promise no header): when on, a POST repeated with the
+    same ``Idempotency-Key`` on the same path gets the first successful answer back unprocessed. It
+    may be switched at run time (tests of either mode share one server).
+    """
 
     def __init__(
-        self, ctx: MarketContext, *, host: str = "127.0.0.1", port: int = 0, faults: FaultConfig | None = None
+        self,
+        ctx: MarketContext,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultConfig | None = None,
+        idempotency: bool = False,
     ) -> None:
         self.ctx = ctx
         self.faults = FaultInjector(faults)
+        self.idempotency = idempotency
         self._host = host
         self._port = port
         self._server: _Server | None = None
@@ -340,7 +357,7 @@ class MarketServer:
             handler, params = route(method, path)
             body = loads_body(raw) if method in ("POST", "PATCH", "PUT") else {}
             call = Call(params=params, query=query, body=body, headers=headers)
-            key = headers.get("idempotency-key") if method == "POST" else None
+            key = headers.get("idempotency-key") if method == "POST" and self.idempotency else None
             if key is None:
                 status, answer = handler(self.ctx, call)
                 return status, answer, {}
@@ -378,5 +395,5 @@ class MarketServer:
             # ``item`` is the settings (POST them back as they are); ``injected`` what was done so far.
             return 200, {"item": self.faults.config.to_json(), "injected": self.faults.counts()}
         if path == "/sandbox/info" and method == "GET":
-            return 200, {"item": self.ctx.public_info}
+            return 200, {"item": {**self.ctx.public_info, "idempotency": "on" if self.idempotency else "off"}}
         raise ApiError(404, "NOT_FOUND", f"no route {method} {path}")

@@ -170,9 +170,17 @@ def order_for_agent(ctx: MarketContext, call: Call) -> tuple[dict[str, Any], dic
 
 
 def get_order(ctx: MarketContext, call: Call) -> Answer:
-    """``GET /market/orders/:orderId`` (platform key, or the owning agent's token)."""
+    """``GET /market/orders/:orderId`` (platform key, or the owning agent's token).
+
+    The owner's view (the agent's token) also carries the order's ``execution`` once it ran — the
+    docs promise that view's ``execution`` for oneM2M orders; the sandbox gives it for every order, so
+    an agent whose execute answer was lost can read the outcome instead of executing again.
+    """
     if call.headers.get("x-agent-pairing-token"):
         order, _pairing = order_for_agent(ctx, call)
+        stored = ctx.store.get("executions", order["id"])
+        if stored is not None:
+            return 200, {"item": {**(public(order) or {}), "execution": stored}}
     else:
         ctx.require_api_key(call)
         found = ctx.store.get("orders", call.params["orderId"])
