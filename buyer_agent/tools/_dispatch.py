@@ -159,7 +159,9 @@ class AgentTools:
     def _hint(self, state: OrderState, order_id: str) -> str:
         journal = getattr(self._agent.journal, "path", None)
         state_dir = f" --state-dir {self._agent.state_dir}" if journal not in (None, ":memory:") else ""
-        return hint(state, order_id, state_dir=state_dir)
+        # The order's facts pick its row's hint (a free order in ``ordered`` executes, it never pays).
+        events = self._agent.journal.events
+        return hint(state, order_id, state_dir=state_dir, facts=lambda: fold(events(order_id)))
 
     # --- results --------------------------------------------------------------------------------
 

@@ -9,13 +9,13 @@ from buyer_agent.journal import Event
 
 __all__ = ["dispute_evidence"]
 
-# Which journal events prove what (the last one of each trigger counts).
-_BOUND = {
-    "quote": "choose",
-    "order": "order",
-    "payment": "paid",
-    "escrow": "lock_escrow",
-    "outcome": "execute",
+# Which journal events prove what (the last one of any of the triggers counts).
+_BOUND: dict[str, tuple[str, ...]] = {
+    "quote": ("choose",),
+    "order": ("order",),
+    "payment": ("paid",),
+    "escrow": ("lock_escrow",),
+    "outcome": ("execute", "execute_free"),
 }
 
 
@@ -32,8 +32,10 @@ def dispute_evidence(events: Sequence[Event], context: Mapping[str, Any], reason
     """
     last: dict[str, Event] = {}
     for ev in events:
-        last[ev.trigger] = ev
-    bound = {name: {"seq": last[t].seq, "hash": last[t].hash} for name, t in _BOUND.items() if t in last}
+        for name, triggers in _BOUND.items():
+            if ev.trigger in triggers:
+                last[name] = ev
+    bound = {name: {"seq": last[name].seq, "hash": last[name].hash} for name in _BOUND if name in last}
     return {
         "reason": reason,
         "acceptance_failure": reason,

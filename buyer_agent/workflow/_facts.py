@@ -75,6 +75,9 @@ class OrderFacts:
     approved: bool
     market_order_id: str | None
     market_order_status: str | None
+    market_order_payment: Mapping[str, Any] | None
+    """What the market order said of its payment (``required``, ``default_rail``, ``amount``); kept for
+    the no-payment flow only."""
     keys: Mapping[str, EffectKey]
     """Effect name (``create_market_order``, …) -> its idempotency key and when it was asked."""
     intent: IntentFacts | None

@@ -71,6 +71,7 @@ class FactsFolder:
     approved: bool = False
     market_order_id: str | None = None
     market_order_status: str | None = None
+    market_order_payment: Mapping[str, Any] | None = None
     keys: dict[str, EffectKey] = field(default_factory=dict)
     intent: IntentFacts | None = None
     request: PaymentRequest | None = None
@@ -233,6 +234,8 @@ class FactsFolder:
     def _order(self, p: Mapping[str, Any], at: str) -> None:
         self.market_order_id = _opt(p.get("market_order_id")) or self.market_order_id
         self.market_order_status = _opt(p.get("status"))
+        said = p.get("payment")
+        self.market_order_payment = dict(said) if isinstance(said, Mapping) else None
 
     def _intent_result(self, p: Mapping[str, Any], at: str) -> None:
         if isinstance(p.get("intent"), Mapping):
@@ -379,6 +382,7 @@ _STEPS = {
     "lock_escrow": FactsFolder._lock_escrow,
     "hand_off": FactsFolder._hand_off,
     "execute": FactsFolder._execute,
+    "execute_free": FactsFolder._execute,
     "result:acceptance": FactsFolder._acceptance,
     "result:confirm_market_order": FactsFolder._market_confirmed,
     "note:release_signed": FactsFolder._release_signed,

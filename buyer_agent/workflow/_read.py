@@ -45,6 +45,17 @@ def summary_of(facts: OrderFacts, journal: str) -> OrderSummary:
             "status": facts.payment_status,
             "verification": _verification(facts),
         }
+    elif choice is not None and choice.free and facts.market_order_id is not None:
+        # The no-payment flow: the rail says so; nothing was signed, sent or proven.
+        payment = {
+            "rail": choice.rail,
+            "chain": None,
+            "amount": money_text(choice.price) if choice.price is not None else "0.00",
+            "currency": choice.price.currency if choice.price is not None else None,
+            "tx": None,
+            "status": facts.payment_status,
+            "verification": None,
+        }
     candidates = tuple(canonical(c.to_json()) for c in facts.candidates or ())
     return OrderSummary(
         order_id=facts.order_id,

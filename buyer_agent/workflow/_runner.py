@@ -28,7 +28,7 @@ from buyer_agent.workflow._read import summary_of
 from buyer_agent.workflow._spec import OrderSpec
 from buyer_agent.workflow._states import TERMINAL, OrderState
 from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
-from buyer_agent.workflow._table import ACTIONS, allowed_actions
+from buyer_agent.workflow._table import ACTIONS, actions_of, allowed_actions
 
 __all__ = ["MarketPort", "Runner", "new_id"]
 
@@ -143,6 +143,7 @@ class Runner:
             "pay": p.pay,
             "settle": p.settle,
             "execute": d.execute,
+            "execute_free": d.execute_free,
             "confirm": d.confirm,
             "refund": d.refund,
         }
@@ -215,11 +216,12 @@ class Runner:
         """
         async with self._loop.holding(order_id) as run:
             state = run.state
-            if action not in ACTIONS or state not in ACTIONS[action]:
+            # The order's own row decides (a free order in ``ordered`` executes, it never pays).
+            if action not in ACTIONS or action not in actions_of(state, run.facts):
                 raise StateError(
                     f"cannot {action} an order in state {state.value}",
                     state=state.value,
-                    allowed=allowed_actions(state),
+                    allowed=allowed_actions(state, run.facts),
                 )
             try:
                 await self._action(run, action, kwargs)
@@ -258,6 +260,12 @@ class Runner:
                 await self._delivering.dispute(r, because)
         elif action == "search":
             one = self._quoting.search
+        elif action == "adopt":
+            raise StateError(
+                "adopting a payment needs its transaction: pay ORDER_ID --tx HASH",
+                state=run.state.value,
+                allowed=allowed_actions(run.state, run.facts),
+            )
         if one is not None:
             await loop.step_once(run, one, action)
             return
@@ -273,7 +281,13 @@ class Runner:
 
     def allowed_actions(self, order_id: str) -> list[str]:
         """The step actions the order's current state allows."""
-        return allowed_actions(S(_at_once(self.store.order(order_id)).state))
+        return _at_once(self.aallowed_actions(order_id))
+
+    async def aallowed_actions(self, order_id: str) -> list[str]:
+        """:meth:`allowed_actions` for any store."""
+        state = S((await self.store.order(order_id)).state)
+        events = await self.store.events(order_id)
+        return allowed_actions(state, lambda: fold(events))
 
     def preview(self, order_id: str, quote_id: str | None = None) -> dict[str, Any]:
         """What ``choose`` would decide now, without journaling: every quote with its eligibility.

@@ -183,6 +183,13 @@ def test_direct_escrow_and_solana_orders_fold_to_their_context(
     assert facts.request is not None and facts.request.chain.startswith("solana:")
 
 
+def test_a_free_order_folds_to_its_context(sandbox: dict[str, Any], tmp_path: Path) -> None:
+    summary, facts = buy(sandbox, tmp_path / "f.db", spec(operation="sha256-free", rail=None, chain=None))
+    assert summary.state is OrderState.CONFIRMED, summary.error
+    assert facts.request is None and facts.txs is None and facts.paid_at is None
+    assert facts.choice is not None and facts.choice.free and facts.market_confirmed
+
+
 def test_disputed_refunded_and_failed_orders_fold_to_their_context(
     sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
