@@ -112,13 +112,17 @@ class Delivering:
             return
         market_order_id, market = f.market_order_id, self.env.market
         free = run.state is S.ORDERED
+        body: dict[str, Any] = {"input": dict(spec.input)}
+        if f.authorization is not None:
+            # x402: the market settles the recorded authorization as it executes (the same header).
+            body["payment"] = {"payment_signature": f.authorization.header}
         try:
             # A service that has not answered by the execution deadline is disputed, not waited for.
             resp = await self.fx.write(
                 run,
                 "execute_market_order",
                 lambda t, key: market.execute_market_order(
-                    market_order_id, {"input": dict(spec.input)}, t, options={"idempotency_key": key}
+                    market_order_id, body, t, options={"idempotency_key": key}
                 ),
                 deadline=deadline,
                 timeout=(deadline - self.env.clock()).total_seconds(),

@@ -36,6 +36,16 @@ def dispute_evidence(events: Sequence[Event], context: Mapping[str, Any], reason
             if ev.trigger in triggers:
                 last[name] = ev
     bound = {name: {"seq": last[name].seq, "hash": last[name].hash} for name in _BOUND if name in last}
+    payment: dict[str, Any] = {
+        "tx": context.get("paid_tx"),
+        "txs": [t.get("tx_id") for t in context.get("txs") or []],
+        "proof": context.get("proof"),
+    }
+    auth = context.get("authorization")
+    if auth:
+        # x402: the authorization the market was given, and what the chain showed of its settlement.
+        keys = ("network", "asset", "payer", "pay_to", "value", "valid_before", "nonce")
+        payment["x402"] = {**{k: auth.get(k) for k in keys}, "settlement": context.get("settlement")}
     return {
         "reason": reason,
         "acceptance_failure": reason,
@@ -45,11 +55,7 @@ def dispute_evidence(events: Sequence[Event], context: Mapping[str, Any], reason
             "candidates": context.get("candidates"),
             "limits": context.get("limits"),
         },
-        "payment": {
-            "tx": context.get("paid_tx"),
-            "txs": [t.get("tx_id") for t in context.get("txs") or []],
-            "proof": context.get("proof"),
-        },
+        "payment": payment,
         "outcome": context.get("outcome"),
         "market_order_id": context.get("market_order_id"),
         "journal": bound,

@@ -179,6 +179,17 @@ def no_payment(facts: OrderFacts | None, data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def authorization_held(facts: OrderFacts | None, data: Mapping[str, Any]) -> str | None:
+    """x402: the order's journaled authorization was proven and the market holds the payment."""
+    req = _request(facts, data)
+    if req is None or req.rail_type != "x402":
+        return "the order does not pay by x402"
+    if facts is None or facts.authorization is None:
+        return "no authorization was journaled"
+    status = data.get("payment_status")
+    return None if status == "held" else f"the market's payment is {status!r}, not held"
+
+
 #: Condition name (as in ``TRANSITIONS``) -> its guard.
 GUARDS: Mapping[str, Guard] = {
     "has_choice": has_choice,
@@ -192,6 +203,7 @@ GUARDS: Mapping[str, Guard] = {
     "escrow_rail": escrow_rail,
     "direct_rail": direct_rail,
     "no_payment": no_payment,
+    "authorization_held": authorization_held,
 }
 
 

@@ -58,6 +58,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("order", S.QUOTED, S.ORDERED, ("quote_fresh", "within_limits", "approved")),
     Transition("pay", S.ORDERED, S.PAYING, ("rail_available", "intent_matches")),
     Transition("paid", S.PAYING, S.PAID, ("payment_confirmed",)),
+    # x402: the market holds the payment once it recorded the authorization (it settles at execute).
+    Transition("paid", S.PAYING, S.PAID, ("authorization_held",)),
     Transition("lock_escrow", S.PAID, S.ESCROW_LOCKED, ("escrow_rail",)),
     Transition("execute", S.PAID, S.EXECUTED, ("direct_rail",)),
     Transition("execute", S.ESCROW_LOCKED, S.EXECUTED),

@@ -111,3 +111,7 @@ class OrderModel:
     def guard_no_payment(self, event: Any) -> bool:
         """The order needs no payment (a free quote, and the market order agrees)."""
         return self._check("no_payment", event)
+
+    def guard_authorization_held(self, event: Any) -> bool:
+        """x402: the journaled authorization was proven and the market holds the payment."""
+        return self._check("authorization_held", event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from buyer_agent._errors import OrchestrationApiError, PaymentMismatchError
 from buyer_agent.journal import LedgerChange, LedgerStatus
@@ -37,15 +38,18 @@ class Paying:
         self.fx = fx
         self.env = fx.env
 
-    async def pay(self, run: OrderRun) -> None:
-        """``ordered → paying``: ask for the payment intent, check it, sign, journal the signed bytes."""
+    async def checked_intent(self, run: OrderRun, rail: Rail) -> dict[str, Any] | None:
+        """The market's payment intent (asked for once), checked against the quote and the pinned token.
+
+        Returns the intent's journaled form, or None after failing the order (``UNKNOWN_TOKEN``,
+        ``PAYMENT_MISMATCH`` naming the field): nothing is signed either way.
+        """
         spec, f = run.spec, run.folder
         assert f.choice is not None and f.market_order_id is not None
         choice = f.choice.to_json()
         price = f.choice.price
         assert price is not None
         rail_type, chain = f.choice.rail, str(f.choice.chain)
-        rail = self.env.rail(rail_type, chain)
         market_order_id = f.market_order_id
         payer = payer_address(rail)
         if f.intent is None:
@@ -69,19 +73,39 @@ class Paying:
         refusal = check_token(intent, choice, price, spec.tokens, self.env.networks)
         if refusal is not None:
             await self.fx.fail(run, refusal.code, refusal.message, payload=refusal.payload)
-            return
+            return None
         mismatch = check_intent(intent, choice, price)
         if mismatch is not None:
-            await self.fx.fail(
-                run,
-                "PAYMENT_MISMATCH",
-                str(mismatch),
-                payload={
-                    "field": mismatch.field,
-                    "expected": str(mismatch.expected),
-                    "actual": str(mismatch.actual),
-                },
-            )
+            await self.mismatch(run, mismatch)
+            return None
+        return intent
+
+    async def mismatch(self, run: OrderRun, mismatch: PaymentMismatchError) -> None:
+        """Fail the order ``PAYMENT_MISMATCH`` naming the field, what was agreed and what was asked."""
+        await self.fx.fail(
+            run,
+            "PAYMENT_MISMATCH",
+            str(mismatch),
+            payload={
+                "field": mismatch.field,
+                "expected": str(mismatch.expected),
+                "actual": str(mismatch.actual),
+            },
+        )
+
+    async def pay(self, run: OrderRun) -> None:
+        """``ordered → paying``: ask for the payment intent, check it, sign, journal the signed bytes."""
+        spec, f = run.spec, run.folder
+        assert f.choice is not None and f.market_order_id is not None
+        choice = f.choice.to_json()
+        price = f.choice.price
+        assert price is not None
+        rail_type, chain = f.choice.rail, str(f.choice.chain)
+        rail = self.env.rail(rail_type, chain)
+        market_order_id = f.market_order_id
+        payer = payer_address(rail)
+        intent = await self.checked_intent(run, rail)
+        if intent is None:
             return
         irail = intent.get("rail") or {}
         request = PaymentRequest(

@@ -29,6 +29,7 @@ from buyer_agent.workflow._spec import OrderSpec
 from buyer_agent.workflow._states import TERMINAL, OrderState
 from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
 from buyer_agent.workflow._table import ACTIONS, actions_of, allowed_actions
+from buyer_agent.workflow._x402_steps import X402Steps
 
 __all__ = ["MarketPort", "Runner", "new_id"]
 
@@ -132,8 +133,9 @@ class Runner:
         self._quoting = Quoting(fx, self._summary_of_run)
         self._paying = Paying(fx)
         self._delivering = Delivering(fx, self._paying)
+        self._x402 = X402Steps(fx, self._paying, self._delivering)
         self._fx = fx
-        q, p, d = self._quoting, self._paying, self._delivering
+        q, p, d, x = self._quoting, self._paying, self._delivering, self._x402
         steps: dict[str, StepFn] = {
             "pair": q.pair,
             "search": q.search,
@@ -146,6 +148,10 @@ class Runner:
             "execute_free": d.execute_free,
             "confirm": d.confirm,
             "refund": d.refund,
+            "pay_x402": x.pay,
+            "prove_x402": x.prove,
+            "execute_x402": x.execute,
+            "confirm_x402": x.confirm,
         }
         self._loop = DriveLoop(self._env, fx, steps)
         self._owner = self._loop.owner

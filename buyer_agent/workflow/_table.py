@@ -75,6 +75,13 @@ def _free(facts: OrderFacts) -> bool:
     return facts.choice is not None and facts.choice.free
 
 
+def _x402(facts: OrderFacts) -> bool:
+    """The order pays by x402: an authorization the market settles at execute."""
+    if facts.request is not None:
+        return facts.request.rail_type == "x402"
+    return facts.choice is not None and facts.choice.rail == "x402"
+
+
 ROWS: tuple[Row, ...] = (
     Row(
         S.CREATED,
@@ -112,15 +119,41 @@ ROWS: tuple[Row, ...] = (
         "the quote needs no payment: call execute_order",
         applies=_free,
     ),
+    # x402: sign the authorization locally (journaled first), prove it, execute (the market settles),
+    # find the settlement on chain, confirm.
+    Row(S.ORDERED, "pay_x402", ("pay", "withdraw", "abandon"), "call pay_order", applies=_x402),
     Row(S.ORDERED, "pay", ("pay", "adopt", "withdraw", "abandon"), "call pay_order"),
+    Row(
+        S.PAYING,
+        "prove_x402",
+        ("pay", "abandon"),
+        "the authorization is signed, not yet recorded by the market; call pay_order again (it signs "
+        "no second one while the first can still settle)",
+        applies=_x402,
+    ),
     Row(
         S.PAYING,
         "settle",
         ("pay", "abandon"),
         "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
     ),
+    Row(
+        S.PAID,
+        "execute_x402",
+        ("execute", "dispute", "abandon"),
+        "call execute_order (the market settles the authorization then)",
+        applies=_x402,
+    ),
     Row(S.PAID, "execute", ("execute", "dispute", "abandon"), "call execute_order"),
     Row(S.ESCROW_LOCKED, "execute", ("execute", "dispute", "abandon"), "call execute_order"),
+    Row(
+        S.EXECUTED,
+        "confirm_x402",
+        ("confirm", "dispute", "abandon"),
+        "check the outcome, then call confirm_order (the settlement is read from the chain first) or "
+        "dispute_order with a reason",
+        applies=_x402,
+    ),
     Row(
         S.EXECUTED,
         "confirm",
