@@ -95,21 +95,30 @@ class Paying:
 
     async def pay(self, run: OrderRun) -> None:
         """``ordered → paying``: ask for the payment intent, check it, sign, journal the signed bytes."""
-        spec, f = run.spec, run.folder
-        assert f.choice is not None and f.market_order_id is not None
-        choice = f.choice.to_json()
-        price = f.choice.price
-        assert price is not None
-        rail_type, chain = f.choice.rail, str(f.choice.chain)
-        rail = self.env.rail(rail_type, chain)
-        market_order_id = f.market_order_id
-        payer = payer_address(rail)
+        f = run.folder
+        assert f.choice is not None
+        rail = self.env.rail(f.choice.rail, str(f.choice.chain))
         intent = await self.checked_intent(run, rail)
         if intent is None:
             return
+        request = self.request_for(run, rail, intent)
+        # The balances first: a payment the wallet cannot cover fails here, before any signature.
+        await check_funds(rail, request)
+        txs = await rail.prepare(request)
+        await self.journal_payment(run, rail, request, intent, txs)
+        # Signed here and not sent yet: the first broadcast needs no look at the chain before it.
+        run.unsent.update(tx.tx_id for tx in txs)
+
+    def request_for(self, run: OrderRun, rail: Rail, intent: dict[str, Any]) -> PaymentRequest:
+        """What to pay, from the checked intent and the quote (never from anything else)."""
+        spec, f = run.spec, run.folder
+        assert f.choice is not None and f.market_order_id is not None and f.choice.price is not None
+        choice = f.choice.to_json()
+        rail_type, chain = f.choice.rail, str(f.choice.chain)
+        payer = payer_address(rail)
         irail = intent.get("rail") or {}
-        request = PaymentRequest(
-            order_id=market_order_id,
+        return PaymentRequest(
+            order_id=f.market_order_id,
             rail_type=rail_type,
             chain=chain,
             token=str(
@@ -120,13 +129,22 @@ class Paying:
             ),
             payer=str(payer or irail.get("payer_address")),
             payee=str(irail.get("payee_address") or irail.get("wallet_address") or choice.get("payee")),
-            amount=price,
+            amount=f.choice.price,
             escrow_address=irail.get("escrow_address") if is_escrow(rail_type) else None,
             fee_cap_wei=spec.fee_cap_wei,
         )
-        # The balances first: a payment the wallet cannot cover fails here, before any signature.
-        await check_funds(rail, request)
-        txs = await rail.prepare(request)
+
+    async def journal_payment(
+        self,
+        run: OrderRun,
+        rail: Rail,
+        request: PaymentRequest,
+        intent: dict[str, Any],
+        txs: Sequence[SignedTx],
+        **extra: Any,
+    ) -> None:
+        """``ordered → paying`` with the payment's transactions journaled (before any is broadcast)."""
+        assert run.folder.choice is not None
         req_json = request_json(request)
         await self.fx.fire(
             run,
@@ -134,16 +152,14 @@ class Paying:
             request=request,
             rails=self.env.rails,
             intent=intent,
-            quote=choice,
-            payload={"request": req_json, "txs": tx_json(txs), "rail": rail.name},
+            quote=run.folder.choice.to_json(),
+            payload={"request": req_json, "txs": tx_json(txs), "rail": rail.name, **extra},
             context={
                 "request": req_json,
                 "txs": tx_json(txs),
                 "payment_started_at": format_at(self.env.clock()),
             },
         )
-        # Signed here and not sent yet: the first broadcast needs no look at the chain before it.
-        run.unsent.update(tx.tx_id for tx in txs)
 
     async def settle(self, run: OrderRun) -> None:
         """``paying → paid``: every payment transaction confirmed and verified; the proof accepted."""

@@ -14,6 +14,7 @@ from buyer_agent.journal import Event, Journal, OrderStore, utc_now
 from buyer_agent.journal._sqlite_store import SqliteStore
 from buyer_agent.networks import Networks, builtin_networks
 from buyer_agent.rails._base import Rail
+from buyer_agent.workflow._adopting import Adopting
 from buyer_agent.workflow._crashpoint import crash_hook_from_env
 from buyer_agent.workflow._delivering import Delivering
 from buyer_agent.workflow._drive import DriveLoop, StepFn
@@ -134,6 +135,7 @@ class Runner:
         self._paying = Paying(fx)
         self._delivering = Delivering(fx, self._paying)
         self._x402 = X402Steps(fx, self._paying, self._delivering)
+        self._adopting = Adopting(fx, self._paying)
         self._fx = fx
         q, p, d, x = self._quoting, self._paying, self._delivering, self._x402
         steps: dict[str, StepFn] = {
@@ -213,9 +215,10 @@ class Runner:
     async def step(self, order_id: str, action: str, **kwargs: Any) -> OrderSummary:
         """Run one step and return the order's summary.
 
-        Actions: ``pair``, ``search``, ``choose``, ``order``, ``approve``, ``pay``, ``execute``,
-        ``confirm``, ``dispute``, ``refund``, ``cancel``. ``choose`` takes ``quote_id=`` to pick that
-        eligible quote instead of the strategy's; ``dispute`` takes ``reason=``.
+        Actions: ``pair``, ``search``, ``choose``, ``order``, ``approve``, ``pay``, ``adopt``,
+        ``execute``, ``confirm``, ``dispute``, ``refund``, ``cancel``. ``choose`` takes ``quote_id=`` to
+        pick that eligible quote instead of the strategy's; ``dispute`` takes ``reason=``; ``adopt``
+        takes ``tx=``, a payment already made for the order (read from the chain, nothing signed).
 
         Raises:
             StateError: the step is not allowed in the order's state (``allowed`` lists those that are).
@@ -267,11 +270,17 @@ class Runner:
         elif action == "search":
             one = self._quoting.search
         elif action == "adopt":
-            raise StateError(
-                "adopting a payment needs its transaction: pay ORDER_ID --tx HASH",
-                state=run.state.value,
-                allowed=allowed_actions(run.state, run.facts),
-            )
+            tx = str(kwargs.get("tx") or "")
+
+            async def one(r: OrderRun) -> None:
+                await self._adopting.adopt(r, tx)
+
+            await loop.step_once(run, one, action)
+            # Adopted: the proof (or the escrow lock's payment) follows as for any payment.
+            while run.state is S.PAYING:
+                if not await loop.advance(run):
+                    break
+            return
         if one is not None:
             await loop.step_once(run, one, action)
             return
