@@ -187,3 +187,54 @@ def test_pay_refuses_what_it_cannot_adopt(external: dict[str, Any], tmp_path: Pa
     late = pay(external, key, tmp_path, confirmed, "0x" + "ab" * 32)
     assert late.returncode == 1 and "it is confirmed" in late.stderr
     assert pay(external, key, tmp_path, order_id, "0x" + "ab" * 32).returncode == 1
+
+
+def test_the_adopt_payment_tool_records_the_operators_payment(
+    external: dict[str, Any], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from buyer_agent import load_task
+
+    (address, key), *_ = fund_wallets(external, 1)
+    task = load_task(Path(__file__).resolve().parents[2] / "examples" / "task.yaml", env={})
+
+    async def go() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        agent = BuyerAgent(
+            external["url"],
+            machine_id=external["machine_id"],
+            api_key=external["api_key"],
+            evm_key=key,
+            evm_rpc=external["evm"]["rpc_url"],
+            state_dir=tmp_path,
+            spec=replace(task.spec),
+        )
+        async with agent:
+            found = await agent.call_tool("search_market", {})
+            order_id = found["order_id"]
+            await agent.call_tool("choose_quote", {"order_id": order_id})
+            out.append(await agent.call_tool("place_order", {"order_id": order_id}))
+            facts = fold(agent.journal.events(order_id))
+            price, payee = facts.choice.price.amount, facts.choice.payee  # type: ignore[union-attr]
+            (paid,) = send(external, key, [(external["evm"]["token_address"], transfer(payee, price))])
+            out.append(await agent.call_tool("adopt_payment", {"order_id": order_id, "tx_hash": "0x12"}))
+            steer = {"order_id": order_id, "tx_hash": paid, "amount": "0.01"}
+            out.append(await agent.call_tool("adopt_payment", steer))
+            out.append(
+                await agent.call_tool("adopt_payment", {"order_id": order_id, "tx_hash": "0x" + "12" * 32})
+            )
+            out.append(await agent.call_tool("adopt_payment", {"order_id": order_id, "tx_hash": paid}))
+            out.append(await agent.call_tool("execute_order", {"order_id": order_id}))
+            out.append(await agent.call_tool("confirm_order", {"order_id": order_id}))
+            out.append({"paid": paid})
+        return out
+
+    placed_view, malformed, steered, unknown, adopted, _, confirmed, sent = asyncio.run(go())
+    # A person's action: never offered among the next tools.
+    assert "adopt_payment" not in placed_view["next"] and placed_view["state"] == "ordered"
+    assert malformed["error"]["code"] == "INVALID_ARGUMENTS"
+    assert steered["error"]["code"] == "ARGUMENT_REFUSED"
+    assert unknown["error"]["code"] == "PAYMENT_ERROR" and "transaction" in unknown["error"]["message"]
+    assert adopted["state"] == "paid" and adopted["payment"]["tx"] == sent["paid"], adopted
+    assert confirmed["state"] == "confirmed" and transfers_from(external, address) == 1
