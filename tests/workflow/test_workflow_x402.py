@@ -281,6 +281,18 @@ def test_valid_before_stays_within_the_payment_deadline_and_a_window_too_short_i
     assert events[-1].payload["field"] == "deadlines.payment" and fold(events).authorization is None
 
 
+def test_budget_and_policy_limits_refuse_an_x402_quote_before_anything_is_signed(
+    box: Any, tmp_path: Path
+) -> None:
+    payer, key = wallet(box)
+    summary, events = buy(box, key, tmp_path / "budget", spec(budget=Money.parse("0.50 USDC")))
+    assert summary.error is not None and summary.error["code"] == "NO_ELIGIBLE_QUOTE", summary.error
+    reasons = [r for c in summary.candidates if c["service_id"] == "svc_hash_x402" for r in c["reasons"]]
+    assert any("over order budget 0.50 USDC" in r for r in reasons), reasons
+    assert "intent:create_payment_intent" not in [e.trigger for e in events]
+    assert fold(events).authorization is None and on_chain(box, payer) == ([], [])
+
+
 def test_a_wallet_without_the_x402_token_is_refused_before_signing(box: Any, tmp_path: Path) -> None:
     payer, key = wallet(box, x402=PRICE - 1)
     summary, events = buy(box, key, tmp_path, spec())
