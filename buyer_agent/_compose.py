@@ -220,12 +220,14 @@ async def _rails(
     solana_chain: str | None,
     networks: Networks | None = None,
 ) -> list[Any]:
-    from buyer_agent.rails import EvmRail, SolanaRail
+    from buyer_agent.rails import EvmRail, SolanaRail, X402Rail
 
     rails: list[Any] = []
     if evm_rpc and evm_signer is not None:
         # The networks give each chain's confirmation depth (and Solana commitment) to its rail.
         rails.append(EvmRail(evm_rpc, evm_signer, chain=evm_chain, nonce_store=journal, networks=networks))
+        # x402 signs EIP-3009 authorizations with the same key and reads their settlement on that node.
+        rails.append(X402Rail(evm_rpc, evm_signer, chain=evm_chain, networks=networks))
     if solana_rpc and solana_key:
         if solana_chain is None:
             solana_chain = await _solana_caip2(solana_rpc)

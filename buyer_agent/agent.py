@@ -415,6 +415,21 @@ class BuyerAgent:
         """Step: pay (sign, journal, broadcast, confirm, prove / lock escrow)."""
         return await self._step(order_id, "pay")
 
+    async def adopt_payment(self, order_id: str, tx: str) -> OrderSummary:
+        """The pre-paid flow: adopt ``tx``, a payment the operator already made, for an ``ordered`` order.
+
+        The chain is read, nothing is signed: the transaction must be mined at the chain's depth, sent by
+        the order's payer and move exactly the agreed amount of the pinned token to the payee (or into
+        the order's escrow). Then the order goes on as paid: proof (or the escrow lock's), ready to
+        execute.
+
+        Raises:
+            PaymentMismatchError: the transaction pays something else (``field`` names what); the
+                order stays ``ordered``.
+            StateError: the order is not ``ordered``, or its quote's flow takes no payment made elsewhere.
+        """
+        return await self._step(order_id, "adopt", tx=tx)
+
     async def execute(self, order_id: str) -> OrderSummary:
         """Step: have the market execute the paid order."""
         return await self._step(order_id, "execute")

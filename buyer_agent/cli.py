@@ -39,6 +39,7 @@ COMMANDS: tuple[str, ...] = (
     "approve",
     "pair",
     "cancel",
+    "pay",
     "mcp",
     "bench",
     "networks",

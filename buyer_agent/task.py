@@ -58,7 +58,7 @@ _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _MAX_DEPTH = 64
 _MAX_NODES = 100_000
-_RAILS = ("wallet", "onchain-escrow")
+_RAILS = ("wallet", "onchain-escrow", "x402", "not-required")
 _POLICY_MONEY = ("per_transaction_limit", "daily_spend_limit")
 _POLICY_LISTS = ("allowed_service_ids", "denied_service_ids", "allowed_skill_keys", "denied_skill_keys")
 

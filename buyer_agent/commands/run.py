@@ -180,11 +180,16 @@ def human(summary: OrderSummary, networks: Networks | None = None) -> str:
             f"quote    {summary.quote.get('service_id')}  {price.get('amount')} {price.get('currency')}"
             f"  ({summary.quote.get('quote_id')})"
         )
-    if summary.payment:
+    if summary.payment and summary.payment.get("rail") == "not-required":
+        lines.append("payment  none: the quote needs no payment (not-required); nothing was signed")
+    elif summary.payment:
         pay = summary.payment
         lines.append(
             f"payment  {pay.get('amount')} {pay.get('currency')} via {pay.get('rail')} on {pay.get('chain')}"
         )
+        x402 = pay.get("x402")
+        if x402:
+            lines.append(f"x402     authorization nonce {x402.get('nonce')}")
         lines.append(f"tx       {pay.get('tx')}")
         profile = networks.get(str(pay.get("chain"))) if networks is not None and pay.get("chain") else None
         link = profile.tx_link(str(pay.get("tx"))) if profile is not None and pay.get("tx") else None

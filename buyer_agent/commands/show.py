@@ -166,11 +166,16 @@ def render(
             f"chosen   {summary.quote.get('service_id')} at {_price(summary.quote.get('price'))}"
             + (f"  ({decision})" if decision else "")
         )
-    if summary.payment:
+    if summary.payment and summary.payment.get("rail") == "not-required":
+        lines.append("paid     nothing: the quote needs no payment (not-required)")
+    elif summary.payment:
         pay = summary.payment
         lines.append(
             f"paid     {pay.get('amount')} {pay.get('currency')} via {pay.get('rail')} on {pay.get('chain')}"
         )
+        x402 = pay.get("x402")
+        if x402:
+            lines.append(f"x402     authorization nonce {x402.get('nonce')}")
         lines.append(f"tx       {pay.get('tx')}")
     if summary.outcome:
         lines.append(f"outcome  {summary.outcome.get('status')}: {summary.outcome.get('result')}")

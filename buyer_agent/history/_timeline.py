@@ -63,7 +63,7 @@ def build_timeline(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 {"state": ev["dst"], "seq": ev["seq"], "trigger": trigger, "at": ev["at"], "seconds": None}
             )
     facts = fold(events)
-    payment = _payment(facts.request)
+    payment = _payment(facts)
     return {
         "states": states,
         "quote": _quote(facts.pick),
@@ -113,8 +113,12 @@ def _decision(d: Decision | None) -> dict[str, Any] | None:
     }
 
 
-def _payment(req: PaymentRequest | None) -> dict[str, Any] | None:
+def _payment(facts: OrderFacts) -> dict[str, Any] | None:
+    req: PaymentRequest | None = facts.request
     if req is None:
+        if facts.choice is not None and facts.choice.free and facts.market_order_id is not None:
+            # The no-payment flow: the rail is named, and there is no amount, payee or transaction.
+            return {"rail": facts.choice.rail, "chain": None, "amount": None, "payee": None}
         return None
     return {"rail": req.rail_type, "chain": req.chain, "amount": _money_text(req.amount), "payee": req.payee}
 
@@ -139,7 +143,9 @@ def render_timeline(order_id: str, state: str, timeline: Mapping[str, Any]) -> s
             f" on {q.get('rail')} {q.get('chain')} — {q.get('why')}"
         )
     p = timeline.get("payment")
-    if p and p.get("amount"):
+    if p and not p.get("amount") and p.get("rail"):
+        lines.append(f"  payment: none ({p['rail']}): nothing was signed or paid")
+    elif p and p.get("amount"):
         lines.append(
             f"  payment: {p['amount']['amount']} {p['amount']['currency']} via {p['rail']} {p['chain']}"
         )

@@ -1,6 +1,6 @@
 """Network profiles (chains, their tokens and explorers) and the token allowlist checked before signing."""
 
-from buyer_agent.networks._config import agent_networks, sandbox_profiles
+from buyer_agent.networks._config import agent_networks, dump_profiles, sandbox_profiles
 from buyer_agent.networks._pinning import UNKNOWN_TOKEN, Refusal, check_token
 from buyer_agent.networks._profiles import (
     NETWORKS_ENV,
@@ -9,7 +9,6 @@ from buyer_agent.networks._profiles import (
     Networks,
     TokenInfo,
     builtin_networks,
-    dump_profiles,
     load_networks_file,
     parse_profiles,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from buyer_agent.networks._profiles import (
@@ -16,7 +16,7 @@ from buyer_agent.networks._profiles import (
     load_networks_file,
 )
 
-__all__ = ["SANDBOX_DECIMALS", "agent_networks", "sandbox_profiles"]
+__all__ = ["SANDBOX_DECIMALS", "agent_networks", "dump_profiles", "sandbox_profiles"]
 
 #: The sandbox's USDC has 6 decimals on both of its chains.
 SANDBOX_DECIMALS = 6
@@ -55,6 +55,12 @@ def sandbox_profiles(info: Any) -> list[NetworkProfile]:
             confirmations=1,
             tokens={"USDC": TokenInfo("USDC", str(info.token_address), SANDBOX_DECIMALS)},
             source="sandbox",
+            # x402 authorizations are signed for the sandbox's second USDC, the EIP-3009 one.
+            x402_tokens=(
+                {"USDC": TokenInfo("USDC", str(info.x402_token_address), SANDBOX_DECIMALS)}
+                if getattr(info, "x402_token_address", None)
+                else {}
+            ),
         )
     ]
     if getattr(info, "solana_chain", None) and getattr(info, "mint", None):
@@ -71,3 +77,26 @@ def sandbox_profiles(info: Any) -> list[NetworkProfile]:
             )
         )
     return out
+
+
+def dump_profiles(profiles: Iterable[NetworkProfile]) -> dict[str, Any]:
+    """Profiles as a ``networks:`` document that :func:`load_networks_file` reads back."""
+    out: dict[str, Any] = {}
+    for p in profiles:
+        body: dict[str, Any] = {"name": p.display or p.name, "chain": p.chain, "aliases": list(p.aliases)}
+        if p.native is not None:
+            body["native"] = {"symbol": p.native.symbol, "decimals": p.native.decimals}
+        if p.confirmations is not None:
+            body["confirmations"] = p.confirmations
+        if p.commitment is not None:
+            body["commitment"] = p.commitment
+        if p.explorer is not None:
+            body["explorer"] = p.explorer
+        key = "address" if p.is_evm else "mint"
+        body["tokens"] = {s: {key: t.address, "decimals": t.decimals} for s, t in p.tokens.items()}
+        if p.x402_tokens:
+            body["x402_tokens"] = {
+                s: {key: t.address, "decimals": t.decimals} for s, t in p.x402_tokens.items()
+            }
+        out[p.name] = body
+    return {"networks": out}

@@ -62,7 +62,9 @@ def check_token(
     raw_decimals = rail.get("token_decimals")
     decimals = int(raw_decimals) if raw_decimals is not None else price.decimals
     profile = networks.get(chain) if chain else None
-    known = profile.token(symbol) if profile is not None else None
+    # An x402 authorization is signed for the chain's EIP-3009 token (its own entry where it has one).
+    x402 = str(choice.get("rail") or rail.get("type") or "") == "x402"
+    known = None if profile is None else profile.x402_token(symbol) if x402 else profile.token(symbol)
     allowed = next((a for s, a in allowlist.items() if s.upper() == symbol), None)
     if profile is None and allowed is None:
         return None

@@ -27,7 +27,6 @@ __all__ = [
     "Networks",
     "TokenInfo",
     "builtin_networks",
-    "dump_profiles",
     "load_networks_file",
     "parse_profiles",
 ]
@@ -42,7 +41,17 @@ _EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _URL = re.compile(r"^https?://\S+$")
 _COMMITMENTS = ("processed", "confirmed", "finalized")
-_FIELDS = ("name", "chain", "aliases", "native", "confirmations", "commitment", "explorer", "tokens")
+_FIELDS = (
+    "name",
+    "chain",
+    "aliases",
+    "native",
+    "confirmations",
+    "commitment",
+    "explorer",
+    "tokens",
+    "x402_tokens",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,9 @@ class NetworkProfile:
     explorer: str | None = None
     tokens: Mapping[str, TokenInfo] = field(default_factory=dict)
     source: str = "built-in"
+    x402_tokens: Mapping[str, TokenInfo] = field(default_factory=dict)
+    """The EIP-3009 tokens x402 authorizations are signed for, by symbol, where they are not the
+    ``tokens`` entry (a test chain's second USDC); USDC on Base is one contract for both."""
 
     @property
     def is_evm(self) -> bool:
@@ -102,6 +114,10 @@ class NetworkProfile:
     def token(self, symbol: str) -> TokenInfo | None:
         """The profile's token for ``symbol`` (case-insensitive), or None."""
         return self.tokens.get(symbol.upper())
+
+    def x402_token(self, symbol: str) -> TokenInfo | None:
+        """The token an x402 authorization for ``symbol`` is signed for: its own entry, else :meth:`token`."""
+        return self.x402_tokens.get(symbol.upper()) or self.token(symbol)
 
     def tx_link(self, tx: str) -> str | None:
         """The explorer page of transaction ``tx``, when the profile has an explorer."""
@@ -122,6 +138,15 @@ class NetworkProfile:
             "explorer": self.explorer,
             "tokens": {s: {"address": t.address, "decimals": t.decimals} for s, t in self.tokens.items()},
             "source": self.source,
+            **(
+                {
+                    "x402_tokens": {
+                        s: {"address": t.address, "decimals": t.decimals} for s, t in self.x402_tokens.items()
+                    }
+                }
+                if self.x402_tokens
+                else {}
+            ),
         }
 
 
@@ -293,13 +318,10 @@ def _profile(name: str, body: Any, source: str, path: str) -> NetworkProfile:
         explorer = _str(body["explorer"], f"{path}.explorer")
         if not _URL.match(explorer) or "{tx}" not in explorer:
             raise _fail(f"{path}.explorer", "must be an http(s) URL holding {tx}")
-    tokens: dict[str, TokenInfo] = {}
-    raw_tokens = body.get("tokens") or {}
-    if not isinstance(raw_tokens, dict):
-        raise _fail(f"{path}.tokens", "must be a mapping of tokens by symbol")
-    for symbol, token in raw_tokens.items():
-        info = _token(str(symbol), token, namespace, f"{path}.tokens.{symbol}")
-        tokens[info.symbol] = info
+    tokens = _tokens(body, "tokens", namespace, path)
+    x402_tokens = _tokens(body, "x402_tokens", namespace, path)
+    if x402_tokens and namespace != "eip155":
+        raise _fail(f"{path}.x402_tokens", "is for EVM chains (x402 signs EIP-3009 authorizations)")
     display = _str(body["name"], f"{path}.name") if body.get("name") is not None else name
     return NetworkProfile(
         name=name,
@@ -312,7 +334,19 @@ def _profile(name: str, body: Any, source: str, path: str) -> NetworkProfile:
         explorer=explorer,
         tokens=tokens,
         source=source,
+        x402_tokens=x402_tokens,
     )
+
+
+def _tokens(body: dict[Any, Any], key: str, namespace: str, path: str) -> dict[str, TokenInfo]:
+    out: dict[str, TokenInfo] = {}
+    raw = body.get(key) or {}
+    if not isinstance(raw, dict):
+        raise _fail(f"{path}.{key}", "must be a mapping of tokens by symbol")
+    for symbol, token in raw.items():
+        info = _token(str(symbol), token, namespace, f"{path}.{key}.{symbol}")
+        out[info.symbol] = info
+    return out
 
 
 def _native(body: Any, path: str) -> NativeToken:
@@ -351,25 +385,6 @@ def check_token_address(address: str, namespace: str, path: str) -> None:
         raise _fail(path, f"must be a 0x-prefixed 20-byte hex address, not {address!r}")
     if namespace == "solana" and not _BASE58.match(address):
         raise _fail(path, f"must be a base58 Solana mint, not {address!r}")
-
-
-def dump_profiles(profiles: Iterable[NetworkProfile]) -> dict[str, Any]:
-    """Profiles as a ``networks:`` document that :func:`load_networks_file` reads back."""
-    out: dict[str, Any] = {}
-    for p in profiles:
-        body: dict[str, Any] = {"name": p.display or p.name, "chain": p.chain, "aliases": list(p.aliases)}
-        if p.native is not None:
-            body["native"] = {"symbol": p.native.symbol, "decimals": p.native.decimals}
-        if p.confirmations is not None:
-            body["confirmations"] = p.confirmations
-        if p.commitment is not None:
-            body["commitment"] = p.commitment
-        if p.explorer is not None:
-            body["explorer"] = p.explorer
-        key = "address" if p.is_evm else "mint"
-        body["tokens"] = {s: {key: t.address, "decimals": t.decimals} for s, t in p.tokens.items()}
-        out[p.name] = body
-    return {"networks": out}
 
 
 def with_source(profiles: Iterable[NetworkProfile], source: str) -> list[NetworkProfile]:

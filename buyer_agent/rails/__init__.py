@@ -5,6 +5,7 @@ from buyer_agent.rails._evm import EvmRail
 from buyer_agent.rails._nonces import MemoryNonceStore
 from buyer_agent.rails._registry import ENTRY_POINT_GROUP, load_entry_point_rails, rail_for
 from buyer_agent.rails._solana import SolanaRail
+from buyer_agent.rails._x402 import X402Rail
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -17,6 +18,7 @@ __all__ = [
     "SignedTx",
     "SolanaRail",
     "TxStatus",
+    "X402Rail",
     "load_entry_point_rails",
     "rail_for",
 ]

@@ -43,6 +43,7 @@ from buyer_agent.rails._evm_abi import (
     transfer_data,
     transfer_logs,
 )
+from buyer_agent.rails._evm_adopt import adopt_payment
 from buyer_agent.rails._funds import native_token, require
 from buyer_agent.rails._nodes import EvmNodeProvider
 from buyer_agent.rails._nonces import MemoryNonceStore
@@ -297,6 +298,19 @@ class EvmRail:
             chain=request.chain,
             why=f" for gas ({len(calls)} transaction(s), {gas} gas at up to {max_fee} wei per gas)",
         )
+
+    @translated("reading a payment made elsewhere")
+    async def adopt(self, request: PaymentRequest, tx_id: str) -> Sequence[SignedTx]:
+        """The pre-paid flow: ``tx_id``, made by the operator, as this request's payment (nothing signed).
+
+        Raises:
+            PaymentMismatchError: the chain shows another payment (``field`` names what differs).
+            RailError: not this rail's payment, or the node does not serve the signed bytes.
+        """
+        self._check_request(request)
+        if not (isinstance(tx_id, str) and tx_id.startswith("0x") and len(tx_id) == 66):
+            raise PaymentMismatchError("transaction", "a 0x-prefixed 32-byte transaction hash", tx_id)
+        return await adopt_payment(self._w3, request, tx_id, depth=self.depth_for(request.chain))
 
     @translated("preparing an escrow release")
     async def prepare_release(self, request: PaymentRequest) -> Sequence[SignedTx]:

@@ -23,7 +23,7 @@ __all__ = ["check_rails_can_pay"]
 log = logging.getLogger(__name__)
 
 #: The rail types a task may name (``payment.rail``); None in the task means any of them.
-_TASK_RAIL_TYPES = ("wallet", "onchain-escrow")
+_TASK_RAIL_TYPES = ("wallet", "onchain-escrow", "x402")
 _FAMILIES = {"evm": "eip155:", "solana": "solana:"}
 
 
@@ -53,8 +53,10 @@ async def check_rails_can_pay(rails: Sequence[Any], rail_type: str | None, chain
     Raises:
         UnsupportedRailError: every rail says it pays elsewhere (or another rail type); nothing was sent.
     """
-    if not rails:
-        return  # a runner without rails (a unit test of searching and choosing) never pays anyway
+    if not rails or rail_type == "not-required":
+        # A runner without rails (a unit test of searching and choosing) never pays anyway, and a
+        # task that buys only what needs no payment needs no rail.
+        return
     types = (rail_type,) if rail_type else _TASK_RAIL_TYPES
     family = _FAMILIES.get(chain or "")
     seen: list[str] = []

@@ -22,7 +22,7 @@ from buyer_agent.tools._guard import check_arguments
 from buyer_agent.tools._results import error_from_exception, jsonable, tool_error, tools_for
 from buyer_agent.tools._schemas import MAX_WAIT_S, TOOLS, tool_spec
 from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary, fold
-from buyer_agent.workflow._table import hint
+from buyer_agent.workflow._table import actions_of, hint
 
 if TYPE_CHECKING:
     from buyer_agent.agent import BuyerAgent
@@ -59,6 +59,7 @@ class AgentTools:
             "choose_quote": self._choose_quote,
             "place_order": self._step_tool("order", self._agent.place_order),
             "pay_order": self._step_tool("pay", self._agent.pay),
+            "adopt_payment": self._adopt_payment,
             "execute_order": self._step_tool("execute", self._agent.execute),
             "order_status": self._order_status,
             "wait_for": self._wait_for,
@@ -159,7 +160,9 @@ class AgentTools:
     def _hint(self, state: OrderState, order_id: str) -> str:
         journal = getattr(self._agent.journal, "path", None)
         state_dir = f" --state-dir {self._agent.state_dir}" if journal not in (None, ":memory:") else ""
-        return hint(state, order_id, state_dir=state_dir)
+        # The order's facts pick its row's hint (a free order in ``ordered`` executes, it never pays).
+        events = self._agent.journal.events
+        return hint(state, order_id, state_dir=state_dir, facts=lambda: fold(events(order_id)))
 
     # --- results --------------------------------------------------------------------------------
 
@@ -353,6 +356,25 @@ class AgentTools:
         # then one journaled move): safe to stop at any await.
         with contextlib.suppress(TimeoutError, StateError):  # StateError: another process drives it
             await asyncio.wait_for(self._agent.drive(order_id), timeout=max(seconds, 0.01))
+
+    async def _adopt_payment(self, args: dict[str, Any]) -> dict[str, Any]:
+        # A person's action (never offered among the next steps): the operator paid, the model relays
+        # the hash; the chain, not the model, says whether it pays this order (amount, payee, token).
+        order_id = str(args["order_id"])
+        summary = self._agent.order(order_id)
+        other = self._other_market(order_id)
+        if other is not None:
+            return tool_error("OTHER_MARKET", other, "read it with order_status", state=summary.state.value)
+        if "adopt" not in actions_of(summary.state, lambda: fold(self._agent.journal.events(order_id))):
+            return tool_error(
+                "STEP_OUT_OF_ORDER",
+                f"cannot adopt a payment for order {order_id}: it is {summary.state.value} (only a placed, "
+                "unpaid order on a wallet or escrow rail takes one)",
+                self._hint(summary.state, order_id),
+                state=summary.state.value,
+                allowed=tools_for(self._agent.allowed_actions(order_id)),
+            )
+        return self._view(await self._agent.adopt_payment(order_id, str(args["tx_hash"])))
 
     async def _dispute_order(self, args: dict[str, Any]) -> dict[str, Any]:
         order_id = str(args["order_id"])

@@ -185,6 +185,23 @@ TOOLS: tuple[ToolSpec, ...] = (
         _order_only(),
     ),
     ToolSpec(
+        "adopt_payment",
+        "Only when the operator tells you they already paid a placed order themselves and gives you the "
+        "transaction hash: record that payment for the order instead of paying it. The chain is read "
+        "(token, payer, payee, amount, confirmations); a transaction that does not pay this order "
+        "exactly is refused and nothing is paid. Never invent a hash.",
+        _order_only(
+            {
+                "tx_hash": {
+                    "type": "string",
+                    "description": "The operator's payment transaction hash (0x and 64 hex digits).",
+                    "pattern": "^0x[0-9a-fA-F]{64}$",
+                }
+            },
+            ("tx_hash",),
+        ),
+    ),
+    ToolSpec(
         "execute_order",
         "Have the market run the paid service (locking escrow first where the rail holds one).",
         _order_only(),

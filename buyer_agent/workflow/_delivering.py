@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 from buyer_agent._errors import OrchestrationApiError
 from buyer_agent.journal._canonical import format_at
@@ -12,6 +14,7 @@ from buyer_agent.rails._base import is_escrow
 from buyer_agent.workflow._acceptance import check_acceptance
 from buyer_agent.workflow._effects import Effects, OrderRun, Stop
 from buyer_agent.workflow._evidence import dispute_evidence
+from buyer_agent.workflow._fact_quotes import NOT_REQUIRED
 from buyer_agent.workflow._paying import Paying
 from buyer_agent.workflow._states import OrderState
 
@@ -30,8 +33,35 @@ class Delivering:
 
     def _escrow(self, run: OrderRun) -> bool:
         request = run.folder.request
-        assert request is not None
-        return is_escrow(request.rail_type)
+        return request is not None and is_escrow(request.rail_type)
+
+    async def execute_free(self, run: OrderRun) -> None:
+        """``ordered → executed`` for a quote that needs no payment: nothing is asked for, signed or paid.
+
+        A market order that asks for a payment after all (``payment.required``, another rail, an
+        amount) is refused first: ``PRICE_CHANGED`` naming the field, and nothing is paid.
+        """
+        said = run.folder.market_order_payment or {}
+        changed: tuple[str, Any] | None = None
+        if said.get("required") is not False:
+            changed = ("payment.required", said.get("required"))
+        elif said.get("default_rail") not in (None, "", NOT_REQUIRED):
+            changed = ("payment.defaultRail", said.get("default_rail"))
+        elif said.get("amount") is not None and Decimal(str(said["amount"])) != 0:
+            changed = ("amount", said["amount"])
+        if changed is not None:
+            await self._price_changed(run, *changed)
+            return
+        await self._execute(run)
+
+    async def _price_changed(self, run: OrderRun, field: str, value: Any) -> None:
+        """The quote said free and the market now asks for a payment: refuse, journaled, nothing paid."""
+        await self.fx.fail(
+            run,
+            "PRICE_CHANGED",
+            f"the quote needs no payment but the market order's {field} is {value!r}; nothing was paid",
+            payload={"field": field, "quoted": "free", "market": value},
+        )
 
     async def execute(self, run: OrderRun) -> None:
         """From ``paid``: lock the escrow first on escrow rails; then have the market run the service."""
@@ -82,13 +112,18 @@ class Delivering:
             await self.dispute(run, late)
             return
         market_order_id, market = f.market_order_id, self.env.market
+        free = run.state is S.ORDERED
+        body: dict[str, Any] = {"input": dict(spec.input)}
+        if f.authorization is not None:
+            # x402: the market settles the recorded authorization as it executes (the same header).
+            body["payment"] = {"payment_signature": f.authorization.header}
         try:
             # A service that has not answered by the execution deadline is disputed, not waited for.
             resp = await self.fx.write(
                 run,
                 "execute_market_order",
                 lambda t, key: market.execute_market_order(
-                    market_order_id, {"input": dict(spec.input)}, t, options={"idempotency_key": key}
+                    market_order_id, body, t, options={"idempotency_key": key}
                 ),
                 deadline=deadline,
                 timeout=(deadline - self.env.clock()).total_seconds(),
@@ -101,6 +136,9 @@ class Delivering:
         except OrchestrationApiError as exc:
             if exc.retryable:
                 raise
+            if free and exc.code == "PAYMENT_REQUIRED":
+                await self._price_changed(run, "execute", f"{exc.code}: {exc.message}")
+                return
             await self.dispute(run, f"execution failed: {exc.code}: {exc.message}")
             return
         execution = resp.execution
@@ -111,7 +149,8 @@ class Delivering:
             return
         o = execution.outcome
         outcome = {"status": o.status, "result": o.result, "error_message": o.error_message, "id": o.id}
-        await self.fx.fire(run, "execute", payload={"outcome": outcome}, context={"outcome": outcome})
+        trigger = "execute_free" if free else "execute"
+        await self.fx.fire(run, trigger, payload={"outcome": outcome}, context={"outcome": outcome})
 
     async def confirm(self, run: OrderRun) -> None:
         """From ``executed``: check acceptance; confirm (and release the escrow) or dispute."""
@@ -136,7 +175,7 @@ class Delivering:
 
     async def _confirm(self, run: OrderRun) -> None:
         f, spec = run.folder, run.spec
-        assert f.market_order_id is not None and f.request is not None
+        assert f.market_order_id is not None
         market_order_id, market, request = f.market_order_id, self.env.market, f.request
         if not f.market_confirmed:
             resp = await self.fx.write(
@@ -155,6 +194,16 @@ class Delivering:
                 {"payment_status": status},
                 {"market_confirmed": True, "payment_status": status},
             )
+        if request is None:
+            # The no-payment flow: nothing is held, so nothing is released.
+            status = f.payment_status
+            await self.fx.fire(
+                run,
+                "confirm",
+                payload={"payment": "none", **({"payment_status": status} if status else {})},
+                context={"payment_status": status} if status else None,
+            )
+            return
         if not is_escrow(request.rail_type):
             status = f.payment_status
             if status == "release_pending":

@@ -203,7 +203,8 @@ class DriveLoop:
         if step is None:
             row = row_for(run.state, run.facts)
             if row.step is None:
-                return
+                # Nothing to do from here but wait (terminal, or a free order's dispute): stop driving.
+                raise Stop
             name, step = row.step, self.steps[row.step]
         env = self.env
         env.observe("step_started", run.order_id, name or "step", run.folder.state)

@@ -14,6 +14,8 @@ from strategies import Decision, DecisionContext, QuoteView, Ranked, Strategy, S
 __all__ = ["Candidate", "Limits", "check_quotes", "choose"]
 
 CanPay = Callable[[str, str | None], bool]
+#: The rail type of a quote that needs no payment.
+_NOT_REQUIRED = "not-required"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,9 @@ def _problems(q: QuoteView, limits: Limits, now: datetime, can_pay: CanPay, allo
         out.append("the quote's expiry has no time zone")
     elif q.expires_at <= now:
         out.append(f"quote expired at {q.expires_at.isoformat()}")
+    if q.rail == _NOT_REQUIRED and price.amount != 0:
+        # Nothing would be paid, yet the market names a price: the quote says two things at once.
+        out.append(f"the quote needs no payment ({_NOT_REQUIRED}) but names a price of {price}")
     if not can_pay(q.rail, q.chain):
         out.append(f"no rail to pay {q.rail or 'an unnamed rail'} on {q.chain or 'an unnamed chain'}")
     if not q.native and not allow_handoff:

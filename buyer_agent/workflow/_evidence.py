@@ -9,13 +9,13 @@ from buyer_agent.journal import Event
 
 __all__ = ["dispute_evidence"]
 
-# Which journal events prove what (the last one of each trigger counts).
-_BOUND = {
-    "quote": "choose",
-    "order": "order",
-    "payment": "paid",
-    "escrow": "lock_escrow",
-    "outcome": "execute",
+# Which journal events prove what (the last one of any of the triggers counts).
+_BOUND: dict[str, tuple[str, ...]] = {
+    "quote": ("choose",),
+    "order": ("order",),
+    "payment": ("paid",),
+    "escrow": ("lock_escrow",),
+    "outcome": ("execute", "execute_free"),
 }
 
 
@@ -32,8 +32,20 @@ def dispute_evidence(events: Sequence[Event], context: Mapping[str, Any], reason
     """
     last: dict[str, Event] = {}
     for ev in events:
-        last[ev.trigger] = ev
-    bound = {name: {"seq": last[t].seq, "hash": last[t].hash} for name, t in _BOUND.items() if t in last}
+        for name, triggers in _BOUND.items():
+            if ev.trigger in triggers:
+                last[name] = ev
+    bound = {name: {"seq": last[name].seq, "hash": last[name].hash} for name in _BOUND if name in last}
+    payment: dict[str, Any] = {
+        "tx": context.get("paid_tx"),
+        "txs": [t.get("tx_id") for t in context.get("txs") or []],
+        "proof": context.get("proof"),
+    }
+    auth = context.get("authorization")
+    if auth:
+        # x402: the authorization the market was given, and what the chain showed of its settlement.
+        keys = ("network", "asset", "payer", "pay_to", "value", "valid_before", "nonce")
+        payment["x402"] = {**{k: auth.get(k) for k in keys}, "settlement": context.get("settlement")}
     return {
         "reason": reason,
         "acceptance_failure": reason,
@@ -43,11 +55,7 @@ def dispute_evidence(events: Sequence[Event], context: Mapping[str, Any], reason
             "candidates": context.get("candidates"),
             "limits": context.get("limits"),
         },
-        "payment": {
-            "tx": context.get("paid_tx"),
-            "txs": [t.get("tx_id") for t in context.get("txs") or []],
-            "proof": context.get("proof"),
-        },
+        "payment": payment,
         "outcome": context.get("outcome"),
         "market_order_id": context.get("market_order_id"),
         "journal": bound,

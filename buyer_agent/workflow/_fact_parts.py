@@ -107,6 +107,8 @@ class IntentFacts:
     amount: Decimal | None
     currency: str | None
     rail: IntentRail
+    challenge: str | None = None
+    """x402 only: the provider's ``PAYMENT-REQUIRED`` challenge, base64 JSON, as the market sent it."""
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> IntentFacts:
@@ -117,17 +119,21 @@ class IntentFacts:
             amount=_dec(d.get("amount")),
             currency=opt_str(d.get("currency")),
             rail=IntentRail.from_json(d.get("rail") or {}),
+            challenge=opt_str(d.get("challenge")),
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The journaled form."""
-        return {
+        """The journaled form (``challenge`` only on an x402 intent)."""
+        out = {
             "payment_id": self.payment_id,
             "status": self.status,
             "amount": _dec_text(self.amount),
             "currency": self.currency,
             "rail": self.rail.to_json(),
         }
+        if self.challenge is not None:
+            out["challenge"] = self.challenge
+        return out
 
 
 @dataclass(frozen=True, slots=True)

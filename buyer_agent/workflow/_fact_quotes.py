@@ -17,6 +17,7 @@ from buyer_agent.workflow._eligibility import Limits
 from buyer_agent.workflow._fact_parts import opt_str
 
 __all__ = [
+    "NOT_REQUIRED",
     "Candidate",
     "Decision",
     "Pick",
@@ -25,6 +26,10 @@ __all__ = [
     "limits_from_json",
     "limits_to_json",
 ]
+
+
+#: The rail type of a quote that needs no payment (reference §4.1; statuses spell it ``not_required``).
+NOT_REQUIRED = "not-required"
 
 
 def _money(v: Any) -> Money | None:
@@ -66,6 +71,13 @@ class QuoteFacts:
     latency_ms: int | None
     reputation: Decimal | None
     reasons: tuple[str, ...]
+    payment_required: bool = True
+    """False when the quote's ``payment.required`` is false (written only then)."""
+
+    @property
+    def free(self) -> bool:
+        """The no-payment flow: ``defaultRail`` ``not-required`` and ``required`` false (reference §4.8)."""
+        return self.rail == NOT_REQUIRED and not self.payment_required
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> QuoteFacts:
@@ -90,11 +102,12 @@ class QuoteFacts:
             latency_ms=int(latency) if latency is not None else None,
             reputation=_dec(d.get("reputation")),
             reasons=tuple(str(r) for r in d.get("reasons") or ()),
+            payment_required=d.get("payment_required") is not False,
         )
 
     def to_json(self) -> dict[str, Any]:
         """The journaled form."""
-        return {
+        out: dict[str, Any] = {
             "quote_id": self.quote_id,
             "service_id": self.service_id,
             "provider_key": self.provider_key,
@@ -114,6 +127,9 @@ class QuoteFacts:
             "reputation": _dec_text(self.reputation),
             "reasons": list(self.reasons),
         }
+        if not self.payment_required:
+            out["payment_required"] = False
+        return out
 
 
 @dataclass(frozen=True, slots=True)

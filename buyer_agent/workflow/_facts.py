@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx
+from buyer_agent.rails._x402_wire import Authorization
 from buyer_agent.workflow._eligibility import Limits
 from buyer_agent.workflow._fact_parts import (
     Dispute,
@@ -75,6 +76,9 @@ class OrderFacts:
     approved: bool
     market_order_id: str | None
     market_order_status: str | None
+    market_order_payment: Mapping[str, Any] | None
+    """What the market order said of its payment (``required``, ``default_rail``, ``amount``); kept for
+    the no-payment flow only."""
     keys: Mapping[str, EffectKey]
     """Effect name (``create_market_order``, …) -> its idempotency key and when it was asked."""
     intent: IntentFacts | None
@@ -90,6 +94,10 @@ class OrderFacts:
     """Every transaction id the order journaled (signed for payment or release, proved, locked), first
     seen first; a re-signed replacement of a dropped one is in ``txs``/``release_txs`` only."""
     payment_status: str | None
+    authorization: Authorization | None
+    """x402: the signed authorization the order pays with (the latest, after a replacement)."""
+    settlement: Mapping[str, Any] | None
+    """x402: the settlement found on chain before confirming (``{tx, block}``)."""
     outcome: Outcome | None
     handoff: Handoff | None
     accepted: bool
@@ -162,6 +170,8 @@ class OrderFacts:
             put("proof", None if self.proof is None else dict(self.proof))
         put("paid_at", self.paid_at)
         put("payment_status", self.payment_status)
+        put("authorization", self.authorization.to_json() if self.authorization is not None else None)
+        put("settlement", dict(self.settlement) if self.settlement is not None else None)
         put("outcome", self.outcome.to_json() if self.outcome is not None else None)
         put("handoff", self.handoff.to_json() if self.handoff is not None else None)
         put("accepted", True if self.accepted else None)

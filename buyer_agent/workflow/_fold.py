@@ -8,6 +8,9 @@ everything the runner keeps in the order row's context from the event rows alone
 Time anchors (when an effect was asked for, when payment started, …) are the journaled ``at`` of the
 event that recorded them; the runner's context holds its own clock's reading a moment earlier. The
 machine id is known only when the spec named it (the runner used the pairing's otherwise).
+
+A little over 400 lines on purpose: one small step per journaled trigger, kept in one table so the
+fold reads as one (the x402 steps live beside it, in ``_fact_x402``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from buyer_agent._errors import BuyerAgentError
 from buyer_agent.journal import Event
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx
+from buyer_agent.rails._x402_wire import Authorization
 from buyer_agent.workflow._eligibility import Limits
 from buyer_agent.workflow._fact_parts import (
     Dispute,
@@ -30,6 +34,7 @@ from buyer_agent.workflow._fact_parts import (
     TxRef,
 )
 from buyer_agent.workflow._fact_quotes import Candidate, Decision, Pick, QuoteFacts, limits_from_json
+from buyer_agent.workflow._fact_x402 import X402_STEPS, authorization_of
 from buyer_agent.workflow._facts import EFFECT_KEYS, OrderFacts
 from buyer_agent.workflow._pairing import DelegationPolicyLimits
 from buyer_agent.workflow._payment_facts import policy_from_json, request_from_json
@@ -71,6 +76,7 @@ class FactsFolder:
     approved: bool = False
     market_order_id: str | None = None
     market_order_status: str | None = None
+    market_order_payment: Mapping[str, Any] | None = None
     keys: dict[str, EffectKey] = field(default_factory=dict)
     intent: IntentFacts | None = None
     request: PaymentRequest | None = None
@@ -82,6 +88,8 @@ class FactsFolder:
     escrow_proof: EscrowProof | None = None
     transactions: tuple[TxRef, ...] = ()
     payment_status: str | None = None
+    authorization: Authorization | None = None
+    settlement: Mapping[str, Any] | None = None
     outcome: Outcome | None = None
     handoff: Handoff | None = None
     accepted: bool = False
@@ -150,7 +158,8 @@ class FactsFolder:
         if effect in EFFECT_KEYS and p.get("idempotency_key"):
             self.keys[effect] = EffectKey(str(p["idempotency_key"]), at)
 
-    def _drop_key(self, effect: str) -> None:
+    def drop_key(self, effect: str) -> None:
+        """Give up ``effect``'s key (its next intent makes a new one); when it was asked stays."""
         k = self.keys.get(effect)
         if k is not None:
             self.keys[effect] = EffectKey(None, k.asked_at)
@@ -173,13 +182,13 @@ class FactsFolder:
     def _search(self, p: Mapping[str, Any], at: str) -> None:
         self.search_id = _opt(p.get("search_id"))
         self._read_quotes(p.get("quotes") or [])
-        self._drop_key("search_market")
+        self.drop_key("search_market")
         if self.quote_window_start is None:
             self.quote_window_start = self._search_asked or at
         self.tried = ()
         self.choice = None
         self.ranking = None
-        self._drop_key("create_market_order")
+        self.drop_key("create_market_order")
 
     def _read_quotes(self, quotes: Any) -> None:
         if self.quotes is not None and quotes == self._quotes_json:
@@ -222,10 +231,10 @@ class FactsFolder:
         self.choice = self._quote(nxt)
         why = f"fallback after {rejected} was refused: {p.get('reason')}"
         self.pick = Pick(nxt, self.choice, why, rejected)
-        self._drop_key("create_market_order")
+        self.drop_key("create_market_order")
 
     def _order_refused(self, p: Mapping[str, Any], at: str) -> None:
-        self._drop_key("create_market_order")
+        self.drop_key("create_market_order")
 
     def _approve(self, p: Mapping[str, Any], at: str) -> None:
         self.approved = True
@@ -233,12 +242,15 @@ class FactsFolder:
     def _order(self, p: Mapping[str, Any], at: str) -> None:
         self.market_order_id = _opt(p.get("market_order_id")) or self.market_order_id
         self.market_order_status = _opt(p.get("status"))
+        said = p.get("payment")
+        self.market_order_payment = dict(said) if isinstance(said, Mapping) else None
 
     def _intent_result(self, p: Mapping[str, Any], at: str) -> None:
         if isinstance(p.get("intent"), Mapping):
             self.intent = IntentFacts.from_json(p["intent"])
 
-    def _seen(self, tx_id: Any, purpose: str) -> None:
+    def seen(self, tx_id: Any, purpose: str) -> None:
+        """Note a transaction the order journaled (first seen first)."""
         if tx_id and not any(t.tx_id == str(tx_id) for t in self.transactions):
             self.transactions = (*self.transactions, TxRef(str(tx_id), purpose))
 
@@ -250,9 +262,10 @@ class FactsFolder:
             self.request = None  # a hand-made or damaged journal; the readers show what else it holds
         self.txs = _txs(p.get("txs"))
         self.payment_started_at = at
+        self.authorization = authorization_of(p.get("authorization"))
         for tx in p.get("txs") or ():
             if isinstance(tx, Mapping):
-                self._seen(tx.get("tx_id"), str(tx.get("purpose") or "payment"))
+                self.seen(tx.get("tx_id"), str(tx.get("purpose") or "payment"))
 
     def _payment_dropped(self, p: Mapping[str, Any], at: str) -> None:
         self.txs = _txs(p.get("txs"))
@@ -262,7 +275,7 @@ class FactsFolder:
 
     def _paid(self, p: Mapping[str, Any], at: str) -> None:
         self.paid_tx = _opt(p.get("tx"))
-        self._seen(p.get("tx"), "payment")
+        self.seen(p.get("tx"), "payment")
         self.paid_at = at
         if "proof" in p:
             proof = p.get("proof")
@@ -274,7 +287,7 @@ class FactsFolder:
         self.escrow_proof = EscrowProof(
             str(p.get("transaction_hash")), str(p.get("chain")), str(p.get("escrow_address"))
         )
-        self._seen(p.get("transaction_hash"), "escrow-lock")
+        self.seen(p.get("transaction_hash"), "escrow-lock")
         self.payment_status = _opt(p.get("payment_status"))
 
     def _hand_off(self, p: Mapping[str, Any], at: str) -> None:
@@ -300,12 +313,12 @@ class FactsFolder:
         self.release_started_at = at
         for tx in p.get("txs") or ():
             if isinstance(tx, Mapping):
-                self._seen(tx.get("tx_id"), "release")
+                self.seen(tx.get("tx_id"), "release")
 
     def _confirm(self, p: Mapping[str, Any], at: str) -> None:
         if "release_tx" in p:
             self.release_tx = _opt(p.get("release_tx"))
-            self._seen(p.get("release_tx"), "release")
+            self.seen(p.get("release_tx"), "release")
         if "payment_status" in p:
             self.payment_status = _opt(p.get("payment_status"))
 
@@ -379,6 +392,7 @@ _STEPS = {
     "lock_escrow": FactsFolder._lock_escrow,
     "hand_off": FactsFolder._hand_off,
     "execute": FactsFolder._execute,
+    "execute_free": FactsFolder._execute,
     "result:acceptance": FactsFolder._acceptance,
     "result:confirm_market_order": FactsFolder._market_confirmed,
     "note:release_signed": FactsFolder._release_signed,
@@ -388,6 +402,9 @@ _STEPS = {
     "fail": FactsFolder._fail,
     "note:error": FactsFolder._note_error,
 }
+
+
+_STEPS.update(X402_STEPS)
 
 
 def fold(events: Iterable[Event | Mapping[str, Any]]) -> OrderFacts:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from buyer_agent._money import Money
@@ -159,6 +160,36 @@ def direct_rail(facts: OrderFacts | None, data: Mapping[str, Any]) -> str | None
     )
 
 
+def no_payment(facts: OrderFacts | None, data: Mapping[str, Any]) -> str | None:
+    """The order needs no payment: its quote is free, and the market order says so too (nothing paid)."""
+    if facts is None or facts.choice is None:
+        return "no chosen quote"
+    if not facts.choice.free:
+        return "the chosen quote asks for a payment"
+    if facts.request is not None:
+        return "a payment was journaled for this order"
+    said = facts.market_order_payment
+    if said is None:
+        return "the market order's payment is not recorded"
+    if said.get("required") is not False:
+        return "the market order requires a payment"
+    amount = said.get("amount")
+    if amount is not None and Decimal(str(amount)) != 0:
+        return f"the market order names an amount of {amount}"
+    return None
+
+
+def authorization_held(facts: OrderFacts | None, data: Mapping[str, Any]) -> str | None:
+    """x402: the order's journaled authorization was proven and the market holds the payment."""
+    req = _request(facts, data)
+    if req is None or req.rail_type != "x402":
+        return "the order does not pay by x402"
+    if facts is None or facts.authorization is None:
+        return "no authorization was journaled"
+    status = data.get("payment_status")
+    return None if status == "held" else f"the market's payment is {status!r}, not held"
+
+
 #: Condition name (as in ``TRANSITIONS``) -> its guard.
 GUARDS: Mapping[str, Guard] = {
     "has_choice": has_choice,
@@ -171,6 +202,8 @@ GUARDS: Mapping[str, Guard] = {
     "payment_confirmed": payment_confirmed,
     "escrow_rail": escrow_rail,
     "direct_rail": direct_rail,
+    "no_payment": no_payment,
+    "authorization_held": authorization_held,
 }
 
 

@@ -58,6 +58,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("order", S.QUOTED, S.ORDERED, ("quote_fresh", "within_limits", "approved")),
     Transition("pay", S.ORDERED, S.PAYING, ("rail_available", "intent_matches")),
     Transition("paid", S.PAYING, S.PAID, ("payment_confirmed",)),
+    # x402: the market holds the payment once it recorded the authorization (it settles at execute).
+    Transition("paid", S.PAYING, S.PAID, ("authorization_held",)),
     Transition("lock_escrow", S.PAID, S.ESCROW_LOCKED, ("escrow_rail",)),
     Transition("execute", S.PAID, S.EXECUTED, ("direct_rail",)),
     Transition("execute", S.ESCROW_LOCKED, S.EXECUTED),
@@ -69,6 +71,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("dispute", S.PAID, S.DISPUTED, ("direct_rail",)),
     Transition("dispute", S.ESCROW_LOCKED, S.DISPUTED),
     Transition("refund", S.DISPUTED, S.REFUNDED),
+    # The no-payment flow (reference §4.8): a free quote's order runs without paying, never as a
+    # paid order that skipped its payment (``no_payment`` judges the quote and the market order).
+    Transition("execute_free", S.ORDERED, S.EXECUTED, ("no_payment",)),
+    Transition("hand_off", S.ORDERED, S.HANDED_OFF, ("no_payment",)),
+    Transition("dispute", S.ORDERED, S.DISPUTED, ("no_payment",)),
     *(Transition("fail", src, S.FAILED) for src in _NON_TERMINAL_FAILABLE),
     *(Transition("cancel", src, S.CANCELLED) for src in _BEFORE_PAYMENT),
     # Ordered but not paid: a person may still close it (no money moved; the ledger is released).

@@ -107,3 +107,11 @@ class OrderModel:
     def guard_direct_rail(self, event: Any) -> bool:
         """The order pays by direct transfer (no escrow)."""
         return self._check("direct_rail", event)
+
+    def guard_no_payment(self, event: Any) -> bool:
+        """The order needs no payment (a free quote, and the market order agrees)."""
+        return self._check("no_payment", event)
+
+    def guard_authorization_held(self, event: Any) -> bool:
+        """x402: the journaled authorization was proven and the market holds the payment."""
+        return self._check("authorization_held", event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from buyer_agent._errors import OrchestrationApiError, PaymentMismatchError
 from buyer_agent.journal import LedgerChange, LedgerStatus
@@ -37,15 +38,18 @@ class Paying:
         self.fx = fx
         self.env = fx.env
 
-    async def pay(self, run: OrderRun) -> None:
-        """``ordered → paying``: ask for the payment intent, check it, sign, journal the signed bytes."""
+    async def checked_intent(self, run: OrderRun, rail: Rail) -> dict[str, Any] | None:
+        """The market's payment intent (asked for once), checked against the quote and the pinned token.
+
+        Returns the intent's journaled form, or None after failing the order (``UNKNOWN_TOKEN``,
+        ``PAYMENT_MISMATCH`` naming the field): nothing is signed either way.
+        """
         spec, f = run.spec, run.folder
         assert f.choice is not None and f.market_order_id is not None
         choice = f.choice.to_json()
         price = f.choice.price
         assert price is not None
         rail_type, chain = f.choice.rail, str(f.choice.chain)
-        rail = self.env.rail(rail_type, chain)
         market_order_id = f.market_order_id
         payer = payer_address(rail)
         if f.intent is None:
@@ -69,23 +73,52 @@ class Paying:
         refusal = check_token(intent, choice, price, spec.tokens, self.env.networks)
         if refusal is not None:
             await self.fx.fail(run, refusal.code, refusal.message, payload=refusal.payload)
-            return
+            return None
         mismatch = check_intent(intent, choice, price)
         if mismatch is not None:
-            await self.fx.fail(
-                run,
-                "PAYMENT_MISMATCH",
-                str(mismatch),
-                payload={
-                    "field": mismatch.field,
-                    "expected": str(mismatch.expected),
-                    "actual": str(mismatch.actual),
-                },
-            )
+            await self.mismatch(run, mismatch)
+            return None
+        return intent
+
+    async def mismatch(self, run: OrderRun, mismatch: PaymentMismatchError) -> None:
+        """Fail the order ``PAYMENT_MISMATCH`` naming the field, what was agreed and what was asked."""
+        await self.fx.fail(
+            run,
+            "PAYMENT_MISMATCH",
+            str(mismatch),
+            payload={
+                "field": mismatch.field,
+                "expected": str(mismatch.expected),
+                "actual": str(mismatch.actual),
+            },
+        )
+
+    async def pay(self, run: OrderRun) -> None:
+        """``ordered → paying``: ask for the payment intent, check it, sign, journal the signed bytes."""
+        f = run.folder
+        assert f.choice is not None
+        rail = self.env.rail(f.choice.rail, str(f.choice.chain))
+        intent = await self.checked_intent(run, rail)
+        if intent is None:
             return
+        request = self.request_for(run, rail, intent)
+        # The balances first: a payment the wallet cannot cover fails here, before any signature.
+        await check_funds(rail, request)
+        txs = await rail.prepare(request)
+        await self.journal_payment(run, rail, request, intent, txs)
+        # Signed here and not sent yet: the first broadcast needs no look at the chain before it.
+        run.unsent.update(tx.tx_id for tx in txs)
+
+    def request_for(self, run: OrderRun, rail: Rail, intent: dict[str, Any]) -> PaymentRequest:
+        """What to pay, from the checked intent and the quote (never from anything else)."""
+        spec, f = run.spec, run.folder
+        assert f.choice is not None and f.market_order_id is not None and f.choice.price is not None
+        choice = f.choice.to_json()
+        rail_type, chain = f.choice.rail, str(f.choice.chain)
+        payer = payer_address(rail)
         irail = intent.get("rail") or {}
-        request = PaymentRequest(
-            order_id=market_order_id,
+        return PaymentRequest(
+            order_id=f.market_order_id,
             rail_type=rail_type,
             chain=chain,
             token=str(
@@ -96,13 +129,22 @@ class Paying:
             ),
             payer=str(payer or irail.get("payer_address")),
             payee=str(irail.get("payee_address") or irail.get("wallet_address") or choice.get("payee")),
-            amount=price,
+            amount=f.choice.price,
             escrow_address=irail.get("escrow_address") if is_escrow(rail_type) else None,
             fee_cap_wei=spec.fee_cap_wei,
         )
-        # The balances first: a payment the wallet cannot cover fails here, before any signature.
-        await check_funds(rail, request)
-        txs = await rail.prepare(request)
+
+    async def journal_payment(
+        self,
+        run: OrderRun,
+        rail: Rail,
+        request: PaymentRequest,
+        intent: dict[str, Any],
+        txs: Sequence[SignedTx],
+        **extra: Any,
+    ) -> None:
+        """``ordered → paying`` with the payment's transactions journaled (before any is broadcast)."""
+        assert run.folder.choice is not None
         req_json = request_json(request)
         await self.fx.fire(
             run,
@@ -110,16 +152,14 @@ class Paying:
             request=request,
             rails=self.env.rails,
             intent=intent,
-            quote=choice,
-            payload={"request": req_json, "txs": tx_json(txs), "rail": rail.name},
+            quote=run.folder.choice.to_json(),
+            payload={"request": req_json, "txs": tx_json(txs), "rail": rail.name, **extra},
             context={
                 "request": req_json,
                 "txs": tx_json(txs),
                 "payment_started_at": format_at(self.env.clock()),
             },
         )
-        # Signed here and not sent yet: the first broadcast needs no look at the chain before it.
-        run.unsent.update(tx.tx_id for tx in txs)
 
     async def settle(self, run: OrderRun) -> None:
         """``paying → paid``: every payment transaction confirmed and verified; the proof accepted."""

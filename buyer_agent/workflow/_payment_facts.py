@@ -10,6 +10,7 @@ from buyer_agent._errors import PaymentMismatchError
 from buyer_agent._money import Money
 from buyer_agent.market import MarketPayment
 from buyer_agent.rails._base import PaymentRequest
+from buyer_agent.rails._x402_wire import challenge_text
 from buyer_agent.workflow._pairing import DelegationPolicyLimits
 from buyer_agent.workflow._quotes import meta_value, money_text
 
@@ -74,7 +75,7 @@ def intent_facts(payment: MarketPayment) -> dict[str, Any]:
     meta: Mapping[str, Any] = rail.metadata or {}
     amount = payment.amount
     raw = meta_value(meta, "raw_amount", "rawAmount")
-    return {
+    out: dict[str, Any] = {
         "payment_id": payment.id,
         "status": payment.status,
         "amount": format(Decimal(str(amount)), "f") if amount is not None else None,
@@ -93,6 +94,10 @@ def intent_facts(payment: MarketPayment) -> dict[str, Any]:
             "raw_amount": str(raw) if raw is not None else None,
         },
     }
+    challenge = challenge_text(meta)
+    if challenge is not None:
+        out["challenge"] = challenge
+    return out
 
 
 def _same_address(a: Any, b: Any) -> bool:

@@ -86,6 +86,7 @@ def quote_facts(quote: Any) -> dict[str, Any]:
         "latency_ms": int(latency) if latency is not None else None,
         "reputation": format(Decimal(str(reputation)), "f") if reputation is not None else None,
         "reasons": [str(r) for r in (field_of(quote, "reasons") or ())],
+        **_unpaid(field_of(payment, "required") is False),
     }
 
 
@@ -131,7 +132,16 @@ def quote_json(quote: MarketQuote) -> dict[str, Any]:
         "latency_ms": int(latency) if latency is not None else None,
         "reputation": format(Decimal(str(reputation)), "f") if reputation is not None else None,
         "reasons": [str(r) for r in quote.reasons or ()],
+        **_unpaid(payment.required is False),
     }
+
+
+def _unpaid(free: bool) -> dict[str, Any]:
+    """``{"payment_required": False}`` for a quote that needs no payment; nothing otherwise.
+
+    Only the exception is written, so the facts of every paid quote stay as they were journaled.
+    """
+    return {"payment_required": False} if free else {}
 
 
 def facts_price(facts: Mapping[str, Any]) -> Money | None:

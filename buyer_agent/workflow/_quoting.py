@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from buyer_agent._errors import OrchestrationApiError, OrchestrationOutcomeUnknown
@@ -15,6 +16,7 @@ from buyer_agent.market import MarketOrder
 from buyer_agent.rails._preflight import check_rails_can_pay
 from buyer_agent.workflow._effects import Effects, OrderRun
 from buyer_agent.workflow._eligibility import Limits
+from buyer_agent.workflow._fact_quotes import NOT_REQUIRED
 from buyer_agent.workflow._names import NOTE_QUOTE_EXPIRED
 from buyer_agent.workflow._payment_facts import limits_json
 from buyer_agent.workflow._quotes import facts_price, quote_json
@@ -22,7 +24,7 @@ from buyer_agent.workflow._selection import Selection, make_limits, select_quote
 from buyer_agent.workflow._spec import OrderSpec
 from buyer_agent.workflow._summary import OrderSummary
 
-__all__ = ["Quoting", "chain_matches", "why_not"]
+__all__ = ["Quoting", "chain_matches", "order_payment", "why_not"]
 
 #: Refused quotes named in a NO_ELIGIBLE_QUOTE message; every one, with all its reasons, is in the
 #: order's candidates (``run --json``, ``show``).
@@ -84,9 +86,11 @@ class Quoting:
         rails = self.env.rails
 
         def can_pay(rail_type: str, chain: str | None) -> bool:
-            if chain is None or not rail_type:
-                return False
             if spec.rail is not None and rail_type != spec.rail:
+                return False
+            if rail_type == NOT_REQUIRED:
+                return True  # nothing is paid, so no rail and no chain is needed
+            if chain is None or not rail_type:
                 return False
             if spec.chain is not None and not chain_matches(spec.chain, chain):
                 return False
@@ -332,6 +336,22 @@ class Quoting:
         judged = parse_time(asked_at) if asked_at else now
         pairing_id = f.pairing_id or ""
         policy = self.env.pairing.policy() or f.policy
+        payload: dict[str, Any] = {
+            "market_order_id": str(order.id),
+            "status": order.status,
+            "idempotency_key": key,
+        }
+        ledger: LedgerChange | None = LedgerChange(
+            LedgerStatus.COMMITTED,
+            pairing_id,
+            price,
+            daily_limit=policy.daily_spend_limit if policy else None,
+        )
+        if run.folder.choice is not None and run.folder.choice.free:
+            # Nothing is paid, so nothing is committed against the budget; what the market order says
+            # of payment is kept, for the check before it executes (a free quote turned paid).
+            payload["payment"] = order_payment(order)
+            ledger = None
         await self.fx.fire(
             run,
             "order",
@@ -340,15 +360,10 @@ class Quoting:
             spec=spec,
             limits=limits if limits is not None else await self.limits(run),
             can_pay=self.can_pay(spec),
-            payload={"market_order_id": str(order.id), "status": order.status, "idempotency_key": key},
+            payload=payload,
             context={"market_order_id": str(order.id), "market_order_status": order.status},
             market_order_id=str(order.id),
-            ledger=LedgerChange(
-                LedgerStatus.COMMITTED,
-                pairing_id,
-                price,
-                daily_limit=policy.daily_spend_limit if policy else None,
-            ),
+            ledger=ledger,
         )
 
     async def fallback(self, run: OrderRun, failed_quote: str, why: str) -> None:
@@ -380,6 +395,23 @@ class Quoting:
             if single_candidate(quotes[qid], spec, limits, now=now, can_pay=can_pay)[0]:
                 return dict(quotes[qid])
         return None
+
+
+def order_payment(order: Any) -> dict[str, Any]:
+    """What a market order says of its payment: ``required``, ``default_rail`` and any amount it names.
+
+    The amount is read where a market may put the order's price (``pricing``, or the service snapshot's
+    ``pricing``); the sandbox names none.
+    """
+    extra: Mapping[str, Any] = order.extra or {}
+    snapshot = extra.get("service_snapshot") or extra.get("serviceSnapshot") or {}
+    pricing = extra.get("pricing") or (snapshot.get("pricing") if isinstance(snapshot, Mapping) else None)
+    amount = pricing.get("amount") if isinstance(pricing, Mapping) else None
+    return {
+        "required": bool(order.payment.required),
+        "default_rail": str(order.payment.default_rail or ""),
+        "amount": None if amount is None else format(Decimal(str(amount)), "f"),
+    }
 
 
 def why_not(candidates: Sequence[Mapping[str, Any]]) -> str:

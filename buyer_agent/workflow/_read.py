@@ -30,7 +30,7 @@ def summary_of(facts: OrderFacts, journal: str) -> OrderSummary:
             "quote_id": choice.quote_id,
             "price": {"amount": money_text(price), "currency": price.currency} if price else None,
         }
-    payment = None
+    payment: dict[str, Any] | None = None
     request = facts.request
     if request is not None:
         last_tx = facts.txs[-1].tx_id if facts.txs else None
@@ -44,6 +44,29 @@ def summary_of(facts: OrderFacts, journal: str) -> OrderSummary:
             # checked the proof (``rpc``: against the chain).
             "status": facts.payment_status,
             "verification": _verification(facts),
+        }
+        auth = facts.authorization
+        if auth is not None:
+            # x402: what was signed (the nonce the chain knows it by) and the market's settlement.
+            settled = facts.settlement.get("tx") if facts.settlement is not None else None
+            # (Named ``x402``, not ``authorization``: readers hide keys that look like credentials.)
+            payment["tx"] = settled
+            payment["x402"] = {
+                "nonce": auth.nonce,
+                "valid_before": auth.valid_before,
+                "reference": auth.reference,
+            }
+            payment["settlement_tx"] = settled
+    elif choice is not None and choice.free and facts.market_order_id is not None:
+        # The no-payment flow: the rail says so; nothing was signed, sent or proven.
+        payment = {
+            "rail": choice.rail,
+            "chain": None,
+            "amount": money_text(choice.price) if choice.price is not None else "0.00",
+            "currency": choice.price.currency if choice.price is not None else None,
+            "tx": None,
+            "status": facts.payment_status,
+            "verification": None,
         }
     candidates = tuple(canonical(c.to_json()) for c in facts.candidates or ())
     return OrderSummary(

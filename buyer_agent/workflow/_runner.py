@@ -14,6 +14,7 @@ from buyer_agent.journal import Event, Journal, OrderStore, utc_now
 from buyer_agent.journal._sqlite_store import SqliteStore
 from buyer_agent.networks import Networks, builtin_networks
 from buyer_agent.rails._base import Rail
+from buyer_agent.workflow._adopting import Adopting
 from buyer_agent.workflow._crashpoint import crash_hook_from_env
 from buyer_agent.workflow._delivering import Delivering
 from buyer_agent.workflow._drive import DriveLoop, StepFn
@@ -28,7 +29,8 @@ from buyer_agent.workflow._read import summary_of
 from buyer_agent.workflow._spec import OrderSpec
 from buyer_agent.workflow._states import TERMINAL, OrderState
 from buyer_agent.workflow._summary import OrderSummary, ProgressEvent
-from buyer_agent.workflow._table import ACTIONS, allowed_actions
+from buyer_agent.workflow._table import ACTIONS, actions_of, allowed_actions
+from buyer_agent.workflow._x402_steps import X402Steps
 
 __all__ = ["MarketPort", "Runner", "new_id"]
 
@@ -132,8 +134,10 @@ class Runner:
         self._quoting = Quoting(fx, self._summary_of_run)
         self._paying = Paying(fx)
         self._delivering = Delivering(fx, self._paying)
+        self._x402 = X402Steps(fx, self._paying, self._delivering)
+        self._adopting = Adopting(fx, self._paying)
         self._fx = fx
-        q, p, d = self._quoting, self._paying, self._delivering
+        q, p, d, x = self._quoting, self._paying, self._delivering, self._x402
         steps: dict[str, StepFn] = {
             "pair": q.pair,
             "search": q.search,
@@ -143,8 +147,13 @@ class Runner:
             "pay": p.pay,
             "settle": p.settle,
             "execute": d.execute,
+            "execute_free": d.execute_free,
             "confirm": d.confirm,
             "refund": d.refund,
+            "pay_x402": x.pay,
+            "prove_x402": x.prove,
+            "execute_x402": x.execute,
+            "confirm_x402": x.confirm,
         }
         self._loop = DriveLoop(self._env, fx, steps)
         self._owner = self._loop.owner
@@ -206,20 +215,22 @@ class Runner:
     async def step(self, order_id: str, action: str, **kwargs: Any) -> OrderSummary:
         """Run one step and return the order's summary.
 
-        Actions: ``pair``, ``search``, ``choose``, ``order``, ``approve``, ``pay``, ``execute``,
-        ``confirm``, ``dispute``, ``refund``, ``cancel``. ``choose`` takes ``quote_id=`` to pick that
-        eligible quote instead of the strategy's; ``dispute`` takes ``reason=``.
+        Actions: ``pair``, ``search``, ``choose``, ``order``, ``approve``, ``pay``, ``adopt``,
+        ``execute``, ``confirm``, ``dispute``, ``refund``, ``cancel``. ``choose`` takes ``quote_id=`` to
+        pick that eligible quote instead of the strategy's; ``dispute`` takes ``reason=``; ``adopt``
+        takes ``tx=``, a payment already made for the order (read from the chain, nothing signed).
 
         Raises:
             StateError: the step is not allowed in the order's state (``allowed`` lists those that are).
         """
         async with self._loop.holding(order_id) as run:
             state = run.state
-            if action not in ACTIONS or state not in ACTIONS[action]:
+            # The order's own row decides (a free order in ``ordered`` executes, it never pays).
+            if action not in ACTIONS or action not in actions_of(state, run.facts):
                 raise StateError(
                     f"cannot {action} an order in state {state.value}",
                     state=state.value,
-                    allowed=allowed_actions(state),
+                    allowed=allowed_actions(state, run.facts),
                 )
             try:
                 await self._action(run, action, kwargs)
@@ -258,6 +269,18 @@ class Runner:
                 await self._delivering.dispute(r, because)
         elif action == "search":
             one = self._quoting.search
+        elif action == "adopt":
+            tx = str(kwargs.get("tx") or "")
+
+            async def one(r: OrderRun) -> None:
+                await self._adopting.adopt(r, tx)
+
+            await loop.step_once(run, one, action)
+            # Adopted: the proof (or the escrow lock's payment) follows as for any payment.
+            while run.state is S.PAYING:
+                if not await loop.advance(run):
+                    break
+            return
         if one is not None:
             await loop.step_once(run, one, action)
             return
@@ -273,7 +296,13 @@ class Runner:
 
     def allowed_actions(self, order_id: str) -> list[str]:
         """The step actions the order's current state allows."""
-        return allowed_actions(S(_at_once(self.store.order(order_id)).state))
+        return _at_once(self.aallowed_actions(order_id))
+
+    async def aallowed_actions(self, order_id: str) -> list[str]:
+        """:meth:`allowed_actions` for any store."""
+        state = S((await self.store.order(order_id)).state)
+        events = await self.store.events(order_id)
+        return allowed_actions(state, lambda: fold(events))
 
     def preview(self, order_id: str, quote_id: str | None = None) -> dict[str, Any]:
         """What ``choose`` would decide now, without journaling: every quote with its eligibility.

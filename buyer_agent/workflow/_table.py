@@ -19,6 +19,7 @@ __all__ = [
     "HIDDEN_ACTIONS",
     "ROWS",
     "Row",
+    "actions_of",
     "allowed_actions",
     "hint",
     "row_for",
@@ -34,6 +35,7 @@ _ACTION_ORDER: tuple[str, ...] = (
     "order",
     "approve",
     "pay",
+    "adopt",
     "execute",
     "confirm",
     "dispute",
@@ -43,9 +45,10 @@ _ACTION_ORDER: tuple[str, ...] = (
     "abandon",
 )
 
-#: A person's decisions, never offered among the next steps (``cancel ORDER_ID [--abandon]``):
-#: cancel an order placed but not paid; close as failed one whose market died with its process.
-HIDDEN_ACTIONS = frozenset({"withdraw", "abandon"})
+#: A person's decisions, never offered among the next steps (``cancel ORDER_ID [--abandon]``,
+#: ``pay ORDER_ID --tx HASH``): cancel an order placed but not paid; close as failed one whose
+#: market died with its process; adopt a payment the operator already made.
+HIDDEN_ACTIONS = frozenset({"withdraw", "abandon", "adopt"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,19 @@ class Row:
 
 
 _BEFORE_ORDER = ("cancel",)
+
+
+def _free(facts: OrderFacts) -> bool:
+    """The order's quote needs no payment (the no-payment flow)."""
+    return facts.choice is not None and facts.choice.free
+
+
+def _x402(facts: OrderFacts) -> bool:
+    """The order pays by x402: an authorization the market settles at execute."""
+    if facts.request is not None:
+        return facts.request.rail_type == "x402"
+    return facts.choice is not None and facts.choice.rail == "x402"
+
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -95,20 +111,61 @@ ROWS: tuple[Row, ...] = (
         "(python -m buyer_agent approve {order_id}{state_dir}); check order_status (or wait_for "
         "quoted) later, then call place_order",
     ),
-    Row(S.ORDERED, "pay", ("pay", "withdraw", "abandon"), "call pay_order"),
+    # The no-payment flow: a free quote's order executes straight away (no intent, proof or signature).
+    Row(
+        S.ORDERED,
+        "execute_free",
+        ("execute", "withdraw", "abandon"),
+        "the quote needs no payment: call execute_order",
+        applies=_free,
+    ),
+    # x402: sign the authorization locally (journaled first), prove it, execute (the market settles),
+    # find the settlement on chain, confirm.
+    Row(S.ORDERED, "pay_x402", ("pay", "withdraw", "abandon"), "call pay_order", applies=_x402),
+    Row(S.ORDERED, "pay", ("pay", "adopt", "withdraw", "abandon"), "call pay_order"),
+    Row(
+        S.PAYING,
+        "prove_x402",
+        ("pay", "abandon"),
+        "the authorization is signed, not yet recorded by the market; call pay_order again (it signs "
+        "no second one while the first can still settle)",
+        applies=_x402,
+    ),
     Row(
         S.PAYING,
         "settle",
         ("pay", "abandon"),
         "the payment is not confirmed yet; call pay_order again to reconcile (it never pays twice)",
     ),
+    Row(
+        S.PAID,
+        "execute_x402",
+        ("execute", "dispute", "abandon"),
+        "call execute_order (the market settles the authorization then)",
+        applies=_x402,
+    ),
     Row(S.PAID, "execute", ("execute", "dispute", "abandon"), "call execute_order"),
     Row(S.ESCROW_LOCKED, "execute", ("execute", "dispute", "abandon"), "call execute_order"),
+    Row(
+        S.EXECUTED,
+        "confirm_x402",
+        ("confirm", "dispute", "abandon"),
+        "check the outcome, then call confirm_order (the settlement is read from the chain first) or "
+        "dispute_order with a reason",
+        applies=_x402,
+    ),
     Row(
         S.EXECUTED,
         "confirm",
         ("confirm", "dispute", "abandon"),
         "check the outcome, then call confirm_order to accept it or dispute_order with a reason",
+    ),
+    Row(
+        S.DISPUTED,
+        None,
+        (),
+        "nothing was paid, so nothing will be refunded; the dispute is recorded with the market",
+        applies=_free,
     ),
     Row(
         S.DISPUTED,
@@ -175,15 +232,34 @@ def row_for(state: OrderState, facts: Callable[[], OrderFacts] | None = None) ->
     return rows[-1]
 
 
-def allowed_actions(state: OrderState) -> list[str]:
-    """The actions a caller may ask for in ``state`` (hidden ones left out), in the table's order."""
-    return [a for a in _ACTION_ORDER if state in ACTIONS[a] and a not in HIDDEN_ACTIONS]
+def actions_of(state: OrderState, facts: Callable[[], OrderFacts] | None = None) -> tuple[str, ...]:
+    """Every action (hidden ones too) a caller may ask for on an order: its row's actions.
+
+    Without ``facts`` the state's default row answers (the paid flow's).
+    """
+    return row_for(state, facts).actions if facts is not None else _ROWS_OF[state][-1].actions
 
 
-def hint(state: OrderState, order_id: str, *, state_dir: str = "") -> str:
-    """What to do next with an order in ``state`` (the default row's hint).
+def allowed_actions(state: OrderState, facts: Callable[[], OrderFacts] | None = None) -> list[str]:
+    """The actions a caller may ask for on an order in ``state``, hidden ones left out.
+
+    Those of the row its ``facts`` pick (the default row's without them), in the table's order.
+    """
+    mine = actions_of(state, facts)
+    return [a for a in _ACTION_ORDER if a in mine and a not in HIDDEN_ACTIONS]
+
+
+def hint(
+    state: OrderState,
+    order_id: str,
+    *,
+    state_dir: str = "",
+    facts: Callable[[], OrderFacts] | None = None,
+) -> str:
+    """What to do next with an order in ``state`` (the hint of the row its ``facts`` pick).
 
     ``state_dir``, when the journal is not the default one, is named in commands the hint gives
     (`` --state-dir DIR``), so a person can run them as written.
     """
-    return _ROWS_OF[state][-1].hint.format(order_id=order_id, state_dir=state_dir)
+    row = row_for(state, facts) if facts is not None else _ROWS_OF[state][-1]
+    return row.hint.format(order_id=order_id, state_dir=state_dir)

@@ -164,3 +164,40 @@ def test_price_example_keeps_the_markets_numbers_end_to_end(tmp_path: Path) -> N
     replayed = cli("replay", str(tmp_path / "o.jsonl"), "--json")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert json.loads(replayed.stdout)["verified"] is True  # its hash chain re-hashes the numbers alike
+
+
+def test_free_example_runs_order_execute_confirm_with_nothing_paid(tmp_path: Path) -> None:
+    # The documented no-payment flow: no intent, no proof, nothing signed; the rail says so.
+    state = str(tmp_path / "state")
+    proc = cli("run", "examples/free.yaml", "--json", "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["state"] == "confirmed" and out["quote"]["service_id"] == "svc_hash_free"
+    pay = out["payment"]
+    assert pay["rail"] == "not-required" and pay["tx"] is None and pay["amount"] == "0.00"
+    assert "ordered → executed" in proc.stderr and "paying" not in proc.stderr
+    shown = json.loads(cli("show", out["order_id"], "--json", "--state-dir", state).stdout)
+    triggers = [step["trigger"] for step in shown["timeline"]]
+    assert (
+        "execute_free" in triggers
+        and "pay" not in triggers
+        and "intent:create_payment_intent" not in triggers
+    )
+    human = cli("run", "examples/free.yaml", "--state-dir", state)
+    assert human.returncode == 0 and "payment  none: the quote needs no payment" in human.stdout
+
+
+def test_x402_example_shows_the_rail_the_nonce_and_the_settlement(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    proc = cli("run", "examples/x402.yaml", "--json", "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["state"] == "confirmed" and out["quote"]["service_id"] == "svc_hash_x402"
+    pay = out["payment"]
+    assert pay["rail"] == "x402" and pay["chain"].startswith("eip155:") and pay["amount"] == "0.75"
+    assert pay["x402"]["nonce"].startswith("0x") and len(pay["x402"]["nonce"]) == 66
+    assert pay["x402"]["reference"].startswith("x402:eip155:")
+    assert pay["tx"] == pay["settlement_tx"] and pay["tx"].startswith("0x")
+    assert pay["status"] == "released" and pay["verification"] == "recorded"
+    shown = json.loads(cli("show", out["order_id"], "--json", "--state-dir", state).stdout)
+    assert any(pay["tx"] in step["tx"] for step in shown["timeline"])

@@ -262,3 +262,50 @@ def test_the_run_summary_links_the_payment_to_its_explorer() -> None:
     )
     assert "explorer https://basescan.org/tx/0xabc" in human(summary, builtin_networks())
     assert "explorer" not in human(summary)
+
+
+X402_ASSET = "0x000000000000000000000000000000000000e3d9"
+
+
+def test_x402_tokens_pin_the_asset_x402_authorizations_are_signed_for(tmp_path: Path) -> None:
+    from buyer_agent.networks import dump_profiles, load_networks_file
+
+    (dev,) = parse_profiles(
+        {
+            "dev": {
+                "chain": "eip155:777",
+                "tokens": {"USDC": {"address": BASE_USDC, "decimals": 6}},
+                "x402_tokens": {"usdc": {"address": X402_ASSET, "decimals": 6}},
+            }
+        },
+        source="test",
+    )
+    assert dev.x402_token("USDC") == TokenInfo("USDC", X402_ASSET, 6)
+    assert dev.token("USDC") is not None and dev.token("USDC").address == BASE_USDC  # type: ignore[union-attr]
+    # Without an x402 entry (USDC on Base: one contract for both), the tokens entry is the asset.
+    assert builtin_networks().get("base").x402_token("USDC").address == BASE_USDC  # type: ignore[union-attr]
+    # Written and read back, and shown by the networks command's JSON.
+    path = tmp_path / "n.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(dump_profiles([dev])))
+    (again,) = load_networks_file(path)
+    assert (
+        again.x402_tokens == dev.x402_tokens and dev.to_json()["x402_tokens"]["USDC"]["address"] == X402_ASSET
+    )
+    nets = agent_networks().extend([dev])
+    x402 = {"chain": "eip155:777", "rail": "x402"}
+    assert check_token(intent(X402_ASSET, chain="eip155:777"), x402, PRICE, {}, nets) is None
+    refused = check_token(intent(BASE_USDC, chain="eip155:777"), x402, PRICE, {}, nets)
+    assert refused is not None and refused.code == "UNKNOWN_TOKEN" and X402_ASSET in refused.message
+    # A direct transfer on the same chain is still pinned to the tokens entry.
+    assert check_token(intent(X402_ASSET, chain="eip155:777"), {"chain": "eip155:777"}, PRICE, {}, nets)
+
+
+def test_x402_tokens_are_for_evm_chains_only() -> None:
+    with pytest.raises(TaskFileError) as refused:
+        parse_profiles(
+            {"sol": {"chain": "solana:abc", "x402_tokens": {"USDC": {"mint": "1" * 32, "decimals": 6}}}},
+            source="test",
+        )
+    assert refused.value.field == "networks.sol.x402_tokens"

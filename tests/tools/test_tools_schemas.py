@@ -27,6 +27,7 @@ EXPECTED = {
     "choose_quote",
     "place_order",
     "pay_order",
+    "adopt_payment",
     "execute_order",
     "order_status",
     "confirm_order",

@@ -56,7 +56,9 @@ def test_caller_actions_drive_steps_and_hints_all_come_from_the_one_table() -> N
         "order": ["quoted"],
         "approve": ["awaiting_approval"],
         "pay": ["ordered", "paying"],
-        "execute": ["escrow_locked", "paid"],
+        # A person adopts a payment already made (pay ORDER_ID --tx); a free order executes unpaid.
+        "adopt": ["ordered"],
+        "execute": ["escrow_locked", "ordered", "paid"],
         "confirm": ["executed"],
         "dispute": ["escrow_locked", "executed", "paid"],
         "refund": ["disputed"],

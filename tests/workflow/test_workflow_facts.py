@@ -62,7 +62,7 @@ class Stack:
 
     def __init__(self, info: dict[str, Any], db: Path, url: str | None = None) -> None:
         from buyer_agent.market import AsyncMarketClient
-        from buyer_agent.rails import EvmRail, SolanaRail
+        from buyer_agent.rails import EvmRail, SolanaRail, X402Rail
         from buyer_agent.workflow import PairingSession
         from buyer_agent.workflow._runner import Runner
 
@@ -85,10 +85,13 @@ class Stack:
             delegation_policy=ROOMY,
             store=self.journal,
         )
+        self.x402 = X402Rail(
+            info["evm"]["rpc_url"], info["wallets"]["evm"]["private_key"], chain=info["evm"]["chain"]
+        )
         self.runner = Runner(
             market=self.market,
             journal=self.journal,
-            rails=[self.evm, self.sol],
+            rails=[self.evm, self.sol, self.x402],
             pairing=self.pairing,
             poll_interval=0.05,
         )
@@ -96,6 +99,7 @@ class Stack:
     async def aclose(self) -> None:
         await self.evm.aclose()
         await self.sol.aclose()
+        await self.x402.aclose()
         await self.market.aclose()
         self.journal.close()
 
@@ -181,6 +185,21 @@ def test_direct_escrow_and_solana_orders_fold_to_their_context(
     summary, facts = buy(sandbox, tmp_path / "j.db", spec(chain="solana"))
     assert summary.state is OrderState.CONFIRMED, summary.error
     assert facts.request is not None and facts.request.chain.startswith("solana:")
+
+
+def test_a_free_order_folds_to_its_context(sandbox: dict[str, Any], tmp_path: Path) -> None:
+    summary, facts = buy(sandbox, tmp_path / "f.db", spec(operation="sha256-free", rail=None, chain=None))
+    assert summary.state is OrderState.CONFIRMED, summary.error
+    assert facts.request is None and facts.txs is None and facts.paid_at is None
+    assert facts.choice is not None and facts.choice.free and facts.market_confirmed
+
+
+def test_an_x402_order_folds_to_its_context(sandbox: dict[str, Any], tmp_path: Path) -> None:
+    summary, facts = buy(sandbox, tmp_path / "x.db", spec(rail="x402", budget=Money.parse("1.00 USDC")))
+    assert summary.state is OrderState.CONFIRMED, summary.error
+    assert facts.authorization is not None and facts.settlement is not None
+    assert facts.request is not None and facts.request.rail_type == "x402" and facts.txs == ()
+    assert [t.purpose for t in facts.transactions] == ["x402_settlement"]
 
 
 def test_disputed_refunded_and_failed_orders_fold_to_their_context(
