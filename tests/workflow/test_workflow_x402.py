@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from loopback_proxy import LoopbackProxy
+from loopback_proxy import CommitThenDrop, LoopbackProxy
 from web3 import Web3
 
 from buyer_agent import BuyerAgent, Money
@@ -181,6 +181,25 @@ def test_an_x402_order_is_signed_proven_executed_settled_and_confirmed(box: Any,
         f"x402:{box.info.evm_chain}:{hashlib.sha256(facts.authorization.header.encode()).hexdigest()[:24]}"
     )
     assert pay["x402"]["reference"] == reference
+
+
+def test_a_lost_x402_proof_is_read_back_and_adopted_never_sent_twice(box: Any, tmp_path: Path) -> None:
+    """The market records the proof, its answer is lost (a 502): the payment read names the nonce."""
+    from buyer_agent.workflow._names import ADOPTED, NOTE_RECONCILED
+
+    payer, key = wallet(box)
+    proxy = CommitThenDrop(box.info.url)
+    try:
+        proxy.arm("POST", r"/payment-proof$", "502")
+        summary, events = buy(box, key, tmp_path, spec(), market=proxy.address)
+        assert proxy.count("POST", r"/payment-proof$") == 1  # read, found held, never sent again
+    finally:
+        proxy.close()
+    assert summary.state is S.CONFIRMED, summary.error
+    (note,) = [e.payload for e in events if e.trigger == NOTE_RECONCILED]
+    assert note["effect"] == "submit_payment_proof" and note["outcome"] == ADOPTED
+    transfers, used = on_chain(box, payer)
+    assert len(transfers) == 1 and used == [summary.payment["x402"]["nonce"]]
 
 
 class Rewriter(LoopbackProxy):
