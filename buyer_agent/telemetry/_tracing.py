@@ -14,6 +14,7 @@ OpenTelemetry is imported when an observer is made, never when this module is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,16 +47,24 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
+class _Step:
+    name: str
+    span: Span
+    token: Any
+    """The context token that made the span current (detached when it ends)."""
+
+
+@dataclass(slots=True)
 class _OrderTrace:
     span: Span
     resumed: bool
     folder: FactsFolder = field(default_factory=FactsFolder)
-    step: Span | None = None
-    step_name: str | None = None
-    token: Any = None
+    steps: list[_Step] = field(default_factory=list)
+    """The open steps, outermost first: a part of a step (``broadcast`` in ``settle``) nests in it."""
     attempts: dict[str, int] = field(default_factory=dict)
-    dirty: bool = False
-    """Events were folded since the facts were last put on the spans."""
+    dirty: bool = True
+    """Events were folded since the facts' attributes were last read."""
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class _CallSpan:
@@ -110,6 +119,7 @@ class TracingObserver:
         self._trace = trace
         self._tracer: Tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         self._orders: dict[str, _OrderTrace] = {}
+        self._history: dict[str, FactsFolder] = {}
         self._calls = calls
         if calls:
             _hooks.install(self)
@@ -126,66 +136,80 @@ class TracingObserver:
         """Open the order's span (a child of whatever span is current, e.g. a tool call)."""
         old = self._orders.pop(order_id, None)
         if old is not None:  # taken up again without being let go: close what was left open
-            self._end_step(old, None)
+            while old.steps:
+                self._end_step(old, None)
             old.span.end()
-        span = self._tracer.start_span(
-            "buyer_agent.order",
-            attributes=safe_attributes({ORDER_ID: order_id, ORDER_STATE: state, ORDER_RESUMED: resumed}),
-        )
-        trace = _OrderTrace(span, resumed)
+        folder = self._history.pop(order_id, None)
+        attrs: dict[str, Any] = {ORDER_ID: order_id, ORDER_STATE: state, ORDER_RESUMED: resumed}
+        if folder is not None:  # a resumed order: what it had journaled before
+            attrs.update(fact_attributes(folder.facts()))
+        span = self._tracer.start_span("buyer_agent.order", attributes=safe_attributes(attrs))
+        trace = _OrderTrace(span, resumed, folder if folder is not None else FactsFolder())
         trace.folder.state = state
         self._orders[order_id] = trace
 
+    def order_history(self, order_id: str, events: Sequence[Event]) -> None:
+        """Fold what a resumed order journaled before, for the spans :meth:`order_started` opens."""
+        folder = FactsFolder()
+        for event in events:
+            folder.apply(event)
+        self._history[order_id] = folder
+
     def step_started(self, order_id: str, step: str, state: str) -> None:
-        """Open the step's span under the order's and make it current."""
+        """Open the step's span under the order's (or the open step's, for a part of it); make it current."""
         trace = self._orders.get(order_id)
         if trace is None:
             self.order_started(order_id, state, resumed=True)
             trace = self._orders[order_id]
-        self._end_step(trace, None)
         attempt = trace.attempts.get(step, 0)
         trace.attempts[step] = attempt + 1
-        ctx = self._trace.set_span_in_context(trace.span)
+        parent = trace.steps[-1].span if trace.steps else trace.span
         attrs = {
             ORDER_ID: order_id,
             STEP: step,
             "buyer_agent.step.from_state": state,
             STEP_RETRIES: attempt,
             ORDER_RESUMED: trace.resumed,
-            **fact_attributes(trace.folder.facts()),
+            **self._facts(trace),
         }
         span = self._tracer.start_span(
-            f"buyer_agent.step.{step}", context=ctx, attributes=safe_attributes(attrs)
+            f"buyer_agent.step.{step}",
+            context=self._trace.set_span_in_context(parent),
+            attributes=safe_attributes(attrs),
         )
-        trace.step, trace.step_name = span, step
         from opentelemetry import context
 
-        trace.token = context.attach(self._trace.set_span_in_context(span))
+        trace.steps.append(_Step(step, span, context.attach(self._trace.set_span_in_context(span))))
 
     def step_finished(self, order_id: str, step: str, state: str, *, error: BaseException | None) -> None:
-        """End the step's span with the order's state, facts and error."""
+        """End the step's span (and any part of it left open) with the order's state, facts and error."""
         trace = self._orders.get(order_id)
-        if trace is None or trace.step is None:
+        if trace is None or all(s.name != step for s in trace.steps):
             return
-        self._end_step(trace, error, state)
+        while trace.steps:
+            name = trace.steps[-1].name
+            self._end_step(trace, error if name == step else None, state)
+            if name == step:
+                return
 
     def event(self, event: Event) -> None:
-        """Fold the event into the order's facts; the open spans take the facts' attributes."""
+        """Fold the event into the order's facts (put on the spans when each ends); note it on the step."""
         trace = self._orders.get(event.order_id)
         if trace is None:
             return
         trace.folder.apply(event)
         trace.dirty = True
-        if trace.step is not None:
-            trace.step.add_event(event.trigger, {"buyer_agent.event.seq": event.seq})
+        if trace.steps:
+            trace.steps[-1].span.add_event(event.trigger, {"buyer_agent.event.seq": event.seq})
 
     def order_finished(self, order_id: str, state: str) -> None:
         """End the order's span in ``state``."""
         trace = self._orders.pop(order_id, None)
         if trace is None:
             return
-        self._end_step(trace, None)
-        self._facts_onto(trace)
+        while trace.steps:
+            self._end_step(trace, None)
+        trace.span.set_attributes(self._facts(trace))
         trace.span.set_attribute(ORDER_STATE, state)
         if state == "failed":
             from opentelemetry.trace import Status, StatusCode
@@ -197,28 +221,26 @@ class TracingObserver:
         trace.span.end()
 
     @staticmethod
-    def _facts_onto(trace: _OrderTrace) -> None:
-        """Put the order's facts on its span and its open step's (folded once per step, not per event)."""
-        if not trace.dirty:
-            return
-        trace.dirty = False
-        attrs = fact_attributes(trace.folder.facts())
-        trace.span.set_attributes(attrs)
-        if trace.step is not None:
-            trace.step.set_attributes(attrs)
+    def _facts(trace: _OrderTrace) -> dict[str, Any]:
+        """The order's facts as attributes (folded again only after new events, not per span)."""
+        if trace.dirty:
+            trace.attrs = fact_attributes(trace.folder.facts())
+            trace.dirty = False
+        return trace.attrs
 
     def _end_step(self, trace: _OrderTrace, error: BaseException | None, state: str | None = None) -> None:
-        span = trace.step
-        if span is None:
-            return
-        self._facts_onto(trace)
+        """End the innermost open step: the facts so far on it and on the order's span."""
+        step = trace.steps.pop()
+        span = step.span
+        attrs = self._facts(trace)
+        span.set_attributes(attrs)
+        trace.span.set_attributes(attrs)
         if state is not None:
             span.set_attribute(ORDER_STATE, state)
-        if trace.token is not None:
+        if step.token is not None:
             from opentelemetry import context
 
-            context.detach(trace.token)  # logs (never raises) when attached in another task's context
-            trace.token = None
+            context.detach(step.token)  # logs (never raises) when attached in another task's context
         if error is not None:
             from opentelemetry.trace import Status, StatusCode
 
@@ -227,7 +249,6 @@ class TracingObserver:
             span.set_attribute("buyer_agent.error.code", code)
             span.set_status(Status(StatusCode.ERROR))
         span.end()
-        trace.step = trace.step_name = None
 
     # --- span hooks (market HTTP, RPC, tools) ----------------------------------------------------
 

@@ -107,7 +107,8 @@ class DriveLoop:
         model: OrderModel | None = None
         folder = FactsFolder()
         try:
-            for ev in await store.events(order_id):
+            events = await store.events(order_id)
+            for ev in events:
                 folder.apply(ev)
             model = OrderModel(None, order_id)
             self.machine.add_model(model, initial=folder.state)
@@ -121,6 +122,8 @@ class DriveLoop:
                 renew_at=self.env.clock() + timedelta(seconds=_ttl(spec) / 2),
                 resumed=folder.seq > 1,
             )
+            if run.resumed and hasattr(self.env.observer, "order_history"):  # optional hook
+                self.env.observe("order_history", order_id, events)
             self.env.observe("order_started", order_id, folder.state, resumed=run.resumed)
             yield run
         finally:

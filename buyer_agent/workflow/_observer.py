@@ -4,10 +4,16 @@ The drive loop calls these hooks synchronously, in order, on the event loop's th
 must be quick, must not raise (an error inside one is logged and ignored, never stops an order),
 and must never see a secret: it gets order ids, step names, states, journal events (which hold no
 secrets) and the error that ended a step.
+
+One hook is optional (the loop calls it only when the observer has it), so observers written
+against the first five hooks keep working: ``order_history(order_id, events)``, called just before
+``order_started`` of an order that was driven before (``resumed``), with the events journaled
+until then, so a resumed order's spans and metrics know its service, price, pairing and payment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from buyer_agent.journal import Event
@@ -60,3 +66,6 @@ class NullObserver:
 
     def order_finished(self, order_id: str, state: str) -> None:
         """See :meth:`DriveObserver.order_finished`."""
+
+    def order_history(self, order_id: str, events: Sequence[Event]) -> None:
+        """The optional hook (see the module docstring)."""
