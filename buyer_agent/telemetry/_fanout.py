@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from buyer_agent.journal import Event, OrderStore
-from buyer_agent.workflow import DriveObserver
+from buyer_agent.workflow import DriveObserver, FactsFolder
 
 __all__ = ["Observers"]
 
@@ -47,9 +47,9 @@ class Observers:
         """See :meth:`DriveObserver.order_finished`."""
         self._each(lambda o: o.order_finished(order_id, state))
 
-    def order_history(self, order_id: str, events: Sequence[Event]) -> None:
-        """The optional hook, for the observers that have it (see :mod:`buyer_agent.workflow`)."""
-        self._optional("order_history", order_id, events)
+    def order_folder(self, order_id: str, folder: FactsFolder) -> None:
+        """The optional hook, for the observers that have it (see :class:`DriveObserver`)."""
+        self._optional("order_folder", order_id, folder)
 
     def watch_store(self, store: OrderStore) -> None:
         """Lend the agent's store to the observers that read one (the metrics' ledger gauges)."""

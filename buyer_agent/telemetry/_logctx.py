@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
 from typing import Any
 
 from buyer_agent._logformat import ORDER_ID, STEP
@@ -38,9 +37,6 @@ class LogContextObserver:
                 pass
 
     def event(self, event: Event) -> None:
-        """Nothing."""
-
-    def order_history(self, order_id: str, events: Sequence[Event]) -> None:
         """Nothing."""
 
     def order_finished(self, order_id: str, state: str) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,7 @@ class MetricsObserver:
                 description=what,
             )
         self._folders: dict[str, FactsFolder] = {}
+        self._lent: set[str] = set()
         self._started: dict[tuple[str, str], float] = {}
         self._failed: dict[tuple[str, str], str] = {}
         self._limits: dict[tuple[str, str], tuple[int, int]] = {}
@@ -135,18 +136,17 @@ class MetricsObserver:
         if error is not None:
             self._failed[(order_id, step)] = error_code(error)
 
-    def order_history(self, order_id: str, events: Sequence[Event]) -> None:
-        """Fold what a resumed order journaled before (its pairing, policy and payment request)."""
-        folder = FactsFolder()
-        for event in events:
-            folder.apply(event)
+    def order_folder(self, order_id: str, folder: FactsFolder) -> None:
+        """Read the order's facts (pairing, policy, payment) from the drive loop's own fold."""
         self._folders[order_id] = folder
+        self._lent.add(order_id)
         self._note_limit(folder)
 
     def event(self, event: Event) -> None:
         """Fold the event; a confirmed payment adds to the spend, a pairing's policy gives the limit."""
         folder = self._folders.setdefault(event.order_id, FactsFolder())
-        folder.apply(event)
+        if event.order_id not in self._lent:  # the loop's fold has taken it already
+            folder.apply(event)
         if event.trigger == "pair":
             self._note_limit(folder)
         if event.trigger == "paid" and folder.request is not None:
@@ -164,6 +164,9 @@ class MetricsObserver:
         """Count the order by its final state (an order let go while waiting is not counted)."""
         if state in _TERMINAL:
             self._orders.add(1, {"state": state})
+            self._folders.pop(order_id, None)
+        if order_id in self._lent:  # not ours past this point (a next take-up lends anew)
+            self._lent.discard(order_id)
             self._folders.pop(order_id, None)
         for key in [k for k in self._started if k[0] == order_id]:
             del self._started[key]

@@ -107,8 +107,7 @@ class DriveLoop:
         model: OrderModel | None = None
         folder = FactsFolder()
         try:
-            events = await store.events(order_id)
-            for ev in events:
+            for ev in await store.events(order_id):
                 folder.apply(ev)
             model = OrderModel(None, order_id)
             self.machine.add_model(model, initial=folder.state)
@@ -122,8 +121,8 @@ class DriveLoop:
                 renew_at=self.env.clock() + timedelta(seconds=_ttl(spec) / 2),
                 resumed=folder.seq > 1,
             )
-            if run.resumed and hasattr(self.env.observer, "order_history"):  # optional hook
-                self.env.observe("order_history", order_id, events)
+            if hasattr(self.env.observer, "order_folder"):  # the optional hook: the one fold, lent
+                self.env.observe("order_folder", order_id, folder)
             self.env.observe("order_started", order_id, folder.state, resumed=run.resumed)
             yield run
         finally:

@@ -5,15 +5,17 @@ must be quick, must not raise (an error inside one is logged and ignored, never 
 and must never see a secret: it gets order ids, step names, states, journal events (which hold no
 secrets) and the error that ended a step.
 
-One hook is optional (the loop calls it only when the observer has it), so observers written
-against the first five hooks keep working: ``order_history(order_id, events)``, called just before
-``order_started`` of an order that was driven before (``resumed``), with the events journaled
-until then, so a resumed order's spans and metrics know its service, price, pairing and payment.
+One more hook is optional (the loop calls it only on an observer that has it, so observers written
+against the five hooks below keep working): ``order_folder(order_id, folder)``, called just before
+``order_started`` with the loop's own :class:`~buyer_agent.workflow.FactsFolder` of the order. It
+holds every event journaled so far (a resumed order's service, price, pairing and payment) and takes
+each new one before the observer's ``event`` is called, so an observer reads the order's facts from
+it instead of folding the events again. The observer must not change it, nor keep it past
+``order_finished``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from buyer_agent.journal import Event
@@ -66,6 +68,3 @@ class NullObserver:
 
     def order_finished(self, order_id: str, state: str) -> None:
         """See :meth:`DriveObserver.order_finished`."""
-
-    def order_history(self, order_id: str, events: Sequence[Event]) -> None:
-        """The optional hook (see the module docstring)."""

@@ -178,7 +178,20 @@ def test_a_real_order_is_one_trace_the_order_its_steps_and_the_calls_each_step_m
     assert by_name["pay"].attributes["buyer_agent.step.from_state"] == "ordered"
     assert by_name["settle"].attributes["buyer_agent.order.state"] == "paid"
     assert by_name["confirm"].attributes["buyer_agent.order.state"] == "confirmed"
-    assert by_name["broadcast"].attributes["buyer_agent.payment.transaction_hash"] == payment["tx"]
+    # Each fact goes on the step that learned it (all of them on the order's span): the price, rail
+    # and chain on choose, the signed transaction on pay; the service on every step from choose on.
+    chose = by_name["choose"].attributes
+    assert chose["buyer_agent.price.amount"] == attrs["buyer_agent.price.amount"]
+    assert (chose["buyer_agent.payment.rail"], chose["buyer_agent.payment.chain"]) == (
+        "wallet",
+        payment["chain"],
+    )
+    assert by_name["pay"].attributes["buyer_agent.payment.transaction_hash"] == payment["tx"]
+    assert "buyer_agent.payment.transaction_hash" not in by_name["execute"].attributes
+    after = names[names.index("choose") :]
+    assert all(
+        by_name[n].attributes["buyer_agent.service.id"] == attrs["buyer_agent.service.id"] for n in after
+    )
     # Every call the order made is a client span of the step that made it.
     market, rpc = _calls(below)
     step_ids = {s.span_id: s.attributes["buyer_agent.step"] for s in steps}
@@ -299,7 +312,7 @@ def test_a_resumed_order_s_spans_say_so_and_carry_what_was_journaled_before_the_
         assert step.attributes["buyer_agent.step.from_state"]
     first = steps[1]
     assert first.attributes["buyer_agent.step.from_state"] == "paying"
-    assert first.attributes["buyer_agent.payment.transaction_hash"] == signed
+    assert first.attributes["buyer_agent.service.id"] == before.choice.service_id  # type: ignore[union-attr]
     market, rpc = _calls(below)
     step_ids = {s.span_id for s in steps}
     assert all(c.parent_id in step_ids for c in (*market, *rpc))
