@@ -2,11 +2,13 @@
 
 The drive loop calls the :class:`~buyer_agent.workflow.DriveObserver` hooks; this observer opens
 the order's span at ``order_started``, a child span per step (``pair``, ``search``, ``pay``, …) made
-current while the step runs, so the market's HTTP calls and the rails' RPC calls (through
-:mod:`buyer_agent.telemetry._hooks`) and the tools become its children. What a span says of the
-order comes from the events the observer receives, folded by the one fold
-(:class:`~buyer_agent.workflow.FactsFolder`): a resumed order's spans carry what was journaled since
-it was taken up, and say ``buyer_agent.order.resumed``.
+current while the step runs (a part of a step, ``broadcast`` inside ``settle``, nests in it), so the
+market's HTTP calls and the rails' RPC calls (through :mod:`buyer_agent._spans`) and the tools
+become its children. What a span says of the order comes from the one fold
+(:class:`~buyer_agent.workflow.FactsFolder`): the drive loop's own, lent through the optional
+``order_folder`` hook (so a resumed order's spans carry what it journaled before, and say
+``buyer_agent.order.resumed``), or, for a caller of the hooks without one, the events folded here.
+A step span carries the facts that step changed; the order span all of them, set when it ends.
 
 OpenTelemetry is imported when an observer is made, never when this module is.
 """
