@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -112,7 +113,10 @@ class BuyerAgent:
         networks: The network profiles a payment's token is checked against before signing; default
             the built-in ones extended by ``$BUYER_AGENT_NETWORKS`` (the embedded sandbox adds its own).
         observer: Told when each order and step starts and finishes and of every journaled event
-            (a ``DriveObserver``: traces, metrics); one that raises is logged and ignored.
+            (a ``DriveObserver``: ``buyer_agent.telemetry``'s traces, metrics and log context, or
+            ``Observers`` of several); one that raises is logged and ignored. An observer with a
+            ``watch_store(store)`` method is lent the agent's order store when it connects (the
+            metrics' ledger gauges read it) and told ``forget_store(store)`` when it closes.
     """
 
     #: Builds an agent's tool surface; set by ``buyer_agent.tools`` (see :func:`attach_tools`).
@@ -282,6 +286,7 @@ class BuyerAgent:
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
+                _tell(self._observer, "forget_store", conn.runner.store)
                 await disconnect(conn)
         finally:
             if self._journal is not None:
@@ -322,6 +327,8 @@ class BuyerAgent:
             observer=self._observer,
         )
         self.machine_id = conn.machine_id
+        # An observer that reads the store (the metrics' ledger gauges) reads the agent's own.
+        _tell(self._observer, "watch_store", conn.runner.store)
         return conn
 
     async def pairing(self) -> PairingSession:
@@ -563,6 +570,17 @@ class BuyerAgent:
                 return self.order(order_id)
 
         return list(await asyncio.gather(*(drive_or_leave(order_id) for order_id in mine)))
+
+
+def _tell(observer: DriveObserver | None, hook: str, store: Any) -> None:
+    """Call an observer's optional store hook (``watch_store`` / ``forget_store``), if it has one."""
+    call = getattr(observer, hook, None)
+    if call is None:
+        return
+    try:
+        call(store)
+    except Exception:  # an observer must never stop the agent
+        logging.getLogger(__name__).warning("the observer failed in %s; ignored", hook, exc_info=True)
 
 
 def _task_signer(task: Task) -> EvmSigner | str | None:

@@ -9,18 +9,18 @@ otherwise), never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from buyer_agent._logformat import LOG_FORMATS, configure_logging, say
+from buyer_agent._logformat import LOG_FORMATS, configure_logging
 from buyer_agent._version import __version__
 from buyer_agent._waits import WAIT_LOGGER, show_waits
 from buyer_agent.commands._common import EXIT_USAGE, guarded
+from buyer_agent.commands._telemetry import with_telemetry
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -123,9 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         command = _load(args.command)
-        if args.metrics_port is not None:
-            return guarded(lambda: _with_metrics(args.metrics_port, lambda: command.run(args)))
-        code: int = guarded(lambda: command.run(args))
+        # The metrics endpoint while the command runs; the observer run, resume and mcp drive with.
+        code: int = guarded(lambda: with_telemetry(args, lambda: command.run(args)))
         return code
     finally:
         if waits is not None:
@@ -144,19 +143,3 @@ def _asked_format(argv: list[str]) -> str:
         elif arg.startswith("--log-format="):
             fmt = arg.split("=", 1)[1]
     return fmt if fmt in LOG_FORMATS else "text"
-
-
-def _with_metrics(port: int, body: Callable[[], int]) -> int:
-    """Run ``body`` with the Prometheus endpoint up (the drive loop's observer is wired in phase 2)."""
-    from buyer_agent.telemetry import serve_metrics  # OpenTelemetry loads only when asked for
-
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(serve_metrics(port))
-        except ImportError as exc:
-            say(str(exc), level="error", fields={"exit_code": EXIT_USAGE})
-            return EXIT_USAGE
-        except OSError as exc:
-            say(f"--metrics-port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})", level="error")
-            return EXIT_USAGE
-        return body()

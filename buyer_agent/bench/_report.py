@@ -8,12 +8,14 @@ from typing import Any
 from buyer_agent.bench._journal import JournalFigures
 from buyer_agent.bench._orders import ConcurrencyFigures, OverheadFigures, ResumeFigures
 from buyer_agent.bench._sizes import BenchSizes
+from buyer_agent.bench._tracing import TracingFigures
 
 __all__ = ["BenchReport"]
 
 OVERHEAD_TARGET = 1.05
 JOURNAL_TARGET = 0.8
 REPLAY_TARGET = 100_000
+TRACING_TARGET = 1.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +30,12 @@ class BenchReport:
     resume: ResumeFigures
     concurrency: tuple[ConcurrencyFigures, ...]
     seconds: float
+    tracing: TracingFigures | None = None
+    """Orders with the tracing observer against the same orders without (None: no ``otel`` extra)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The ratios and rates the issue names (``overhead_ratio`` … ``concurrency``), then the detail."""
+        """The ratios and rates the issues name (``overhead_ratio`` … ``tracing_ratio``), then the detail."""
+        t = self.tracing
         return {
             "size": self.sizes.name,
             "overhead_ratio": self.overhead.ratio,
@@ -38,6 +43,7 @@ class BenchReport:
             "replay_events_per_s": self.replay_events_per_s,
             "resume_ratio": self.resume.ratio,
             "concurrency": [c.to_json() for c in self.concurrency],
+            "tracing_ratio": t.ratio if t is not None else None,
             "detail": {
                 "overhead": {
                     "orders": self.sizes.overhead_orders,
@@ -61,6 +67,14 @@ class BenchReport:
                     "resume_s": self.resume.resume_s,
                     "read_s": self.resume.read_s,
                 },
+                "tracing": {
+                    "orders": t.orders,
+                    "plain_s_per_order": t.plain_s,
+                    "traced_s_per_order": t.traced_s,
+                    "spans_per_order": t.spans_per_order,
+                }
+                if t is not None
+                else None,
                 "seconds": self.seconds,
             },
         }
@@ -104,6 +118,17 @@ class BenchReport:
                 f"journals read in {r.read_s:.3f} s",
             ),
         ]
+        if self.tracing is not None:
+            t = self.tracing
+            rows.append(
+                (
+                    "tracing overhead",
+                    f"{t.ratio:.2f}x",
+                    f"<= {TRACING_TARGET}x {_mark(t.ratio <= TRACING_TARGET)}",
+                    f"traced {t.traced_s * 1000:.1f} ms vs untraced {t.plain_s * 1000:.1f} ms per order "
+                    f"({t.orders} each, alternating; {t.spans_per_order:.0f} spans an order, OTLP-encoded)",
+                )
+            )
         for c in self.concurrency:
             rows.append(
                 (

@@ -14,6 +14,7 @@ from buyer_agent.bench._replay import bench_replay
 from buyer_agent.bench._report import BenchReport
 from buyer_agent.bench._sizes import BenchSizes
 from buyer_agent.bench._stack import ServedSandbox
+from buyer_agent.bench._tracing import bench_tracing
 
 __all__ = ["run_benchmarks"]
 
@@ -37,9 +38,10 @@ def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _
         progress("starting the sandbox (market, anvil, Solana RPC)")
         sandbox = ServedSandbox(workdir / "sandbox.log")
         try:
-            orders = 2 * sizes.overhead_orders + 2 * sum(sizes.in_flight) + sizes.resume_orders + 20
+            orders = 4 * sizes.overhead_orders + 2 * sum(sizes.in_flight) + sizes.resume_orders + 30
             sandbox.mint(orders * _MINT_PER_ORDER)
             overhead = asyncio.run(bench_overhead(sandbox, workdir, sizes.overhead_orders, progress))
+            tracing = asyncio.run(bench_tracing(sandbox, workdir, sizes.overhead_orders, progress))
             concurrency = asyncio.run(bench_concurrency(sandbox, workdir, sizes.in_flight, progress))
             resume = asyncio.run(bench_resume(sandbox, workdir, sizes.resume_orders, progress))
         finally:
@@ -53,4 +55,5 @@ def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _
         resume=resume,
         concurrency=tuple(concurrency),
         seconds=time.perf_counter() - started,
+        tracing=tracing,
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from buyer_agent.agent import BuyerAgent
 from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE, add_state_dir, guarded
+from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.task import load_task, parse_task
 
 __all__ = ["SANDBOX_TASK", "register", "run"]
@@ -71,12 +72,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {MCP_MISSING}", file=sys.stderr)
         return EXIT_USAGE
     market = args.market if args.market not in (None, "") else os.environ.get("PEAQOS_ORCHESTRATION_URL")
+    observer = observer_for(args)
     if args.task:
-        agent = BuyerAgent.from_task(load_task(args.task), market=args.market, state_dir=args.state_dir)
+        task = load_task(args.task)
+        agent = BuyerAgent.from_task(task, market=args.market, state_dir=args.state_dir, observer=observer)
     elif market in (None, "", "sandbox"):
         demo = parse_task(SANDBOX_TASK, source="<built-in sandbox task>")
-        agent = BuyerAgent.from_task(demo, market=args.market, state_dir=args.state_dir)
+        agent = BuyerAgent.from_task(demo, market=args.market, state_dir=args.state_dir, observer=observer)
     else:
-        agent = BuyerAgent.from_env(market=args.market, state_dir=args.state_dir)
+        agent = BuyerAgent.from_env(market=args.market, state_dir=args.state_dir, observer=observer)
     asyncio.run(serve_stdio(agent))
     return EXIT_OK

@@ -31,6 +31,7 @@ from buyer_agent.commands._common import (
     print_json,
     worst,
 )
+from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.commands.run import describe
 from buyer_agent.journal import DB_NAME
 from buyer_agent.workflow import TERMINAL, OrderState, OrderSummary
@@ -161,7 +162,9 @@ async def _drive(
     args: argparse.Namespace, market: str, order_ids: list[str], moved: dict[str, str | None]
 ) -> tuple[list[OrderSummary], list[tuple[str, str]]]:
     """Drive ``order_ids`` on ``market``; the summaries, and the orders it could not take (why)."""
-    agent = BuyerAgent.from_env(market=market, state_dir=args.state_dir, on_progress=progress_printer())
+    agent = BuyerAgent.from_env(
+        market=market, state_dir=args.state_dir, on_progress=progress_printer(), observer=observer_for(args)
+    )
     stuck: list[tuple[str, str]] = []
     async with agent:
         mine: list[str] = []

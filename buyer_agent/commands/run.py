@@ -19,6 +19,7 @@ from buyer_agent.commands._common import (
     print_json,
     strategy_arg,
 )
+from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.history import error_text, named_candidates
 from buyer_agent.networks import Networks
 from buyer_agent.task import load_task
@@ -99,7 +100,11 @@ def _run(args: argparse.Namespace) -> int:
     if strategy:
         task = task.with_strategy(strategy)
     agent = BuyerAgent.from_task(
-        task, market=args.market, state_dir=args.state_dir, on_progress=progress_printer()
+        task,
+        market=args.market,
+        state_dir=args.state_dir,
+        on_progress=progress_printer(),
+        observer=observer_for(args),
     )
 
     started: list[str] = []

@@ -1,4 +1,4 @@
-"""``ui``: the read-only local dashboard over a state directory's journal, on 127.0.0.1."""
+"""``ui``: the read-only local dashboard over a journal or any order store (``--store``), on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from buyer_agent._errors import OrchestrationConfigError
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, require_journal
-from buyer_agent.journal import Journal, SqliteStore
+from buyer_agent.commands._store_read import add_store, no_journal, reading, store_target
+from buyer_agent.journal import Journal, OrderStore, SqliteStore
 
 __all__ = ["DEFAULT_PORT", "register", "run"]
 
@@ -25,7 +29,8 @@ def register(subparsers: Any) -> None:
         "ui",
         help="serve a read-only dashboard of the journal on http://127.0.0.1",
         description=(
-            "Serve a read-only local web page over the journal: the orders (filter by state and day, "
+            "Serve a read-only local web page over the journal (or the store --store names, a "
+            "PostgreSQL database of a fleet): the orders (filter by state and day, "
             "live while orders run), each order's timeline with its event hashes, the chosen quote "
             "against the other candidates with the strategy's reasons, the payment with an explorer "
             "link, the dispute evidence, spend per day against the daily limit, and the state machine. "
@@ -34,6 +39,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_state_dir(parser)
+    add_store(parser)
     parser.add_argument(
         "--port",
         metavar="N",
@@ -61,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.port <= 65535:
         raise OrchestrationConfigError(f"--port {args.port}: a port is 0..65535")
-    directory = require_journal(args.state_dir)
+    target = store_target(args)
+    directory = require_journal(args.state_dir) if target is None else None
     from buyer_agent.dashboard import serve_dashboard  # the web stack loads only for this command
 
     def ready(url: str) -> None:
@@ -69,11 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dashboard on {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
 
     async def go() -> None:
-        store = SqliteStore(Journal.open_dir(directory))
-        try:
+        async with _opened(directory, target) as store:
             await serve_dashboard(store, args.port, ready=ready)
-        finally:
-            await store.aclose()
 
     try:
         asyncio.run(go())
@@ -82,3 +86,20 @@ def _run(args: argparse.Namespace) -> int:
             f"--port {args.port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})"
         ) from None
     return EXIT_OK
+
+
+@asynccontextmanager
+async def _opened(directory: Path | None, target: str | None) -> AsyncIterator[OrderStore]:
+    """The state directory's journal, or the store ``--store`` / ``$BUYER_AGENT_STORE`` names."""
+    if directory is not None:
+        store = SqliteStore(Journal.open_dir(directory))
+        try:
+            yield store
+        finally:
+            await store.aclose()
+        return
+    assert target is not None
+    async with reading(target) as found:
+        if found is None:
+            raise no_journal(target)
+        yield found

@@ -4,6 +4,7 @@ Each piece is a :class:`~buyer_agent.workflow.DriveObserver`: :class:`TracingObs
 order and per step; market HTTP, RPC and tool calls as children), :class:`MetricsObserver`
 (OpenTelemetry metrics, served as Prometheus text by :func:`serve_metrics`),
 :class:`LogContextObserver` (order and step on JSON log lines); :class:`Observers` joins them.
+:func:`tracing_from_env` switches tracing on from the standard ``OTEL_*`` variables (the CLI's way).
 OpenTelemetry is imported only when a tracing or metrics observer is made: without the extra,
 importing this package changes nothing.
 """
@@ -13,6 +14,7 @@ from buyer_agent.telemetry._logctx import LogContextObserver
 from buyer_agent.telemetry._metrics import METER_NAME, MetricsObserver
 from buyer_agent.telemetry._otel import OTEL_MISSING, require_otel
 from buyer_agent.telemetry._prometheus import MetricsEndpoint, serve_metrics
+from buyer_agent.telemetry._setup import TracingSetup, tracing_from_env
 from buyer_agent.telemetry._tracing import TRACER_NAME, TracingObserver
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
@@ -24,6 +26,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Observers",
     "TRACER_NAME",
     "TracingObserver",
+    "TracingSetup",
     "require_otel",
     "serve_metrics",
+    "tracing_from_env",
 ]

@@ -14,14 +14,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from buyer_agent._redact import Secret, is_sensitive_key
-from buyer_agent.workflow import OrderFacts
+from buyer_agent.workflow import FactsFolder, OrderFacts
 
 __all__ = [
     "ORDER_ID",
     "ORDER_RESUMED",
     "ORDER_STATE",
+    "SERVICE_ID",
     "STEP",
     "STEP_RETRIES",
+    "endpoint_of",
     "error_code",
     "fact_attributes",
     "safe_attributes",
@@ -31,6 +33,7 @@ __all__ = [
 ORDER_ID = "buyer_agent.order.id"
 ORDER_STATE = "buyer_agent.order.state"
 ORDER_RESUMED = "buyer_agent.order.resumed"
+SERVICE_ID = "buyer_agent.service.id"
 STEP = "buyer_agent.step"
 STEP_RETRIES = "buyer_agent.step.retry_count"
 
@@ -61,12 +64,16 @@ def error_code(error: BaseException | str) -> str:
     return str(code) if isinstance(code, str) and code else type(error).__name__
 
 
-def fact_attributes(facts: OrderFacts) -> dict[str, AttrValue]:
-    """What a span says of an order so far: state, service, price, rail, chain, transaction, error."""
+def fact_attributes(facts: OrderFacts | FactsFolder) -> dict[str, AttrValue]:
+    """What a span says of an order so far: state, service, price, rail, chain, transaction, error.
+
+    A :class:`FactsFolder` is read as it stands (the fields are the facts'), without copying it into
+    an :class:`OrderFacts` first.
+    """
     attrs: dict[str, Any] = {ORDER_STATE: facts.state}
     quote = facts.choice or (facts.pick.quote if facts.pick is not None else None)
     if quote is not None:
-        attrs["buyer_agent.service.id"] = quote.service_id
+        attrs[SERVICE_ID] = quote.service_id
         attrs["buyer_agent.quote.id"] = quote.quote_id
         if quote.price is not None:
             attrs["buyer_agent.price.amount"] = quote.price.amount
@@ -99,3 +106,16 @@ def server_of(url: str) -> tuple[str | None, int | None, str | None]:
     if port is None and parts.scheme in ("http", "https"):
         port = 443 if parts.scheme == "https" else 80
     return parts.hostname, port, parts.scheme or None
+
+
+@functools.lru_cache(maxsize=256)
+def endpoint_of(url: str) -> tuple[tuple[tuple[str, str | int], ...], str]:
+    """A URL's server attributes (``server.address``, ``server.port``, ``url.scheme``) and its origin.
+
+    Read once per endpoint (the market's, a node's), not per call; never the user info, path or query.
+    """
+    host, port, scheme = server_of(url)
+    attrs = tuple(
+        (k, v) for k, v in (("server.address", host), ("server.port", port), ("url.scheme", scheme)) if v
+    )
+    return attrs, f"{scheme}://{host}{f':{port}' if port else ''}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from buyer_agent.journal import Event
-from buyer_agent.workflow import DriveObserver
+from buyer_agent.journal import Event, OrderStore
+from buyer_agent.workflow import DriveObserver, FactsFolder
 
 __all__ = ["Observers"]
 
@@ -45,3 +46,25 @@ class Observers:
     def order_finished(self, order_id: str, state: str) -> None:
         """See :meth:`DriveObserver.order_finished`."""
         self._each(lambda o: o.order_finished(order_id, state))
+
+    def order_folder(self, order_id: str, folder: FactsFolder) -> None:
+        """The optional hook, for the observers that have it (see :class:`DriveObserver`)."""
+        self._optional("order_folder", order_id, folder)
+
+    def watch_store(self, store: OrderStore) -> None:
+        """Lend the agent's store to the observers that read one (the metrics' ledger gauges)."""
+        self._optional("watch_store", store)
+
+    def forget_store(self, store: OrderStore) -> None:
+        """The agent is closing ``store``."""
+        self._optional("forget_store", store)
+
+    def _optional(self, hook: str, *args: Any) -> None:
+        for observer in self.observers:
+            call = getattr(observer, hook, None)
+            if call is None:
+                continue
+            try:
+                call(*args)
+            except Exception:  # an observer must never stop an order
+                log.warning("observer %s failed", type(observer).__name__, exc_info=True)

@@ -95,10 +95,12 @@ class MetricsObserver:
                 description=what,
             )
         self._folders: dict[str, FactsFolder] = {}
+        self._lent: set[str] = set()
         self._started: dict[tuple[str, str], float] = {}
         self._failed: dict[tuple[str, str], str] = {}
         self._limits: dict[tuple[str, str], tuple[int, int]] = {}
         self._refreshing: asyncio.Task[None] | None = None
+        self._again = False
 
     def _observe(self, name: str) -> Any:
         from opentelemetry.metrics import Observation
@@ -134,17 +136,19 @@ class MetricsObserver:
         if error is not None:
             self._failed[(order_id, step)] = error_code(error)
 
+    def order_folder(self, order_id: str, folder: FactsFolder) -> None:
+        """Read the order's facts (pairing, policy, payment) from the drive loop's own fold."""
+        self._folders[order_id] = folder
+        self._lent.add(order_id)
+        self._note_limit(folder)
+
     def event(self, event: Event) -> None:
         """Fold the event; a confirmed payment adds to the spend, a pairing's policy gives the limit."""
         folder = self._folders.setdefault(event.order_id, FactsFolder())
-        folder.apply(event)
-        if event.trigger == "pair" and folder.policy is not None and folder.pairing_id:
-            limit = folder.policy.daily_spend_limit
-            if limit is not None:
-                self._limits[(folder.pairing_id, limit.currency)] = (limit.amount, limit.decimals)
-                self._ledger["daily_limit"][(folder.pairing_id, limit.currency, limit.decimals)] = (
-                    limit.amount
-                )
+        if event.order_id not in self._lent:  # the loop's fold has taken it already
+            folder.apply(event)
+        if event.trigger == "pair":
+            self._note_limit(folder)
         if event.trigger == "paid" and folder.request is not None:
             money = folder.request.amount
             attrs: dict[str, str | int] = {
@@ -161,14 +165,40 @@ class MetricsObserver:
         if state in _TERMINAL:
             self._orders.add(1, {"state": state})
             self._folders.pop(order_id, None)
+        if order_id in self._lent:  # not ours past this point (a next take-up lends anew)
+            self._lent.discard(order_id)
+            self._folders.pop(order_id, None)
         for key in [k for k in self._started if k[0] == order_id]:
             del self._started[key]
         self._schedule_refresh()
 
     # --- the ledger ------------------------------------------------------------------------------
 
+    def _note_limit(self, folder: FactsFolder) -> None:
+        """The daily limit of the delegation policy the order paired under, for the limit gauge."""
+        if folder.policy is None or not folder.pairing_id:
+            return
+        limit = folder.policy.daily_spend_limit
+        if limit is not None:
+            self._limits[(folder.pairing_id, limit.currency)] = (limit.amount, limit.decimals)
+            self._ledger["daily_limit"][(folder.pairing_id, limit.currency, limit.decimals)] = limit.amount
+
+    def watch_store(self, store: OrderStore) -> None:
+        """Read the ledger gauges from ``store`` (an agent calls this with its own store when it starts)."""
+        self.store = store
+        self._schedule_refresh()
+
+    def forget_store(self, store: OrderStore) -> None:
+        """Stop reading ``store`` (its agent is closing it)."""
+        if self.store is store:
+            self.store = None
+
     def _schedule_refresh(self) -> None:
-        if self.store is None or (self._refreshing is not None and not self._refreshing.done()):
+        if self.store is None:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            # A read is under way and may have missed this change: read once more after it.
+            self._again = True
             return
         try:
             loop = asyncio.get_running_loop()
@@ -177,10 +207,17 @@ class MetricsObserver:
         self._refreshing = loop.create_task(self._refresh_quietly())
 
     async def _refresh_quietly(self) -> None:
-        try:
-            await self.refresh()
-        except Exception:  # a metric must never stop an order
-            log.warning("could not read the ledger for the commitment metrics", exc_info=True)
+        again = True
+        while again and self.store is not None:
+            self._again = False
+            store = self.store
+            try:
+                await self.refresh()
+            except Exception:  # a metric must never stop an order
+                if self.store is store:  # not a store closed meanwhile by the agent that lent it
+                    log.warning("could not read the ledger for the commitment metrics", exc_info=True)
+                return
+            again = self._again
 
     async def refresh(self, *, day: datetime | None = None) -> None:
         """Read today's (UTC) commitments and spend of every pairing from the store's ledger."""

@@ -2,11 +2,13 @@
 
 The drive loop calls the :class:`~buyer_agent.workflow.DriveObserver` hooks; this observer opens
 the order's span at ``order_started``, a child span per step (``pair``, ``search``, ``pay``, …) made
-current while the step runs, so the market's HTTP calls and the rails' RPC calls (through
-:mod:`buyer_agent.telemetry._hooks`) and the tools become its children. What a span says of the
-order comes from the events the observer receives, folded by the one fold
-(:class:`~buyer_agent.workflow.FactsFolder`): a resumed order's spans carry what was journaled since
-it was taken up, and say ``buyer_agent.order.resumed``.
+current while the step runs (a part of a step, ``broadcast`` inside ``settle``, nests in it), so the
+market's HTTP calls and the rails' RPC calls (through :mod:`buyer_agent._spans`) and the tools
+become its children. What a span says of the order comes from the one fold
+(:class:`~buyer_agent.workflow.FactsFolder`): the drive loop's own, lent through the optional
+``order_folder`` hook (so a resumed order's spans carry what it journaled before, and say
+``buyer_agent.order.resumed``), or, for a caller of the hooks without one, the events folded here.
+A step span carries the facts that step changed; the order span all of them, set when it ends.
 
 OpenTelemetry is imported when an observer is made, never when this module is.
 """
@@ -24,12 +26,13 @@ from buyer_agent.telemetry._attributes import (
     ORDER_ID,
     ORDER_RESUMED,
     ORDER_STATE,
+    SERVICE_ID,
     STEP,
     STEP_RETRIES,
+    endpoint_of,
     error_code,
     fact_attributes,
     safe_attributes,
-    server_of,
 )
 from buyer_agent.telemetry._otel import require_otel
 from buyer_agent.workflow import FactsFolder
@@ -46,16 +49,28 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
+class _Step:
+    name: str
+    span: Span
+    token: Any
+    """The context token that made the span current (detached when it ends)."""
+    seen: dict[str, Any]
+    """The order's facts (as attributes) when the step began: it ends with those it changed."""
+
+
+@dataclass(slots=True)
 class _OrderTrace:
     span: Span
     resumed: bool
     folder: FactsFolder = field(default_factory=FactsFolder)
-    step: Span | None = None
-    step_name: str | None = None
-    token: Any = None
+    lent: bool = False
+    """The folder is the drive loop's (it folds each event before telling us)."""
+    steps: list[_Step] = field(default_factory=list)
+    """The open steps, outermost first: a part of a step (``broadcast`` in ``settle``) nests in it."""
     attempts: dict[str, int] = field(default_factory=dict)
-    dirty: bool = False
-    """Events were folded since the facts were last put on the spans."""
+    dirty: bool = True
+    """Events were folded since the facts' attributes were last read."""
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class _CallSpan:
@@ -105,11 +120,16 @@ class TracingObserver:
 
     def __init__(self, tracer_provider: TracerProvider | None = None, *, calls: bool = True) -> None:
         require_otel()
-        from opentelemetry import trace
+        from opentelemetry import context, trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self._trace = trace
+        self._context = context
+        self._error = Status(StatusCode.ERROR)
+        self._client = SpanKind.CLIENT
         self._tracer: Tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         self._orders: dict[str, _OrderTrace] = {}
+        self._lent: dict[str, FactsFolder] = {}
         self._calls = calls
         if calls:
             _hooks.install(self)
@@ -126,66 +146,81 @@ class TracingObserver:
         """Open the order's span (a child of whatever span is current, e.g. a tool call)."""
         old = self._orders.pop(order_id, None)
         if old is not None:  # taken up again without being let go: close what was left open
-            self._end_step(old, None)
+            while old.steps:
+                self._end_step(old, None)
             old.span.end()
-        span = self._tracer.start_span(
-            "buyer_agent.order",
-            attributes=safe_attributes({ORDER_ID: order_id, ORDER_STATE: state, ORDER_RESUMED: resumed}),
-        )
-        trace = _OrderTrace(span, resumed)
-        trace.folder.state = state
+        folder = self._lent.pop(order_id, None)
+        attrs: dict[str, Any] = {ORDER_ID: order_id, ORDER_STATE: state, ORDER_RESUMED: resumed}
+        known: dict[str, Any] = {}
+        if folder is not None and resumed:  # what a resumed order had journaled before
+            known = fact_attributes(folder)
+            attrs.update(known)
+        span = self._tracer.start_span("buyer_agent.order", attributes=safe_attributes(attrs))
+        if folder is None:  # a caller of the hooks without the loop's fold: fold the events here
+            trace = _OrderTrace(span, resumed, FactsFolder(), lent=False)
+            trace.folder.state = state
+        else:
+            trace = _OrderTrace(span, resumed, folder, lent=True)
+        trace.attrs, trace.dirty = known, not known
         self._orders[order_id] = trace
 
+    def order_folder(self, order_id: str, folder: FactsFolder) -> None:
+        """Read the order's facts from the drive loop's own fold (no second fold of every event)."""
+        self._lent[order_id] = folder
+
     def step_started(self, order_id: str, step: str, state: str) -> None:
-        """Open the step's span under the order's and make it current."""
+        """Open the step's span under the order's (or the open step's, for a part of it); make it current."""
         trace = self._orders.get(order_id)
         if trace is None:
             self.order_started(order_id, state, resumed=True)
             trace = self._orders[order_id]
-        self._end_step(trace, None)
         attempt = trace.attempts.get(step, 0)
         trace.attempts[step] = attempt + 1
-        ctx = self._trace.set_span_in_context(trace.span)
-        attrs = {
+        parent = trace.steps[-1].span if trace.steps else trace.span
+        # The order's facts go on at the step's end: the service, and what the step changed.
+        attrs: dict[str, Any] = {
             ORDER_ID: order_id,
             STEP: step,
             "buyer_agent.step.from_state": state,
             STEP_RETRIES: attempt,
             ORDER_RESUMED: trace.resumed,
-            **fact_attributes(trace.folder.facts()),
         }
-        span = self._tracer.start_span(
-            f"buyer_agent.step.{step}", context=ctx, attributes=safe_attributes(attrs)
-        )
-        trace.step, trace.step_name = span, step
-        from opentelemetry import context
-
-        trace.token = context.attach(self._trace.set_span_in_context(span))
+        set_span = self._trace.set_span_in_context
+        span = self._tracer.start_span(f"buyer_agent.step.{step}", context=set_span(parent), attributes=attrs)
+        trace.steps.append(_Step(step, span, self._context.attach(set_span(span)), trace.attrs))
 
     def step_finished(self, order_id: str, step: str, state: str, *, error: BaseException | None) -> None:
-        """End the step's span with the order's state, facts and error."""
+        """End the step's span (and any part of it left open) with the order's state, facts and error."""
         trace = self._orders.get(order_id)
-        if trace is None or trace.step is None:
+        if trace is None or all(s.name != step for s in trace.steps):
             return
-        self._end_step(trace, error, state)
+        while trace.steps:
+            name = trace.steps[-1].name
+            self._end_step(trace, error if name == step else None, state)
+            if name == step:
+                return
 
     def event(self, event: Event) -> None:
-        """Fold the event into the order's facts; the open spans take the facts' attributes."""
+        """Fold the event into the order's facts (put on the spans when each ends); note it on the step."""
         trace = self._orders.get(event.order_id)
         if trace is None:
             return
-        trace.folder.apply(event)
+        if not trace.lent:
+            trace.folder.apply(event)
         trace.dirty = True
-        if trace.step is not None:
-            trace.step.add_event(event.trigger, {"buyer_agent.event.seq": event.seq})
+        # The step's state moves and notes (errors, fallbacks) are span events; its effects' intent:
+        # and result: records are in the journal (an event each would double a step's export).
+        if trace.steps and (event.src != event.dst or event.trigger.startswith("note:")):
+            trace.steps[-1].span.add_event(event.trigger, {"buyer_agent.event.seq": event.seq})
 
     def order_finished(self, order_id: str, state: str) -> None:
         """End the order's span in ``state``."""
         trace = self._orders.pop(order_id, None)
         if trace is None:
             return
-        self._end_step(trace, None)
-        self._facts_onto(trace)
+        while trace.steps:
+            self._end_step(trace, None)
+        trace.span.set_attributes(self._facts(trace))
         trace.span.set_attribute(ORDER_STATE, state)
         if state == "failed":
             from opentelemetry.trace import Status, StatusCode
@@ -197,37 +232,31 @@ class TracingObserver:
         trace.span.end()
 
     @staticmethod
-    def _facts_onto(trace: _OrderTrace) -> None:
-        """Put the order's facts on its span and its open step's (folded once per step, not per event)."""
-        if not trace.dirty:
-            return
-        trace.dirty = False
-        attrs = fact_attributes(trace.folder.facts())
-        trace.span.set_attributes(attrs)
-        if trace.step is not None:
-            trace.step.set_attributes(attrs)
+    def _facts(trace: _OrderTrace) -> dict[str, Any]:
+        """The order's facts as attributes (folded again only after new events, not per span)."""
+        if trace.dirty:
+            trace.attrs = fact_attributes(trace.folder)
+            trace.dirty = False
+        return trace.attrs
 
     def _end_step(self, trace: _OrderTrace, error: BaseException | None, state: str | None = None) -> None:
-        span = trace.step
-        if span is None:
-            return
-        self._facts_onto(trace)
+        """End the innermost open step with the order's facts so far (the order's span takes them last)."""
+        step = trace.steps.pop()
+        span = step.span
+        facts, seen = self._facts(trace), step.seen
+        # Every step names the service; the rest (price, rail, chain, tx, …) goes on the step that
+        # learned it and on the order's span, not again on every step after (spans stay small).
+        attrs = {k: v for k, v in facts.items() if k == SERVICE_ID or seen.get(k) != v}
         if state is not None:
-            span.set_attribute(ORDER_STATE, state)
-        if trace.token is not None:
-            from opentelemetry import context
-
-            context.detach(trace.token)  # logs (never raises) when attached in another task's context
-            trace.token = None
+            attrs = {**attrs, ORDER_STATE: state}
         if error is not None:
-            from opentelemetry.trace import Status, StatusCode
-
             code = error_code(error)
-            span.set_attribute("error.type", code)
-            span.set_attribute("buyer_agent.error.code", code)
-            span.set_status(Status(StatusCode.ERROR))
+            attrs = {**attrs, "error.type": code, "buyer_agent.error.code": code}
+            span.set_status(self._error)
+        span.set_attributes(attrs)
+        if step.token is not None:
+            self._context.detach(step.token)  # logs (never raises) when attached in another task's context
         span.end()
-        trace.step = trace.step_name = None
 
     # --- span hooks (market HTTP, RPC, tools) ----------------------------------------------------
 
@@ -237,19 +266,13 @@ class TracingObserver:
         ``url.full`` is recorded for market calls without user info or query; an RPC URL is reduced
         to its host and port, since node URLs often carry an API key in their path.
         """
-        from opentelemetry.trace import SpanKind
-
-        host, port, scheme = server_of(url)
-        attrs: dict[str, Any] = {
-            "http.request.method": method,
-            "server.address": host,
-            "server.port": port,
-            "url.scheme": scheme,
-        }
+        server, origin = endpoint_of(url)
+        attrs: dict[str, Any] = dict(server)
+        attrs["http.request.method"] = method
         if rpc_method is None:
-            path = url.split("://", 1)[-1].split("/", 1)[1] if "/" in url.split("://", 1)[-1] else ""
-            path = path.split("?", 1)[0]
-            attrs["url.full"] = f"{scheme}://{host}{f':{port}' if port else ''}/{path}"
+            rest = url.split("://", 1)[-1]
+            path = rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else ""
+            attrs["url.full"] = f"{origin}/{path}"
         else:
             attrs["rpc.system"] = "jsonrpc"
             attrs["rpc.jsonrpc.version"] = "2.0"
@@ -257,7 +280,8 @@ class TracingObserver:
         attempt = ATTEMPT.get()
         if attempt is not None and attempt > 1:
             attrs["http.request.resend_count"] = attempt - 1
-        span = self._tracer.start_span(method, kind=SpanKind.CLIENT, attributes=safe_attributes(attrs))
+        # Every value is a string or an int from the lines above: nothing for safe_attributes to drop.
+        span = self._tracer.start_span(method, kind=self._client, attributes=attrs)
         return _CallSpan(span)
 
     def tool_call(self, name: str) -> _CallSpan:

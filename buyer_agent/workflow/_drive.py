@@ -121,6 +121,8 @@ class DriveLoop:
                 renew_at=self.env.clock() + timedelta(seconds=_ttl(spec) / 2),
                 resumed=folder.seq > 1,
             )
+            if hasattr(self.env.observer, "order_folder"):  # the optional hook: the one fold, lent
+                self.env.observe("order_folder", order_id, folder)
             self.env.observe("order_started", order_id, folder.state, resumed=run.resumed)
             yield run
         finally:

@@ -4,6 +4,14 @@ The drive loop calls these hooks synchronously, in order, on the event loop's th
 must be quick, must not raise (an error inside one is logged and ignored, never stops an order),
 and must never see a secret: it gets order ids, step names, states, journal events (which hold no
 secrets) and the error that ended a step.
+
+One more hook is optional (the loop calls it only on an observer that has it, so observers written
+against the five hooks below keep working): ``order_folder(order_id, folder)``, called just before
+``order_started`` with the loop's own :class:`~buyer_agent.workflow.FactsFolder` of the order. It
+holds every event journaled so far (a resumed order's service, price, pairing and payment) and takes
+each new one before the observer's ``event`` is called, so an observer reads the order's facts from
+it instead of folding the events again. The observer must not change it, nor keep it past
+``order_finished``.
 """
 
 from __future__ import annotations

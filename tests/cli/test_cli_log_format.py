@@ -65,6 +65,26 @@ def test_the_log_observer_names_the_order_and_step_of_lines_written_inside_a_ste
     assert ORDER_ID.get() is None and STEP.get() is None
 
 
+def test_a_part_of_a_step_names_itself_and_then_the_step_it_is_part_of_again() -> None:
+    observer = LogContextObserver()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "line", (), None)
+
+    def names() -> tuple[str | None, str | None]:
+        doc = json.loads(JsonFormatter().format(record))
+        return doc["order_id"], doc["step"]
+
+    observer.step_started("ord_7", "settle", "paying")
+    observer.step_started("ord_7", "broadcast", "paying")
+    assert names() == ("ord_7", "broadcast")
+    observer.step_finished("ord_7", "broadcast", "paying", error=None)
+    assert names() == ("ord_7", "settle")
+    observer.step_finished("ord_7", "settle", "paid", error=None)
+    assert names() == (None, None)
+    observer.step_started("ord_7", "execute", "paid")
+    observer.order_finished("ord_7", "paid")  # a step the loop never finished
+    assert names() == (None, None)
+
+
 def test_wait_lines_are_json_objects_in_json_mode() -> None:
     out = io.StringIO()
     handler = show_waits(out, fmt="json")
@@ -135,3 +155,27 @@ def test_a_real_run_writes_only_json_lines_and_no_secret_in_either_format(
     for text in (runs["text"], runs["json"], bad.stderr):
         for secret in [*secrets, "sk_wrong_key_never_logged"]:
             assert secret not in text
+
+
+@pytest.mark.chains
+def test_a_real_run_s_lines_written_inside_a_step_name_its_order_and_step(
+    external: dict[str, Any], tmp_path: Any
+) -> None:
+    proc = cli(
+        "-v", "--log-format", "json", "run", "examples/task.yaml", "--json", "--market", external["url"],
+        "--state-dir", str(tmp_path), env=market_env(external),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    order_id = json.loads(proc.stdout)["order_id"]
+    # The market client's own lines say nothing of orders: the step that was running names them.
+    calls = {
+        d["message"].split(" -> ")[0]: d
+        for d in _objects(proc.stderr)
+        if d["logger"] == "buyer_agent.market" and " -> " in d["message"]
+    }
+    steps = {what.split("/")[-1]: (d["order_id"], d["step"]) for what, d in calls.items()}
+    assert steps["search"] == (order_id, "search")
+    assert steps["execute"] == (order_id, "execute")
+    # A part of a step names itself while it runs (the proof inside settling the payment).
+    assert steps["payment-proof"] == (order_id, "prove")
+    assert steps["confirm"] == (order_id, "confirm")

@@ -107,6 +107,42 @@ class HostileMarket(LoopbackProxy):
         self.reply(req, status, ctype, data.replace(f'"{REAL_SERVICE}"'.encode(), f'"{HOSTILE}"'.encode()))
 
 
+def run_orders(info: dict[str, Any], hostile: str, state_dir: Path, root: Path) -> dict[str, str]:
+    """The three orders the pages are read over, run through the command line into ``state_dir``.
+
+    A confirmed one bought through ``hostile`` (the proxy naming its service ``<script>…``), a
+    disputed one the market refunds (``examples/dispute.yaml``), and one held in
+    ``awaiting_approval``; their ids by final state.
+    """
+    env = market_env(info)
+    orders: dict[str, str] = {}
+    hold = root / "hold.yaml"
+    hold.write_text(
+        (ROOT / "examples" / "task.yaml")
+        .read_text()
+        .replace('budget: "2.50 USDC"', 'budget: "2.50 USDC"\napproval_threshold: "0.10 USDC"')
+    )
+    for name, task, market, code in (
+        ("confirmed", "examples/task.yaml", hostile, 0),
+        ("refunded", "examples/dispute.yaml", info["url"], 3),
+        ("awaiting_approval", str(hold), info["url"], 1),
+    ):
+        proc = cli("run", task, "--json", "--market", market, "--state-dir", str(state_dir), env=env)
+        assert proc.returncode == code, proc.stderr
+        out = json.loads(proc.stdout)
+        assert out["state"] == name
+        orders[name] = out["order_id"]
+    return orders
+
+
+def networks_file(info: dict[str, Any], path: Path, explorer: str) -> Path:
+    """A chain profile for the sandbox's chain with an explorer, so a payment links to it."""
+    path.write_text(
+        f'networks:\n  local-anvil:\n    chain: "{info["evm"]["chain"]}"\n    explorer: "{explorer}"\n'
+    )
+    return path
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A fresh headless Chromium (Debian's) driven by Playwright: a context with its own profile."""

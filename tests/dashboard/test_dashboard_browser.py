@@ -29,6 +29,8 @@ from dashboard_support import (
     chromium,
     cli,
     market_env,
+    networks_file,
+    run_orders,
     served,
 )
 
@@ -62,29 +64,8 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         proxy = HostileMarket(info["url"])
         try:
             env = market_env(info)
-            orders: dict[str, str] = {}
-            hold = root / "hold.yaml"
-            hold.write_text(
-                (ROOT / "examples" / "task.yaml")
-                .read_text()
-                .replace('budget: "2.50 USDC"', 'budget: "2.50 USDC"\napproval_threshold: "0.10 USDC"')
-            )
-            for name, task, market, code in (
-                ("confirmed", "examples/task.yaml", proxy.address, 0),
-                ("refunded", "examples/dispute.yaml", info["url"], 3),
-                ("awaiting_approval", str(hold), info["url"], 1),
-            ):
-                proc = cli("run", task, "--json", "--market", market, "--state-dir", str(state_dir), env=env)
-                assert proc.returncode == code, proc.stderr
-                out = json.loads(proc.stdout)
-                assert out["state"] == name
-                orders[name] = out["order_id"]
-            # A chain profile for the sandbox's chain with an explorer: the payment links to it.
-            networks = root / "networks.yaml"
-            networks.write_text(
-                f'networks:\n  local-anvil:\n    chain: "{info["evm"]["chain"]}"\n'
-                f'    explorer: "{EXPLORER}"\n'
-            )
+            orders = run_orders(info, proxy.address, state_dir, root)
+            networks = networks_file(info, root / "networks.yaml", EXPLORER)
             ui_env = {**env, "BUYER_AGENT_NETWORKS": str(networks)}
             with served("ui", "--state-dir", str(state_dir), "--port", "0", env=ui_env) as (ui, _):
                 shots = root / "screenshots"

@@ -30,6 +30,10 @@ def test_bench_json_has_every_figure() -> None:
     report = json.loads(done.stdout)
     for key in ("overhead_ratio", "journal_ratio", "replay_events_per_s", "resume_ratio"):
         assert isinstance(report[key], float) and report[key] > 0, key
+    # The tracing side: the same orders with and without the tracing observer (the otel extra is in dev).
+    assert isinstance(report["tracing_ratio"], float) and report["tracing_ratio"] > 0
+    tracing = report["detail"]["tracing"]
+    assert tracing["orders"] == 2 and tracing["spans_per_order"] > 10
     levels = report["concurrency"]
     assert [c["in_flight"] for c in levels] == [1, 2]
     for level in levels:
@@ -58,3 +62,32 @@ def test_bench_table_names_every_measure() -> None:
     assert "2.00x" in table and "MISSED" in table  # overhead 2x misses its 1.05x target
     assert "0.90x" in table and "150,000/s" in table
     assert report.to_json()["resume_ratio"] == 2.0
+
+
+def test_bench_table_shows_the_tracing_overhead_against_its_target() -> None:
+    from buyer_agent.bench import TINY, BenchReport
+    from buyer_agent.bench._journal import JournalFigures
+    from buyer_agent.bench._orders import OverheadFigures, ResumeFigures
+    from buyer_agent.bench._tracing import TracingFigures
+
+    def report(tracing: TracingFigures | None) -> BenchReport:
+        return BenchReport(
+            sizes=TINY,
+            overhead=OverheadFigures(agent_s=0.2, raw_s=0.1),
+            journal=JournalFigures(events_per_s=900.0, raw_commits_per_s=1000.0),
+            journal_full=JournalFigures(events_per_s=90.0, raw_commits_per_s=100.0),
+            replay_events_per_s=150_000.0,
+            resume=ResumeFigures(orders=2, resume_s=1.0, read_s=0.5),
+            concurrency=(),
+            seconds=3.0,
+            tracing=tracing,
+        )
+
+    over = report(TracingFigures(orders=2, plain_s=0.1, traced_s=0.12, spans_per_order=30))
+    line = next(row for row in over.table().splitlines() if row.startswith("tracing overhead"))
+    assert "1.20x" in line and "MISSED" in line and "30 spans" in line
+    assert over.to_json()["tracing_ratio"] == pytest.approx(1.2)
+    under = report(TracingFigures(orders=2, plain_s=0.1, traced_s=0.105, spans_per_order=30))
+    assert "1.05x" in under.table() and "<= 1.1x met" in under.table()
+    assert report(None).to_json()["tracing_ratio"] is None  # no otel extra: no figure, no row
+    assert "tracing overhead" not in report(None).table()
