@@ -40,11 +40,16 @@ BUSY = json.dumps({"error": {"code": "MARKET_BUSY", "message": "the market is bu
 
 
 class GatedMarket(LoopbackProxy):
-    """The sandbox, with one order's requests held until :meth:`release` and 503s for another's."""
+    """The sandbox, with one order's requests held until :meth:`release` and 429s for another's.
+
+    A 429 is the busy answer the market provably did not act on: the client repeats it, then the step
+    runs again (a retry). A 503 to a write is an unknown outcome, reconciled by reading inside the
+    write (issue 18), so it is no step retry.
+    """
 
     def __init__(self, upstream: str) -> None:
         self.hold: str | None = None
-        self.busy: tuple[str, int] | None = None  # (path part, how many 503s still to answer)
+        self.busy: tuple[str, int] | None = None  # (path part, how many 429s still to answer)
         self.held = threading.Event()
         self.gate = threading.Event()
         self._lock = threading.Lock()
@@ -65,7 +70,7 @@ class GatedMarket(LoopbackProxy):
             if busy and self.busy is not None:
                 self.busy = (self.busy[0], self.busy[1] - 1)
         if busy:
-            self.reply(req, 503, "application/json", BUSY)
+            self.reply(req, 429, "application/json", BUSY)
             return
         self.reply(req, *self.forward(req.command, req.path, body, dict(req.headers.items())))
 
