@@ -12,10 +12,11 @@ import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from buyer_agent._errors import TaskFileError
 from buyer_agent.commands._store_read import store_target
 from buyer_agent.journal import OrderStore, open_store, resolve_state_dir
 
-__all__ = ["add_write_store", "opened", "write_target"]
+__all__ = ["add_write_store", "number", "opened", "whole_number", "write_target"]
 
 
 def add_write_store(parser: argparse.ArgumentParser) -> None:
@@ -48,3 +49,33 @@ async def opened(target: str) -> AsyncIterator[OrderStore]:
         yield store
     finally:
         await store.aclose()
+
+
+def whole_number(text: str, flag: str, low: int, high: int) -> int:
+    """A flag's whole number within ``low..high`` (checked here: bad usage is one line, exit 2).
+
+    Raises:
+        TaskFileError: Not a whole number, or out of range.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise TaskFileError(flag, f"{text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise TaskFileError(flag, f"give {low} to {high}, not {value}")
+    return value
+
+
+def number(text: str, flag: str, low: float, high: float) -> float:
+    """A flag's number of seconds within ``low..high``.
+
+    Raises:
+        TaskFileError: Not a number, or out of range.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise TaskFileError(flag, f"{text!r} is not a number") from None
+    if not low <= value <= high:
+        raise TaskFileError(flag, f"give {low:g} to {high:g}, not {text}")
+    return value

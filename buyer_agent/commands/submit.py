@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from buyer_agent.commands._common import EXIT_OK, add_state_dir, guarded, print_json
-from buyer_agent.commands._store_write import add_write_store, opened, write_target
+from buyer_agent.commands._store_write import add_write_store, opened, whole_number, write_target
 from buyer_agent.fleet import fleet_agent, submit_orders
 from buyer_agent.task import load_task
 
@@ -37,20 +37,8 @@ def register(subparsers: Any) -> None:
         default=None,
         help="the market the orders are for (overrides $PEAQOS_ORCHESTRATION_URL and the task's market)",
     )
-    parser.add_argument(
-        "--count", metavar="N", type=_count, default=1, help="how many orders of the task (default 1)"
-    )
+    parser.add_argument("--count", metavar="N", default="1", help="how many orders of the task (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object: order_ids, store, market")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 100000 orders")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    count = whole_number(args.count, "--count", 1, 100_000)
     task = load_task(args.task)
     agent = fleet_agent(task, args.market, field="--market" if args.market else "market")
     target = write_target(args)
 
     async def go() -> tuple[list[str], str]:
         async with opened(target) as store:
-            return await submit_orders(store, task, agent, args.count), store.label
+            return await submit_orders(store, task, agent, count), store.label
 
     ids, label = asyncio.run(go())
     if args.json:

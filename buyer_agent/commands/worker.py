@@ -19,7 +19,7 @@ from buyer_agent.commands._common import (
     guarded,
     print_json,
 )
-from buyer_agent.commands._store_write import add_write_store, opened, write_target
+from buyer_agent.commands._store_write import add_write_store, number, opened, whole_number, write_target
 from buyer_agent.fleet import Worker, WorkerReport, fleet_agent, fleet_connection
 from buyer_agent.task import load_task
 from buyer_agent.workflow import OrderState
@@ -69,17 +69,14 @@ def register(subparsers: Any) -> None:
         help="the market to drive orders on (overrides $PEAQOS_ORCHESTRATION_URL and the task's); "
         "orders placed on another market are left alone",
     )
-    parser.add_argument(
-        "--concurrency", metavar="N", type=_positive_int, default=4, help="orders driven at once (default 4)"
-    )
+    parser.add_argument("--concurrency", metavar="N", default="4", help="orders driven at once (default 4)")
     parser.add_argument(
         "--once", action="store_true", help="drive what is claimable now, then exit (do not wait for more)"
     )
     parser.add_argument(
         "--lease-ttl",
         metavar="S",
-        type=_lease_seconds,
-        default=DEFAULT_LEASE_TTL_S,
+        default=str(DEFAULT_LEASE_TTL_S),
         help=f"seconds an order's lease lasts, renewed every third of it (default {DEFAULT_LEASE_TTL_S:g})",
     )
     parser.add_argument(
@@ -89,32 +86,14 @@ def register(subparsers: Any) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 10000")
-    return value
-
-
-def _lease_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 1.0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 86400 seconds")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit code."""
     return guarded(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
+    concurrency = whole_number(args.concurrency, "--concurrency", 1, 10_000)
+    lease_ttl = number(args.lease_ttl, "--lease-ttl", 1.0, 86_400.0)
     task = load_task(args.task) if args.task else None
     where = "--market" if args.market else ("market" if task is not None else "PEAQOS_ORCHESTRATION_URL")
     agent = fleet_agent(task, args.market, field=where)
@@ -124,19 +103,19 @@ def _run(args: argparse.Namespace) -> int:
     async def go() -> tuple[WorkerReport, str, str]:
         async with opened(target) as store:
             progress = progress_printer()
-            async with fleet_connection(agent, store, on_progress=progress, lease_ttl=args.lease_ttl) as conn:
+            async with fleet_connection(agent, store, on_progress=progress, lease_ttl=lease_ttl) as conn:
                 worker = Worker(
                     conn.runner,
                     store,
                     market=conn.market_label,
-                    concurrency=args.concurrency,
+                    concurrency=concurrency,
                     once=args.once,
                     say=lambda line: say(line),
                 )
                 _on_signals(worker, signals)
                 say(
                     f"worker {worker.owner}: driving orders of {store.label} on {conn.market_label}, "
-                    f"up to {args.concurrency} at once" + (" (until drained)" if args.once else "")
+                    f"up to {concurrency} at once" + (" (until drained)" if args.once else "")
                 )
                 report = await worker.run()
                 say(
