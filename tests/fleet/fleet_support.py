@@ -122,9 +122,12 @@ class Worker:
         return self.proc.returncode, json.loads(out) if out.strip() else {}
 
     def kill(self) -> None:
+        """SIGKILL it (if it still runs) and close its pipes."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._err.close()
 
 
