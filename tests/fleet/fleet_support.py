@@ -178,7 +178,8 @@ def signed_nonces(orders: Iterable[dict[str, Any]]) -> dict[int, set[str]]:
     for order in orders:
         for event in order["events"]:
             for tx in (event.get("payload") or {}).get("txs") or ():
-                if not str(tx.get("chain", "")).startswith("eip155:"):
+                # An escrow's ``paid`` event lists tx ids only; the signed ones are the dicts.
+                if not isinstance(tx, dict) or not str(tx.get("chain", "")).startswith("eip155:"):
                     continue
                 signed = TypedTransaction.from_bytes(HexBytes(bytes.fromhex(tx["raw"])))
                 nonce = int(signed.as_dict()["nonce"])
