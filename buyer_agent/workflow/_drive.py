@@ -129,6 +129,7 @@ class DriveLoop:
             )
         model: OrderModel | None = None
         heartbeat: asyncio.Task[None] | None = None
+        let_go = asyncio.Event()  # the order is let go: the heartbeat ends, however it was woken
         folder = FactsFolder()
         try:
             for ev in await store.events(order_id):
@@ -146,10 +147,11 @@ class DriveLoop:
                 resumed=folder.seq > 1,
             )
             if self.lease_ttl is not None:
-                heartbeat = asyncio.create_task(self._heartbeat(run), name=f"lease {order_id}")
+                heartbeat = asyncio.create_task(self._heartbeat(run, let_go), name=f"lease {order_id}")
             self.env.observe("order_started", order_id, folder.state, resumed=run.resumed)
             yield run
         finally:
+            let_go.set()
             if heartbeat is not None:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -185,11 +187,19 @@ class DriveLoop:
         run.lease = lease
         run.renew_at = now + timedelta(seconds=ttl / 2)
 
-    async def _heartbeat(self, run: OrderRun) -> None:
-        """Renew the lease every third of its time while the order is held: a step may outlast it."""
+    async def _heartbeat(self, run: OrderRun, let_go: asyncio.Event) -> None:
+        """Renew the lease every third of its time while the order is held: a step may outlast it.
+
+        Ends when ``let_go`` is set, not only when cancelled: a cancellation that lands inside a
+        query can come out of the database driver as an error (the query cancelled on the server)
+        or not at all, and a heartbeat that lived on would keep the let-go order leased forever and
+        the drive that awaits it from ever returning (seen as a worker hanging on SIGTERM).
+        """
         pause = self.ttl(run.spec) / 3
-        while True:
+        while not let_go.is_set():
             await asyncio.sleep(pause)
+            if let_go.is_set():
+                return
             try:
                 await self.renew(run, now_anyway=True)
             except LeaseLost:
@@ -198,6 +208,9 @@ class DriveLoop:
                 log.warning("order %s: lease lost to another driver", run.order_id)
                 return
             except Exception as exc:  # the store is down: the writes stay fenced; try again
+                task = asyncio.current_task()
+                if let_go.is_set() or (task is not None and task.cancelling()):
+                    return
                 report_wait(
                     f"the store to renew the lease of order {run.order_id}",
                     because=str(exc),

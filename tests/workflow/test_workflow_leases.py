@@ -10,6 +10,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from buyer_agent import JournalError, Money, Secret
 from buyer_agent.journal import Event, Journal, Lease, SqliteStore
 from buyer_agent.rails import EvmRail
@@ -135,5 +137,52 @@ def test_without_a_lease_ttl_the_runner_keeps_the_long_lease_and_no_heartbeat(tm
     try:
         assert runner.lease_ttl(SPEC) == max(60, 60, 120, 120, 60) + 60.0  # longest deadline + a minute
         assert asyncio.run(runner.drive(asyncio.run(runner.submit(SPEC)))).state is S.AWAITING_APPROVAL
+    finally:
+        journal.close()
+
+
+class CancelBecomesError(SqliteStore):
+    """A store whose heartbeat renewals hang until cancelled, and turn the cancellation into an error.
+
+    As psycopg can: a task cancelled inside a query cancels it on the server, and what comes out may
+    be the server's "canceling statement due to user request" instead of the cancellation.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.swallowed = 0
+
+    async def acquire_lease(self, order_id: str, owner: str, ttl_s: float) -> Lease | None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name().startswith("lease "):  # the heartbeat's renewals
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.swallowed += 1
+                raise JournalError("store error at db: canceling statement due to user request") from None
+        return await super().acquire_lease(order_id, owner, ttl_s)
+
+
+# Without the fix the drive never returns, and nothing short of the test's time limit ends it.
+@pytest.mark.timeout(60)
+def test_a_heartbeat_ends_with_its_drive_even_when_its_cancellation_comes_out_as_an_error(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "cancel.db")
+    store = CancelBecomesError(journal)
+    # The heartbeat's first renewal starts at 1 s and hangs; the search answers at 1.2 s; the order
+    # then waits for approval well inside its 3 s lease, and the drive lets it go mid-renewal.
+    runner = _runner(SlowSearch(delay=1.2), store, lease_ttl=3.0)
+
+    async def go() -> Any:
+        order_id = await runner.submit(SPEC)
+        # A heartbeat living on would keep the drive from returning (a worker hanging on SIGTERM).
+        return await runner.drive(order_id)
+
+    try:
+        summary = asyncio.run(go())
+        assert store.swallowed == 1
+        assert summary.state is S.AWAITING_APPROVAL
+        assert journal.order(summary.order_id).lease_owner is None  # given back
     finally:
         journal.close()
