@@ -58,6 +58,10 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, BuyerAgentError) and exc.retryable and not isinstance(exc, LeaseLost)
 
 
+#: Seconds a let-go order's heartbeat may take to finish a renewal in flight before it is cancelled.
+_HEARTBEAT_GRACE_S = 2.0
+
+
 def _store_fault(exc: BaseException) -> bool:
     """The store could not be reached (a connection cut, a server restarting): worth waiting for."""
     return isinstance(exc, JournalError) and exc.retryable and not isinstance(exc, LeaseLost)
@@ -153,6 +157,10 @@ class DriveLoop:
         finally:
             let_go.set()
             if heartbeat is not None:
+                # A renewal in flight is let finish rather than cancelled mid-query: psycopg cancels
+                # the statement on the server, and that cancel can land on the connection's next
+                # query (another order's write). Only a renewal stuck past the grace is cancelled.
+                await asyncio.wait([heartbeat], timeout=_HEARTBEAT_GRACE_S)
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
@@ -197,7 +205,8 @@ class DriveLoop:
         """
         pause = self.ttl(run.spec) / 3
         while not let_go.is_set():
-            await asyncio.sleep(pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(let_go.wait(), pause)
             if let_go.is_set():
                 return
             try:
