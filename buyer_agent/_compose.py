@@ -6,6 +6,9 @@ built from its settings (and from the environment variables in :data:`ENV`), in 
 - :func:`connect` starts the embedded sandbox when no market is given, opens the market client,
   builds the payment rails (built-in EVM and Solana, then third-party entry points), the pairing
   session and the :class:`~buyer_agent.workflow.Runner`, and undoes what it did when a part fails;
+  over a shared :class:`~buyer_agent.journal.OrderStore` (a fleet) the nonces are reserved in that
+  store and the pairing session is shared with the other workers through it
+  (:class:`~buyer_agent.fleet.StorePairingShare`);
 - :func:`disconnect` closes them again;
 - :func:`reader` is a runner that only reads the journal (summaries, allowed steps, approvals).
 """
@@ -20,7 +23,7 @@ from typing import Any, cast
 
 from buyer_agent._errors import OrchestrationConfigError, RailError
 from buyer_agent._redact import Secret
-from buyer_agent.journal import Journal
+from buyer_agent.journal import Journal, OrderStore
 from buyer_agent.networks import Networks, agent_networks, sandbox_profiles
 from buyer_agent.signers import EvmSigner, JsonRpcEvmSigner, LocalEvmSigner
 from buyer_agent.workflow import DriveObserver, OrderSummary, PairingSession, ProgressEvent, Runner
@@ -116,13 +119,18 @@ class Connection:
 
 async def connect(
     settings: Settings,
-    journal: Journal,
+    journal: Journal | OrderStore,
     *,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     approver: Callable[[OrderSummary], Awaitable[bool]] | None = None,
     observer: DriveObserver | None = None,
+    lease_ttl: float | None = None,
 ) -> Connection:
     """Build every part and the runner over ``journal``; on the embedded sandbox, start it first.
+
+    ``journal`` is the SQLite journal of one process, or an :class:`OrderStore` several processes
+    share (then the pairing session is shared through it too). ``lease_ttl`` is the runner's (see
+    :class:`~buyer_agent.workflow.Runner`).
 
     Raises:
         OrchestrationConfigError: no payment rail, no machine id or no key to pair with.
@@ -184,6 +192,7 @@ async def connect(
         approver=approver,
         networks=networks,
         observer=observer,
+        lease_ttl=lease_ttl,
     )
     return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id, pairing)
 
@@ -211,7 +220,7 @@ def reader(journal: Journal, machine_id: str | None) -> Runner:
 
 
 async def _rails(
-    journal: Journal,
+    journal: Journal | OrderStore,
     evm_rpc: str | None,
     evm_signer: EvmSigner | None,
     evm_chain: str | None,
@@ -245,7 +254,7 @@ async def _rails(
 
 def _pairing(
     s: Settings,
-    journal: Journal,
+    journal: Journal | OrderStore,
     market: Any,
     machine_id: str | None,
     evm_signer: EvmSigner | None,
@@ -264,13 +273,27 @@ def _pairing(
             "no agent key to pair with: set BUYER_AGENT_EVM_KEY or BUYER_AGENT_EVM_SIGNER (and "
             "PEAQOS_API_KEY), or PEAQOS_AGENT_PAIRING_ID and PEAQOS_AGENT_PAIRING_TOKEN"
         )
+    if isinstance(journal, Journal):
+        return PairingSession.with_platform_key(
+            market,
+            machine_id=machine_id,
+            agent_key=evm_signer,
+            delegation_policy=dict(s.policy) if s.policy is not None else None,
+            store=journal,
+            market_url=label,
+        )
+    # A shared store: the workers of this agent share one pairing session (one daily budget, any
+    # worker resuming any order), which one rotation would otherwise end for all but the rotator.
+    from buyer_agent.fleet import StorePairingShare
+
+    share = StorePairingShare(journal, evm_signer, market_url=label, machine_id=machine_id)
     return PairingSession.with_platform_key(
         market,
         machine_id=machine_id,
         agent_key=evm_signer,
         delegation_policy=dict(s.policy) if s.policy is not None else None,
-        store=journal,
         market_url=label,
+        share=share,
     )
 
 

@@ -305,7 +305,21 @@ class BuyerAgent:
         return self._conn
 
     async def _connect(self) -> Connection:
-        settings = Settings(
+        conn = await connect(
+            self._settings(),
+            self.journal,
+            on_progress=self._on_progress,
+            approver=self._approver,
+            observer=self._observer,
+        )
+        self.machine_id = conn.machine_id
+        # An observer that reads the store (the metrics' ledger gauges) reads the agent's own.
+        _tell(self._observer, "watch_store", conn.runner.store)
+        return conn
+
+    def _settings(self) -> Settings:
+        """What this agent connects with (a fleet process connects with them to a shared store)."""
+        return Settings(
             market=self._market_arg,
             machine_id=self.machine_id,
             api_key=self._api_key,
@@ -319,17 +333,6 @@ class BuyerAgent:
             networks=self.networks,
             evm_signer=self._evm_signer,
         )
-        conn = await connect(
-            settings,
-            self.journal,
-            on_progress=self._on_progress,
-            approver=self._approver,
-            observer=self._observer,
-        )
-        self.machine_id = conn.machine_id
-        # An observer that reads the store (the metrics' ledger gauges) reads the agent's own.
-        _tell(self._observer, "watch_store", conn.runner.store)
-        return conn
 
     async def pairing(self) -> PairingSession:
         """The agent's pairing session on its market (connecting first; it pairs on its first token).

@@ -27,6 +27,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: Sub-command modules under ``buyer_agent.commands``, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "run",
+    "submit",
+    "worker",
     "resume",
     "orders",
     "show",

@@ -7,6 +7,7 @@ import pytest
 PACKAGES = [
     "buyer_agent",
     "buyer_agent.dashboard",
+    "buyer_agent.fleet",
     "buyer_agent.history",
     "buyer_agent.journal",
     "buyer_agent.market",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from buyer_agent.bench._fleet import FleetFigures
 from buyer_agent.bench._journal import JournalFigures
 from buyer_agent.bench._orders import ConcurrencyFigures, OverheadFigures, ResumeFigures
 from buyer_agent.bench._sizes import BenchSizes
@@ -32,11 +33,16 @@ class BenchReport:
     seconds: float
     tracing: TracingFigures | None = None
     """Orders with the tracing observer against the same orders without (None: no ``otel`` extra)."""
+    fleet: FleetFigures | None = None
+    """Worker processes on a shared store (``bench --store``), else None."""
 
     def to_json(self) -> dict[str, Any]:
-        """The ratios and rates the issues name (``overhead_ratio`` … ``tracing_ratio``), then the detail."""
+        """The ratios and rates the issues name (``overhead_ratio`` … ``tracing_ratio``), then the detail.
+
+        ``fleet`` is there only with ``bench --store``.
+        """
         t = self.tracing
-        return {
+        doc: dict[str, Any] = {
             "size": self.sizes.name,
             "overhead_ratio": self.overhead.ratio,
             "journal_ratio": self.journal.ratio,
@@ -78,6 +84,9 @@ class BenchReport:
                 "seconds": self.seconds,
             },
         }
+        if self.fleet is not None:
+            doc["fleet"] = self.fleet.to_json()
+        return doc
 
     def table(self) -> str:
         """The figures as a fixed-width table with the targets (for people and BENCHMARKS.md)."""
@@ -144,6 +153,19 @@ class BenchReport:
                     ),
                 )
             )
+        if self.fleet is not None:
+            f = self.fleet
+            for run in f.runs:
+                rows.append(
+                    (
+                        f"fleet {run.store} x{run.workers}",
+                        f"{run.orders_per_s:.1f}/s",
+                        "-",
+                        f"{f.ratio(run):.2f}x one PostgreSQL worker; {run.workers} worker process(es), "
+                        f"{f.concurrency} orders each at once, {run.orders} orders in {run.seconds:.2f} s"
+                        + (f"; {run.failed} NOT CONFIRMED" if run.failed else ""),
+                    )
+                )
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = []
         for n, row in enumerate(rows):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from buyer_agent.bench._fleet import FleetFigures, bench_fleet
 from buyer_agent.bench._journal import bench_journal
 from buyer_agent.bench._orders import bench_concurrency, bench_overhead, bench_resume
 from buyer_agent.bench._replay import bench_replay
@@ -22,8 +23,14 @@ __all__ = ["run_benchmarks"]
 _MINT_PER_ORDER = 3 * 10**6
 
 
-def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _: None) -> BenchReport:
-    """Measure everything at ``sizes``; ``progress`` gets one line per step (the CLI sends it to stderr)."""
+def run_benchmarks(
+    sizes: BenchSizes, progress: Callable[[str], None] = lambda _: None, *, store: str | None = None
+) -> BenchReport:
+    """Measure everything at ``sizes``; ``progress`` gets one line per step (the CLI sends it to stderr).
+
+    With ``store`` (a ``postgresql://`` URL) the fleet figures are measured too, on the same sandbox:
+    orders/s with 1, 2 and 4 worker processes on that store, and one worker on SQLite.
+    """
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="buyer-agent-bench-") as tmp:
         workdir = Path(tmp)
@@ -44,6 +51,12 @@ def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _
             tracing = asyncio.run(bench_tracing(sandbox, workdir, sizes.overhead_orders, progress))
             concurrency = asyncio.run(bench_concurrency(sandbox, workdir, sizes.in_flight, progress))
             resume = asyncio.run(bench_resume(sandbox, workdir, sizes.resume_orders, progress))
+            fleet: FleetFigures | None = None
+            if store is not None:
+                progress(
+                    f"fleet: {sizes.fleet_orders} orders per run, worker processes on {store.split('@')[-1]}"
+                )
+                fleet = bench_fleet(sandbox, workdir, store, sizes.fleet_orders, progress)
         finally:
             sandbox.stop()
     return BenchReport(
@@ -54,6 +67,7 @@ def run_benchmarks(sizes: BenchSizes, progress: Callable[[str], None] = lambda _
         replay_events_per_s=replay,
         resume=resume,
         concurrency=tuple(concurrency),
+        fleet=fleet,
         seconds=time.perf_counter() - started,
         tracing=tracing,
     )

@@ -18,6 +18,7 @@ class BenchSizes:
         replay_events: Events in the synthetic journal replayed.
         resume_orders: Interrupted orders resumed.
         in_flight: Orders in flight at each concurrency level.
+        fleet_orders: Orders each fleet run drives (``bench --store``).
     """
 
     name: str
@@ -26,8 +27,9 @@ class BenchSizes:
     replay_events: int
     resume_orders: int
     in_flight: tuple[int, ...]
+    fleet_orders: int = 200
 
 
 FULL = BenchSizes("full", 100, 20_000, 1_000_000, 1_000, (1, 10, 100, 1_000))
-QUICK = BenchSizes("quick", 10, 3_000, 100_000, 20, (1, 10, 20))
-TINY = BenchSizes("tiny", 2, 200, 2_000, 2, (1, 2))
+QUICK = BenchSizes("quick", 10, 3_000, 100_000, 20, (1, 10, 20), 60)
+TINY = BenchSizes("tiny", 2, 200, 2_000, 2, (1, 2), 4)

@@ -33,6 +33,14 @@ def register(subparsers: Any) -> None:
     size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="also measure a fleet on this PostgreSQL store: orders/s with 1, 2 and 4 worker processes, "
+        "and one worker on SQLite, each as a ratio to one PostgreSQL worker (bench orders are left in "
+        "the store; give it a database of its own)",
+    )
+    parser.add_argument(
         "--in-flight",
         metavar="N,N,...",
         default=None,
@@ -56,6 +64,9 @@ def _run(args: argparse.Namespace) -> int:
     from buyer_agent.bench import FULL, QUICK, TINY, run_benchmarks
 
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.store is not None and not args.store.startswith(("postgresql://", "postgres://")):
+        print(f"error: --store: give a postgresql:// URL, not {args.store!r}", file=sys.stderr)
+        return EXIT_USAGE
     if args.in_flight or args.resume_orders:
         try:
             levels = tuple(int(n) for n in args.in_flight.split(",")) if args.in_flight else sizes.in_flight
@@ -72,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"bench: {line}", file=sys.stderr, flush=True)
 
-    report = run_benchmarks(sizes, progress)
+    report = run_benchmarks(sizes, progress, store=args.store)
     if args.json:
         print_json(report.to_json())
     else:

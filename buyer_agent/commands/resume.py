@@ -31,6 +31,9 @@ from buyer_agent.commands._common import (
     print_json,
     worst,
 )
+from buyer_agent.commands._fleet_drive import resume_on_store
+from buyer_agent.commands._store_read import store_target
+from buyer_agent.commands._store_write import add_write_store
 from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.commands.run import describe
 from buyer_agent.journal import DB_NAME
@@ -59,6 +62,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("order_id", metavar="ORDER_ID", nargs="?", default=None, help="only this order")
     add_state_dir(parser)
+    add_write_store(parser)
     parser.add_argument(
         "--market",
         metavar="URL",
@@ -85,6 +89,9 @@ class _Plan:
 
 
 def _run(args: argparse.Namespace) -> int:
+    target = store_target(args)
+    if target is not None:
+        return resume_on_store(args, target, describe=describe)
     reader = BuyerAgent(state_dir=args.state_dir)
     plan = _Plan()
     if (reader.state_dir / DB_NAME).exists():

@@ -19,6 +19,9 @@ from buyer_agent.commands._common import (
     print_json,
     strategy_arg,
 )
+from buyer_agent.commands._fleet_drive import run_on_store
+from buyer_agent.commands._store_read import store_target
+from buyer_agent.commands._store_write import add_write_store
 from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.history import error_text, named_candidates
 from buyer_agent.networks import Networks
@@ -43,6 +46,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("task", metavar="TASK.yaml", help="the task file (see the README's 'Task file')")
     add_state_dir(parser)
+    add_write_store(parser)
     parser.add_argument(
         "--market",
         metavar="URL",
@@ -99,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
     strategy = strategy_arg(args.strategy)
     if strategy:
         task = task.with_strategy(strategy)
+    target = store_target(args)
+    if target is not None:
+        return run_on_store(args, task, target, human=human, describe=describe)
     agent = BuyerAgent.from_task(
         task,
         market=args.market,

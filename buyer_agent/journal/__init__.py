@@ -17,7 +17,7 @@ from buyer_agent.journal._open import STORE_ENV, open_store
 from buyer_agent.journal._paths import DB_NAME, STATE_DIR_ENV, resolve_state_dir
 from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, LedgerStatus, OrderRecord
 from buyer_agent.journal._sqlite_store import SqliteStore
-from buyer_agent.journal._store import Lease, OrderStore
+from buyer_agent.journal._store import Lease, OrderStore, SwappableMeta
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "CopyReport",
@@ -35,6 +35,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "STATE_DIR_ENV",
     "STORE_ENV",
     "SqliteStore",
+    "SwappableMeta",
     "copy_store",
     "event_hash",
     "export_order",

@@ -582,6 +582,24 @@ class Journal:
                     [key, value],
                 )
 
+    def swap_meta(self, key: str, expected: str | None, value: str | None) -> bool:
+        """Set ``key`` to ``value`` (None: delete) if it holds ``expected`` (None: absent); True if so."""
+        if is_sensitive_key(key.split(":", 1)[0].replace(".", "_")):
+            raise JournalError(f"refusing to store {key!r}: the journal never holds secrets")
+        with self._atomic() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+            if (None if row is None else str(row[0])) != expected:
+                return False
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", [key])
+            else:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, value],
+                )
+        return True
+
 
 def _row_changes(
     context_patch: Mapping[str, Any] | None,

@@ -353,6 +353,30 @@ class PostgresStore:
                 [key, value],
             )
 
+    async def swap_meta(self, key: str, expected: str | None, value: str | None) -> bool:
+        """See :meth:`SwappableMeta.swap_meta`: one statement, so two workers never both win a swap."""
+        if is_sensitive_key(key.split(":", 1)[0].replace(".", "_")):
+            raise JournalError(f"refusing to store {key!r}: the journal never holds secrets")
+        if expected is None and value is None:
+            return not await self._all("SELECT 1 FROM buyer_agent.meta WHERE key = %s", [key])
+        if expected is None:
+            sql, args = (
+                "INSERT INTO buyer_agent.meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING "
+                "RETURNING 1",
+                [key, value],
+            )
+        elif value is None:
+            sql, args = (
+                "DELETE FROM buyer_agent.meta WHERE key = %s AND value = %s RETURNING 1",
+                [key, expected],
+            )
+        else:
+            sql, args = (
+                "UPDATE buyer_agent.meta SET value = %s WHERE key = %s AND value = %s RETURNING 1",
+                [value, key, expected],
+            )
+        return bool(await self._all(sql, args))
+
     async def aclose(self) -> None:
         """Close the pool's connections."""
         await self._pool.close()

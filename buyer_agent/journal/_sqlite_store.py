@@ -164,6 +164,10 @@ class SqliteStore:
         """See :meth:`OrderStore.set_meta`."""
         self.journal.set_meta(key, value)
 
+    async def swap_meta(self, key: str, expected: str | None, value: str | None) -> bool:
+        """See :meth:`SwappableMeta.swap_meta`."""
+        return self.journal.swap_meta(key, expected, value)
+
     async def aclose(self) -> None:
         """Close the journal's connection."""
         self.journal.close()

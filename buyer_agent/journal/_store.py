@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 from buyer_agent._money import Money
 from buyer_agent.journal._records import Event, LedgerChange, LedgerEntry, OrderRecord
 
-__all__ = ["Lease", "OrderStore"]
+__all__ = ["Lease", "OrderStore", "SwappableMeta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,4 +149,24 @@ class OrderStore(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's connections."""
+        ...
+
+
+@runtime_checkable
+class SwappableMeta(Protocol):
+    """A store whose meta values can be compared and set in one step (both built-in stores can).
+
+    Processes that share a store coordinate through it: a value written only if it is still what the
+    writer last read (a lock taken only when free, a record replaced only by whoever saw it last).
+    """
+
+    async def swap_meta(self, key: str, expected: str | None, value: str | None) -> bool:
+        """Set ``key`` to ``value`` (None: delete it) only if it holds ``expected`` (None: absent).
+
+        Returns:
+            True when the swap happened; False when the key held something else.
+
+        Raises:
+            JournalError: the key's name names a secret.
+        """
         ...

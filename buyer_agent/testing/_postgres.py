@@ -110,6 +110,7 @@ class PostgresServer:
         self._as_postgres = os.geteuid() == 0
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._databases = 0
+        self._options = ""
 
     def __repr__(self) -> str:
         return f"PostgresServer(port={self.port}, data={str(self.data)!r})"
@@ -163,6 +164,7 @@ class PostgresServer:
                     "pg_ctl", "start", "-D", str(self.data), "-l", str(self.base / "server.log"), "-w",
                     "-t", "60", "-o", " ".join(options),
                 )  # fmt: skip
+                self._options = " ".join(options)
                 return self
             except RuntimeError:
                 if attempt == 2:  # a port taken between our probe and the server's bind, thrice
@@ -176,6 +178,18 @@ class PostgresServer:
         # -l: the new server writes to the log, not to our pipes (which would then never close).
         log = str(self.base / "server.log")
         self._run("pg_ctl", "restart", "-D", str(self.data), "-l", log, "-m", "fast", "-w", "-t", "60")
+
+    def crash(self) -> None:
+        """Stop the server as a crash would (``pg_ctl stop -m immediate``): connections cut, no checkpoint.
+
+        :meth:`start_again` brings it back (it recovers from its write-ahead log, as after a crash).
+        """
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+
+    def start_again(self) -> None:
+        """Start the server stopped by :meth:`crash`, on the same port and data."""
+        log = str(self.base / "server.log")
+        self._run("pg_ctl", "start", "-D", str(self.data), "-l", log, "-w", "-t", "60", "-o", self._options)
 
     @property
     def url(self) -> str:

@@ -13,6 +13,7 @@ from buyer_agent.workflow._machine import (
 )
 from buyer_agent.workflow._observer import DriveObserver, NullObserver
 from buyer_agent.workflow._pairing import DelegationPolicyLimits, PairingSession
+from buyer_agent.workflow._pairing_share import PairingShare, SharedSession
 from buyer_agent.workflow._runner import Runner, new_id
 from buyer_agent.workflow._spec import Acceptance, Deadlines, OrderSpec
 from buyer_agent.workflow._states import TERMINAL, OrderState
@@ -32,8 +33,10 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "OrderState",
     "OrderSummary",
     "PairingSession",
+    "PairingShare",
     "ProgressEvent",
     "Runner",
+    "SharedSession",
     "TERMINAL",
     "TRANSITIONS",
     "Transition",

@@ -1,4 +1,8 @@
-"""The agent's pairing with its machine: pair, rotate, re-pair; the token lives in memory only."""
+"""The agent's pairing with its machine: pair, rotate, re-pair; the token lives in memory only.
+
+Over ~400 lines: the session's one state machine (pair, rotate, re-pair, adopt a session another
+worker renewed) reads best in one class; the policy type and helpers above it are what it parses.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buyer_agent._errors import OrchestrationApiError, OrchestrationConfigError
 from buyer_agent._money import CURRENCY_DECIMALS, Money
@@ -19,6 +23,9 @@ from buyer_agent._redact import Secret
 from buyer_agent._time import parse_time
 from buyer_agent._urls import normalise_market_url
 from buyer_agent.signers import EvmSigner, as_evm_signer
+
+if TYPE_CHECKING:
+    from buyer_agent.workflow._pairing_share import PairingShare, SharedSession
 
 __all__ = ["AUTH_REJECTED", "DelegationPolicyLimits", "MetaStore", "PairingSession"]
 
@@ -215,6 +222,7 @@ class PairingSession:
         clock: Callable[[], datetime] = _utc_now,
         rotate_margin_s: float = 60.0,
         market_url: str | None = None,
+        share: PairingShare | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.pairing_id: str | None = pairing_id
@@ -235,6 +243,8 @@ class PairingSession:
         self._renewing: asyncio.Lock | None = None
         # The market part of the stored pairing's key: the URL given, else the client's own.
         self.market_url = market_url or str(getattr(market, "base_url", "") or "")
+        # Workers of one agent share one session through it (platform-key mode only).
+        self._share = share if self._signer is not None else None
         if self.pairing_id is None and store is not None:
             self.pairing_id = store.get_meta(self._stored_key())
 
@@ -255,6 +265,7 @@ class PairingSession:
         store: MetaStore | None = None,
         clock: Callable[[], datetime] = _utc_now,
         market_url: str | None = None,
+        share: PairingShare | None = None,
     ) -> PairingSession:
         """A session that pairs and rotates by itself (the market client carries the platform key).
 
@@ -270,6 +281,9 @@ class PairingSession:
                 machine and agent address.
             clock: The time source (rotation before expiry).
             market_url: The market the pairing is stored under (default: ``market.base_url``).
+            share: Where the workers of this agent share one session (a fleet): a session another
+                worker paired or rotated is adopted from it instead of rotated again, and only one
+                worker at a time pairs or rotates.
         """
         return cls(
             machine_id=machine_id,
@@ -281,6 +295,7 @@ class PairingSession:
             store=store,
             clock=clock,
             market_url=market_url,
+            share=share,
         )
 
     @classmethod
@@ -341,9 +356,49 @@ class PairingSession:
             )
             if self._token is not stale and valid:
                 return
+            if self._share is not None:
+                await self._renew_shared(stale)
+                return
             self._token = None
             self._expires_at = None
             await self._pair_or_rotate()
+
+    async def _renew_shared(self, stale: Secret | None) -> None:
+        """Adopt the session another worker renewed, or renew it for all (one worker at a time)."""
+        share = self._share
+        assert share is not None
+        # Most often another worker already paired or rotated: its session is this one's too.
+        if self._adopt_shared(await share.load(), stale):
+            return
+        async with share.renewing():
+            current = await share.load()
+            if self._adopt_shared(current, stale):  # renewed by the worker we waited for
+                return
+            if current is not None:
+                self.pairing_id = current.pairing_id
+            self._token = None
+            self._expires_at = None
+            await self._pair_or_rotate()
+            assert self._token is not None and self.pairing_id is not None
+            await share.publish(self._shared_session())
+
+    def _adopt_shared(self, session: SharedSession | None, stale: Secret | None) -> bool:
+        """Take ``session`` as this one's when it is not the rejected token and still fresh."""
+        if session is None or (stale is not None and session.token.reveal() == stale.reveal()):
+            return False
+        if session.expires_at is not None and self._clock() + self._margin >= session.expires_at:
+            return False
+        self.pairing_id = session.pairing_id
+        self._token = session.token
+        self._expires_at = session.expires_at
+        self._policy = session.policy
+        return True
+
+    def _shared_session(self) -> SharedSession:
+        from buyer_agent.workflow._pairing_share import SharedSession
+
+        assert self._token is not None and self.pairing_id is not None
+        return SharedSession(self.pairing_id, self._token, self._expires_at, self._policy)
 
     async def refresh(self, reason: str, token: Secret | None = None) -> None:
         """The market rejected the token (``reason`` is its error code): get a new one.

@@ -91,6 +91,9 @@ class Runner:
             signing); defaults to the built-in ones.
         observer: Told when orders and steps start and finish and of every event (traces,
             metrics); one that raises is logged and ignored.
+        lease_ttl: Seconds an order's lease lasts, renewed by a heartbeat while it is driven (a fleet
+            worker's short lease, so a dead worker's orders are free again soon); None: the order's
+            longest deadline and a minute, renewed between steps.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class Runner:
         poll_interval: float = 0.1,
         networks: Networks | None = None,
         observer: DriveObserver | None = None,
+        lease_ttl: float | None = None,
     ) -> None:
         if isinstance(journal, Journal):
             self._journal: Journal | None = journal
@@ -155,7 +159,7 @@ class Runner:
             "execute_x402": x.execute,
             "confirm_x402": x.confirm,
         }
-        self._loop = DriveLoop(self._env, fx, steps)
+        self._loop = DriveLoop(self._env, fx, steps, lease_ttl=lease_ttl)
         self._owner = self._loop.owner
 
     # --- what tests and the composition reach for ---------------------------------------------
@@ -178,6 +182,23 @@ class Runner:
     @property
     def _networks(self) -> Networks:
         return self._env.networks
+
+    @property
+    def owner(self) -> str:
+        """Who this runner's leases name (``host:pid:tag``): what a worker claims orders as."""
+        return self._owner
+
+    def lease_ttl(self, spec: OrderSpec | None = None) -> float:
+        """How long this runner's lease of an order (of ``spec``) lasts, in seconds."""
+        return self._loop.ttl(spec)
+
+    def stop(self) -> None:
+        """Ask every drive in progress to return at its next safe point (between steps).
+
+        The orders keep their journaled state and their leases are given back, so another driver
+        (or this one, later) goes on from there. Drives started afterwards return at once.
+        """
+        self._loop.stop()
 
     def add_step(self, name: str, step: StepFn) -> None:
         """Register the step a new row of the table names (a flow of its own)."""

@@ -172,6 +172,36 @@ CASES: list[tuple[str, list[str], int, str]] = [
         1,
         "127.0.0.1",
     ),
+    # The fleet (issue 16): a shared store's orders need a market that outlives the process.
+    ("submit-missing", ["submit", "{root}/missing.yaml", "--state-dir", "{root}/q"], 2, "No such file"),
+    (
+        "submit-embedded-sandbox",
+        ["submit", str(ROOT / "examples/task.yaml"), "--state-dir", "{root}/q"],
+        2,
+        "embedded sandbox",
+    ),
+    ("submit-bad-count", ["submit", str(ROOT / "examples/task.yaml"), "--count", "0"], 2, "--count"),
+    (
+        "run-store-embedded-sandbox",
+        ["run", str(ROOT / "examples/task.yaml"), "--store", "{root}/q"],
+        2,
+        "embedded sandbox",
+    ),
+    (
+        "run-store-and-state-dir",
+        ["run", str(ROOT / "examples/task.yaml"), "--store", "{root}/q", "--state-dir", "{root}/q"],
+        2,
+        "not both",
+    ),
+    ("worker-no-market", ["worker", "--state-dir", "{root}/w"], 2, "PEAQOS_ORCHESTRATION_URL"),
+    ("worker-bad-concurrency", ["worker", "--concurrency", "0"], 2, "--concurrency"),
+    (
+        "worker-unreachable-store",
+        ["worker", "--market", "http://127.0.0.1:1", "--store", "postgresql://u:secretpw@127.0.0.1:1/x"],
+        1,
+        "127.0.0.1",
+    ),
+    ("resume-store-missing", ["resume", "--store", "{root}/none"], 2, "no journal"),
     # Found by the audit of issue 19 (a hostile user's further tries):
     ("replay-bad-signer", ["replay", "{good}", "--signer", "nope"], 2, "--signer"),
     (

@@ -32,6 +32,7 @@ from buyer_agent.journal import (
     LedgerStatus,
     OrderStore,
     SqliteStore,
+    SwappableMeta,
     event_hash,
 )
 
@@ -458,6 +459,37 @@ def test_two_stores_reserving_nonces_at_once_never_share_one(factory: StoreFacto
 
     a, b = run_apart(factory, [reserver, reserver])
     assert sorted(a + b) == list(range(50))
+
+
+def test_a_meta_swap_happens_only_over_the_value_the_writer_expects(factory: StoreFactory) -> None:
+    async def body(store: OrderStore, _clock: Clock) -> None:
+        assert isinstance(store, SwappableMeta)
+        key = "fleet_lock:http://m|mach|0xab"
+        assert await store.swap_meta(key, None, None)  # absent, as expected
+        assert await store.swap_meta(key, None, "a")
+        assert not await store.swap_meta(key, None, "b")  # taken: the second taker loses
+        assert not await store.swap_meta(key, "x", "b") and await store.get_meta(key) == "a"
+        assert not await store.swap_meta(key, None, None)
+        assert await store.swap_meta(key, "a", "b") and await store.get_meta(key) == "b"
+        assert not await store.swap_meta(key, "a", None)  # a stale holder cannot delete it
+        assert await store.swap_meta(key, "b", None) and await store.get_meta(key) is None
+        with pytest.raises(JournalError, match="never holds secrets"):
+            await store.swap_meta("pairing_token:m", None, "x")
+
+    run(factory, body)
+
+
+def test_two_stores_racing_for_one_meta_swap_let_exactly_one_win(factory: StoreFactory) -> None:
+    # A lock taken through the store: of two takers at once, one gets it, each round.
+    def taker(name: str) -> Callable[[OrderStore], Awaitable[list[int]]]:
+        async def take(store: OrderStore) -> list[int]:
+            assert isinstance(store, SwappableMeta)
+            return [i for i in range(20) if await store.swap_meta(f"fleet_lock:{i}", None, name)]
+
+        return take
+
+    a, b = run_apart(factory, [taker("a"), taker("b")])
+    assert sorted(a + b) == list(range(20))
 
 
 def test_bad_ledger_changes_and_context_keys_are_refused_with_nothing_written(factory: StoreFactory) -> None:

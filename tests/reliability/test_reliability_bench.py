@@ -12,6 +12,8 @@ import sys
 import pytest
 from reliability_support import ROOT, clean_env
 
+from buyer_agent.testing import PostgresServer, postgres_available
+
 pytestmark = pytest.mark.chains
 
 
@@ -91,3 +93,80 @@ def test_bench_table_shows_the_tracing_overhead_against_its_target() -> None:
     assert "1.05x" in under.table() and "<= 1.1x met" in under.table()
     assert report(None).to_json()["tracing_ratio"] is None  # no otel extra: no figure, no row
     assert "tracing overhead" not in report(None).table()
+
+
+@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed (scripts/setup)")
+def test_bench_store_measures_1_2_4_workers_and_sqlite_as_ratios(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buyer_agent", "bench", "--tiny", "--json", "--store", postgres_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "bench: fleet: 4 worker(s) on postgresql" in done.stderr
+    fleet = json.loads(done.stdout)["fleet"]
+    # The store's label, never its password, in what is printed.
+    assert postgres_server.password not in done.stdout + done.stderr
+    runs = fleet["runs"]
+    assert [(r["store"], r["workers"]) for r in runs] == [
+        ("postgresql", 1),
+        ("postgresql", 2),
+        ("postgresql", 4),
+        ("sqlite", 1),
+    ]
+    assert runs[0]["ratio"] == 1.0
+    for run in runs:
+        assert run["failed"] == 0 and run["orders"] == 4, run
+        assert isinstance(run["orders_per_s"], float) and run["orders_per_s"] > 0
+        assert run["ratio"] == pytest.approx(run["orders_per_s"] / runs[0]["orders_per_s"])
+
+
+def test_bench_store_is_a_postgresql_url() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buyer_agent", "bench", "--tiny", "--store", "state/"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --store: give a postgresql:// URL, not 'state/'"
+
+
+def test_bench_table_gives_the_fleet_as_ratios_to_one_postgresql_worker() -> None:
+    from buyer_agent.bench import TINY, BenchReport
+    from buyer_agent.bench._fleet import FleetFigures, FleetRun
+    from buyer_agent.bench._journal import JournalFigures
+    from buyer_agent.bench._orders import OverheadFigures, ResumeFigures
+
+    fleet = FleetFigures(
+        store="postgresql://postgres@127.0.0.1:5432/bench",
+        concurrency=4,
+        runs=(
+            FleetRun("postgresql", 1, 100, 10.0, 0),
+            FleetRun("postgresql", 2, 100, 6.25, 0),
+            FleetRun("sqlite", 1, 100, 8.0, 1),
+        ),
+    )
+    report = BenchReport(
+        sizes=TINY,
+        overhead=OverheadFigures(agent_s=0.2, raw_s=0.1),
+        journal=JournalFigures(events_per_s=900.0, raw_commits_per_s=1000.0),
+        journal_full=JournalFigures(events_per_s=90.0, raw_commits_per_s=100.0),
+        replay_events_per_s=150_000.0,
+        resume=ResumeFigures(orders=2, resume_s=1.0, read_s=0.5),
+        concurrency=(),
+        seconds=3.0,
+        fleet=fleet,
+    )
+    table = report.table()
+    assert "1.60x one PostgreSQL worker" in table and "1.25x one PostgreSQL worker" in table
+    assert "1 NOT CONFIRMED" in table
+    assert [r["ratio"] for r in report.to_json()["fleet"]["runs"]] == [1.0, 1.6, 1.25]
