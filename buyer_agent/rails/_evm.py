@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,12 @@ class _Priced:
     tip: int
     gases: tuple[int, ...]
     pending: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    """The EIP-55 form of ``address``, remembered: a payment names the same few addresses many times."""
+    return str(to_checksum_address(address))
 
 
 def _hex(data: bytes) -> str:
@@ -213,7 +220,7 @@ class EvmRail:
             self._signer = as_evm_signer(signer)
         except SignerError as exc:  # its message never holds the key
             raise RailError(exc.message) from None
-        self._address = to_checksum_address(self._signer.address)
+        self._address = _checksum(self._signer.address)
         self.chain = chain
         self._rpc_url = rpc_url
         self._nonces: NonceStore | SyncNonceStore = (
@@ -286,18 +293,20 @@ class EvmRail:
             RailError: wrong chain, wrong payer, bad addresses, or fees above the cap.
         """
         self._check_request(request)
-        return await self._sign(request, self._calls(request))
+        priced = self._priced.pop(request, None)
+        calls = self._calls(request) if priced is None else list(priced.calls)
+        return await self._sign(request, calls, priced)
 
     def _calls(self, request: PaymentRequest) -> list[tuple[str, str, bytes]]:
         """The calls a payment makes: ``(purpose, to, data)`` for a transfer, or approve + deposit."""
-        token = to_checksum_address(request.token)
-        payee = to_checksum_address(request.payee)
+        token = _checksum(request.token)
+        payee = _checksum(request.payee)
         amount = request.amount.amount
         calls: list[tuple[str, str, bytes]]
         if request.rail_type in ESCROW_TYPES:
             if not request.escrow_address or not is_address(request.escrow_address):
                 raise RailError(f"escrow rail {request.rail_type!r} needs an escrow address")
-            escrow = to_checksum_address(request.escrow_address)
+            escrow = _checksum(request.escrow_address)
             calls = [
                 ("approve", token, approve_data(escrow, amount)),
                 (
@@ -365,9 +374,9 @@ class EvmRail:
         self._check_request(request)
         if request.rail_type not in ESCROW_TYPES or not request.escrow_address:
             raise RailError(f"{request.rail_type!r} is not an escrow rail; there is nothing to release")
-        escrow = to_checksum_address(request.escrow_address)
+        escrow = _checksum(request.escrow_address)
         return await self._sign(
-            request, [("escrow_release", escrow, escrow_release_data(order_key(request.order_id)))]
+            request, [("escrow_release", escrow, escrow_release_data(order_key(request.order_id)))], None
         )
 
     def _check_request(self, request: PaymentRequest) -> None:
@@ -422,7 +431,7 @@ class EvmRail:
         ]
         if balances:
             balance_call = {
-                "to": to_checksum_address(request.token),
+                "to": _checksum(request.token),
                 "data": _hex(balance_of_data(self._address)),
             }
             reads += [("eth_call", [balance_call, "latest"]), ("eth_getBalance", [self._address, "latest"])]
@@ -477,14 +486,15 @@ class EvmRail:
         count = await self._rpc.call("eth_getTransactionCount", [self._address, "pending"])
         return quantity(count, "eth_getTransactionCount")
 
-    async def _sign(self, request: PaymentRequest, calls: Sequence[tuple[str, str, bytes]]) -> list[SignedTx]:
+    async def _sign(
+        self, request: PaymentRequest, calls: Sequence[tuple[str, str, bytes]], priced: _Priced | None
+    ) -> list[SignedTx]:
         chain_id = await self._node_chain_id()
         if _caip2_id(request.chain) != chain_id:
             raise RailError(
                 f"wrong chain: the payment is on {request.chain} but the node at this rail's RPC is "
                 f"eip155:{chain_id}; nothing was signed"
             )
-        priced = self._priced.pop(request, None)
         if (
             priced is not None
             and priced.calls == tuple(calls)
@@ -589,7 +599,7 @@ class EvmRail:
         if receipt is None:
             sender = str(tx.meta.get("from") or self._address)
             mined_next = quantity(
-                await self._rpc.call("eth_getTransactionCount", [to_checksum_address(sender), "latest"]),
+                await self._rpc.call("eth_getTransactionCount", [_checksum(sender), "latest"]),
                 "eth_getTransactionCount",
             )
             if mined_next <= int(tx.meta["nonce"]):
@@ -752,8 +762,8 @@ class EvmRail:
     async def _revert_reason(self, tx: SignedTx, receipt: Mapping[str, Any]) -> str | None:
         """Replay the call at its block with ``eth_call`` to read the ``Error(string)`` reason."""
         call = {
-            "from": to_checksum_address(str(tx.meta.get("from") or self._address)),
-            "to": to_checksum_address(str(tx.meta["to"])),
+            "from": _checksum(str(tx.meta.get("from") or self._address)),
+            "to": _checksum(str(tx.meta["to"])),
             "data": str(tx.meta.get("data") or "0x"),
             "gas": hex(int(tx.meta.get("gas") or GAS_LIMITS.get(tx.purpose, 300_000))),
         }
@@ -780,9 +790,9 @@ class EvmRail:
             "verification_mode": "rpc",
             "chain": request.chain,
             "token": request.amount.currency,
-            "token_address": to_checksum_address(request.token),
+            "token_address": _checksum(request.token),
             "payer_address": str(paid[-1].meta.get("from") or self._address),
-            "payee_address": to_checksum_address(request.payee),
+            "payee_address": _checksum(request.payee),
             "amount": request.amount.to_json()["amount"],
             "raw_amount": str(request.amount.amount),
             "token_decimals": request.amount.decimals,
@@ -797,7 +807,7 @@ class EvmRail:
         return EscrowProof(
             transaction_hash=deposits[-1].tx_id,
             chain=request.chain,
-            escrow_address=to_checksum_address(request.escrow_address),
+            escrow_address=_checksum(request.escrow_address),
         )
 
     async def aclose(self) -> None:
