@@ -70,6 +70,17 @@ _INSERT_LEASED = (
     "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = ? "
     "AND lease_owner = ? AND lease_epoch = ? AND lease_until > ?)"
 )
+# An order's head: its state and newest event (migration m007: the row no longer copies them).
+_READ_HEAD = (
+    "SELECT o.state, e.seq, e.hash FROM orders o LEFT JOIN events e ON e.order_id = o.order_id "
+    "AND e.seq = (SELECT max(seq) FROM events WHERE order_id = o.order_id) WHERE o.order_id = ?"
+)
+# The order row's columns as an OrderRecord reads them; updated_at is the newest event's time.
+_ORDER_COLUMNS = (
+    "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, "
+    "coalesce((SELECT at FROM events WHERE events.order_id = orders.order_id "
+    "ORDER BY seq DESC LIMIT 1), updated_at), lease_owner, lease_until, lease_epoch FROM orders"
+)
 # Context keys are the framework's own names; anything else cannot be a JSON path member safely.
 _CONTEXT_KEY = re.compile(r"[A-Za-z0-9_:.-]+")
 
@@ -313,11 +324,11 @@ class Journal:
             db.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
 
     def _read_head(self, order_id: str) -> tuple[str, int, str]:
-        row = self.db.execute(
-            "SELECT state, last_seq, last_hash FROM orders WHERE order_id = ?", [order_id]
-        ).fetchone()
+        row = self._conn.execute(_READ_HEAD, [order_id]).fetchone()
         if row is None:
             raise JournalError(f"no order {order_id} in the journal")
+        if row[1] is None:  # no event yet
+            return (str(row[0]), 0, GENESIS_HASH)
         return (str(row[0]), int(row[1]), str(row[2]))
 
     def _append(
@@ -344,11 +355,7 @@ class Journal:
         Raises:
             JournalError: No such order.
         """
-        row = self.db.execute(
-            "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
-            "lease_owner, lease_until, lease_epoch FROM orders WHERE order_id = ?",
-            [order_id],
-        ).fetchone()
+        row = self.db.execute(f"{_ORDER_COLUMNS} WHERE order_id = ?", [order_id]).fetchone()
         if row is None:
             raise JournalError(f"no order {order_id} in the journal")
         parts = self.db.execute(
@@ -362,10 +369,7 @@ class Journal:
 
     def orders(self, states: Iterable[str] | None = None) -> list[OrderRecord]:
         """Every order (optionally only those in ``states``), oldest first."""
-        sql = (
-            "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
-            "lease_owner, lease_until, lease_epoch FROM orders"
-        )
+        sql = _ORDER_COLUMNS
         args: list[Any] = []
         if states is not None:
             wanted = list(states)

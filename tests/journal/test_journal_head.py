@@ -156,8 +156,9 @@ def test_an_event_the_table_refuses_leaves_the_head_where_it_was(tmp_path: Path)
             "VALUES ('o1', 2, ?, 'x', 'created', 'paired', NULL, ?, ?)",
             [at, first.hash, digest],
         )
-    row = journal.db.execute("SELECT state, last_seq, last_hash FROM orders WHERE order_id = 'o1'").fetchone()
-    assert tuple(row) == ("created", 1, first.hash)
+    row = journal.db.execute("SELECT state FROM orders WHERE order_id = 'o1'").fetchone()
+    assert tuple(row) == ("created",)
+    assert [e.hash for e in journal.events("o1")] == [first.hash]
     assert journal.record("o1", "pair", "created", "paired", {}).seq == 2
 
 
@@ -217,4 +218,21 @@ def test_events_written_before_the_clustered_table_are_moved_into_it(tmp_path: P
     assert [e.hash for e in journal.events("o1")] == hashes
     assert journal.order("o1").state == "paired"
     assert journal.record("o1", "search", "paired", "searched", {}).prev_hash == hashes[-1]
+    assert journal.verify("o1") == 3
+
+
+def test_the_head_is_the_newest_event_and_an_effect_record_leaves_the_row_alone(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.create_order("o1", {})
+    row_before = journal.db.execute("SELECT * FROM orders WHERE order_id = 'o1'").fetchone()
+    effect = journal.record("o1", "result:x", "created", "created", {"n": 1})
+    assert journal.db.execute("SELECT * FROM orders WHERE order_id = 'o1'").fetchone() == row_before
+    assert journal.order("o1").updated_at == effect.at  # read as the newest event's time
+    assert journal.orders()[0].updated_at == effect.at
+    # A second writer that has not seen the effect is refused at the old head, then appends after it.
+    other = Journal(tmp_path / "j.db")
+    moved = other.record("o1", "pair", "created", "paired", {})
+    assert (moved.seq, moved.prev_hash) == (3, effect.hash)
+    with pytest.raises(JournalError, match="is paired, not created"):
+        journal.record("o1", "result:y", "created", "created", {})
     assert journal.verify("o1") == 3
