@@ -35,8 +35,11 @@ from buyer_agent.rails._nodes import MAX_NODE_ANSWER_BYTES
 
 __all__ = ["MAX_IN_FLIGHT", "EvmRpc", "NodeError", "quantity"]
 
-#: Requests sent to the node at once (the rest wait their turn), as the market client does.
-MAX_IN_FLIGHT = 64
+#: Requests sent to the node at once (the rest wait their turn in order), and the connections kept
+#: to it. Few: a node answers one call at a time per core, and httpcore's pool checks every idle
+#: connection it holds (a readability poll each) for every request it starts and ends, which with
+#: the dozens a thousand orders in flight leave open cost more CPU than the calls themselves.
+MAX_IN_FLIGHT = 8
 _HEADERS = {"content-type": "application/json", "accept": "application/json"}
 _MAX_DETAIL = 300
 T = TypeVar("T")
@@ -102,7 +105,10 @@ class EvmRpc:
         if self._given is not None:
             http = self._given
         else:
-            http = httpx.AsyncClient(timeout=self._timeout_s)
+            http = httpx.AsyncClient(
+                timeout=self._timeout_s,
+                limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
+            )
             self._owner = _closed_with_loop(http)
             await anext(self._owner)
         self._http, self._loop = http, loop
