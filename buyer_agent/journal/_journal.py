@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -121,6 +122,10 @@ class Journal:
         # The (state, seq, hash) head of each order this journal wrote last: a cache the database
         # checks on every append (see :meth:`record`), never trusted on its own.
         self._heads: dict[str, tuple[str, int, str]] = {}
+        # The connection :meth:`sync` writes its mark on, opened on first use; it may run on a
+        # worker thread (the store's group commit), so it never shares the journal's connection.
+        self._sync_lock = threading.Lock()
+        self._sync_conn: sqlite3.Connection | None = None
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +156,10 @@ class Journal:
 
     def close(self) -> None:
         """Close the connection."""
+        with self._sync_lock:
+            if self._sync_conn is not None:
+                self._sync_conn.close()
+                self._sync_conn = None
         self.db.close()
 
     def __repr__(self) -> str:
@@ -317,11 +326,37 @@ class Journal:
         return _synced(trigger) and self.durability == "normal" and self.path is not None
 
     def sync(self) -> None:
-        """Make every commit so far durable: one synced write, whatever came before it."""
+        """Make every commit so far durable: a write of the sync mark, then the log on disk.
+
+        Safe to call from another thread while this journal writes (the store's group commit waits
+        for it in a worker thread): the mark is written on a connection of its own, and the log is
+        then flushed with an ``fsync`` of the write-ahead log file, the same flush SQLite makes at a
+        synced commit. The log holds every commit of every connection in order, so that flush makes
+        the mark and everything committed before it durable; it runs after the mark's commit has
+        given the write lock back, so the journal's own writes go on while it waits on the disk. A
+        checkpoint moves commits from the log into the database only after syncing the log, and
+        syncs the database before the log is reused, so nothing committed is ever only in a part of
+        the log this flush misses.
+        """
         if self.durability != "normal" or self.path is None:
             return  # every commit is synced already, or there is no disk
-        with self._atomic(durable=True) as db:
-            db.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
+        with self._sync_lock:
+            try:
+                conn = self._sync_conn
+                if conn is None:
+                    conn = sqlite3.connect(
+                        str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False
+                    )
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    self._sync_conn = conn
+                conn.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
+                log = os.open(f"{self.path}-wal", os.O_RDWR)
+                try:
+                    os.fsync(log)
+                finally:
+                    os.close(log)
+            except (sqlite3.Error, OSError) as exc:
+                raise JournalError(f"journal sync failed: {exc}") from exc
 
     def _read_head(self, order_id: str) -> tuple[str, int, str]:
         row = self._conn.execute(_READ_HEAD, [order_id]).fetchone()
