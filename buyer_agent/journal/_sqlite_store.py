@@ -22,7 +22,8 @@ class SqliteStore:
 
     The calls run on the event loop's thread: each is one short local transaction (tens of
     microseconds), cheaper than handing it to a worker thread. The one wait on the disk, the sync
-    that makes intents durable, runs in a worker thread while the loop goes on. The database
+    that makes intents durable, runs in a worker thread while the loop goes on when it covers the
+    intents of several orders in flight. The database
     enforces the head and append-only rules (schema triggers); leases, the daily limit and nonces
     are checked inside the same transaction as the write they guard, and SQLite has one writer at a
     time.
@@ -32,6 +33,7 @@ class SqliteStore:
         self.journal = journal
         # The waiters of the next sync (not started yet), and whether one is running now.
         self._sync: asyncio.Future[None] | None = None
+        self._waiting = 0
         self._syncing = False
 
     async def _durable(self) -> None:
@@ -48,11 +50,23 @@ class SqliteStore:
             pending = self._sync = loop.create_future()
             if not self._syncing:
                 loop.call_soon(self._flush)
+        self._waiting += 1
         await asyncio.shield(pending)
 
     def _flush(self) -> None:
         done, self._sync = self._sync, None
         if done is None:
+            return
+        alone, self._waiting = self._waiting == 1, 0
+        if alone:
+            # One intent waiting, so most likely no other order has work meanwhile: the handoff to
+            # a worker thread and back would cost more (GIL switches, wake-ups) than it frees.
+            try:
+                self.journal.sync()
+            except BaseException as exc:  # the waiter hears it and does not run its effect
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
             return
         self._syncing = True
         loop = asyncio.get_running_loop()

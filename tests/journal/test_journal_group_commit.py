@@ -86,10 +86,11 @@ def test_the_shared_sync_flushes_the_log_off_the_event_loop_and_intents_wait_for
     monkeypatch.setattr(os, "fsync", slow_fsync)
 
     async def go() -> None:
-        await store.create_order("o1", {})
-        await store.create_order("o2", {})
-        intent = asyncio.ensure_future(
-            store.record("o1", "intent:create_market_order", "created", "created", {})
+        for order_id in ("o1", "o2", "o3"):
+            await store.create_order(order_id, {})
+        # Two orders' intents in one sync: it goes to a worker thread (one alone syncs in line).
+        intents = asyncio.gather(
+            *(store.record(o, "intent:create_market_order", "created", "created", {}) for o in ("o1", "o3"))
         )
         for _ in range(500):
             if flushed:
@@ -98,9 +99,9 @@ def test_the_shared_sync_flushes_the_log_off_the_event_loop_and_intents_wait_for
         assert flushed, "the shared sync never flushed the log"
         # The sync waits on the disk; meanwhile the loop runs and another order journals.
         note = await store.record("o2", "note:x", "created", "created", {})
-        assert note.seq == 2 and not intent.done()
+        assert note.seq == 2 and not intents.done()
         release.set()
-        assert (await intent).seq == 2
+        assert [e.seq for e in await intents] == [2, 2]
 
     try:
         asyncio.run(go())
