@@ -196,7 +196,7 @@ class RawBuyer:
             return nonce
 
     async def buy(self, pairing_id: str) -> str:
-        """One order: search, order the cheapest wallet quote, pay, prove, execute, confirm; its status."""
+        """One order: search, order the cheapest wallet quote, pay, prove, execute, confirm, release."""
         m, token = self._market, self._token
         budget = {"max": Decimal("2.50"), "currency": "USDC"}
         search = (
@@ -293,4 +293,8 @@ class RawBuyer:
         )
         await m.execute_market_order(order.id, {"input": {"data": "benchmark"}}, token)
         confirmed = await m.confirm_market_order(order.id, token)
+        if confirmed.payment is not None and confirmed.payment.status == "release_pending":
+            # As the market documents (and the agent does): confirm leaves a held payment
+            # release_pending, and the buyer's payment/release closes it.
+            await m.release_payment(order.id, None, token)
         return str(confirmed.order.status)

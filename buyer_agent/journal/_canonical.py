@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,10 +28,33 @@ __all__ = [
 #: ``prev_hash`` of an order's first event.
 GENESIS_HASH = "0" * 64
 
-# Built once, since ``json.dumps`` with options builds a new encoder on every call.
-_encode_fast = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _quote = json.encoder.encode_basestring
 _PLAIN = (str, int, bool, type(None))
+
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not plain JSON")
+
+
+def _fast_encoder() -> Callable[[Any], str]:
+    """The stdlib's C encoder, made once with the canonical options.
+
+    ``json.JSONEncoder.encode`` builds a new C encoder (and a dict of the objects it has seen, for
+    cycles) on every call; an event's payload is encoded on every append, and is plain JSON made
+    by :func:`jsonable`, which has no cycles.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)  # private to json.encoder, unannotated
+    if make is None:  # pragma: no cover - a Python built without the _json accelerator
+        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    encode = make(None, _not_plain, _quote, None, ":", ",", True, False, True)
+
+    def fast(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return fast
+
+
+_encode_fast = _fast_encoder()
 
 
 def encode_clean(value: Any) -> str:
@@ -108,8 +131,9 @@ def format_at(at: datetime) -> str:
     utc = at if at.tzinfo is UTC else at.astimezone(UTC)
     if utc.year < 1000:  # isoformat pads the year to four digits; strftime's %Y does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # isoformat is several times faster than strftime, and identical for these years.
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # isoformat is several times faster than strftime, and identical for these years; in UTC it
+    # ends in "+00:00", which becomes the "Z".
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def event_hash(

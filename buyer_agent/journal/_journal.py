@@ -7,13 +7,14 @@ write they guard); split across modules, those rules would no longer read as one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,28 @@ def _synced(trigger: str) -> bool:
 
 # The message of the schema's events_at_head trigger.
 _STALE = "stale writer"
+_INSERT_EVENT = (
+    "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The same, only while the lease is the order's (owner and epoch, unexpired at the event's time):
+# the check and the append in one statement.
+_INSERT_LEASED = (
+    "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = ? "
+    "AND lease_owner = ? AND lease_epoch = ? AND lease_until > ?)"
+)
+# An order's head: its state and newest event (migration m007: the row no longer copies them).
+_READ_HEAD = (
+    "SELECT o.state, e.seq, e.hash FROM orders o LEFT JOIN events e ON e.order_id = o.order_id "
+    "AND e.seq = (SELECT max(seq) FROM events WHERE order_id = o.order_id) WHERE o.order_id = ?"
+)
+# The order row's columns as an OrderRecord reads them; updated_at is the newest event's time.
+_ORDER_COLUMNS = (
+    "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, "
+    "coalesce((SELECT at FROM events WHERE events.order_id = orders.order_id "
+    "ORDER BY seq DESC LIMIT 1), updated_at), lease_owner, lease_until, lease_epoch FROM orders"
+)
 # Context keys are the framework's own names; anything else cannot be a JSON path member safely.
 _CONTEXT_KEY = re.compile(r"[A-Za-z0-9_:.-]+")
 
@@ -99,6 +122,10 @@ class Journal:
         # The (state, seq, hash) head of each order this journal wrote last: a cache the database
         # checks on every append (see :meth:`record`), never trusted on its own.
         self._heads: dict[str, tuple[str, int, str]] = {}
+        # The connection :meth:`sync` writes its mark on, opened on first use; it may run on a
+        # worker thread (the store's group commit), so it never shares the journal's connection.
+        self._sync_lock = threading.Lock()
+        self._sync_conn: sqlite3.Connection | None = None
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +156,10 @@ class Journal:
 
     def close(self) -> None:
         """Close the connection."""
+        with self._sync_lock:
+            if self._sync_conn is not None:
+                self._sync_conn.close()
+                self._sync_conn = None
         self.db.close()
 
     def __repr__(self) -> str:
@@ -140,41 +171,13 @@ class Journal:
         """The journal's clock."""
         return self._clock()
 
-    @contextmanager
-    def _atomic(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _atomic(self, *, durable: bool = False) -> _Write:
         """One transaction; ``durable`` syncs the log at its commit even at ``synchronous=NORMAL``.
 
         In WAL mode a synced commit also makes every earlier commit durable (the log is written in
         order), so syncing the intents is enough for nothing done outside to be forgotten.
         """
-        conn = self._conn
-        sync = durable and self.durability == "normal" and self.path is not None
-        try:
-            if sync:
-                conn.execute("PRAGMA synchronous=FULL")
-            try:
-                # IMMEDIATE takes the write lock at BEGIN, where the busy timeout waits for it. A
-                # deferred transaction that reads first (a lease, the orders to claim) and writes
-                # after fails at once with "database is locked" when another connection committed
-                # in between (WAL's snapshot rule), which two processes sharing a file would hit.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                try:
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if sync:
-                    conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal write failed: {exc}") from exc
+        return _Write(self._conn, durable and self.durability == "normal" and self.path is not None)
 
     # --- orders and events -----------------------------------------------------------------
 
@@ -255,33 +258,65 @@ class Journal:
         """
         at_dt = self._clock()
         at = format_at(at_dt)
-        clean = jsonable(payload or {})
-        sets, args, parts = _row_changes(context_patch, pairing_id, market_order_id, payload, clean)
+        clean = jsonable(payload) if payload else {}
+        text = encode_clean(clean)
+        if context_patch or pairing_id is not None or market_order_id is not None:
+            sets, args, parts = _row_changes(context_patch, pairing_id, market_order_id, payload, clean)
+        else:
+            sets, args, parts = "", [], {}
+        durable = _synced(trigger) if durable is None else durable
+        # An event with nothing else to write is one INSERT, a transaction by itself: it takes the
+        # write lock before it reads the row (the head trigger), so it needs no BEGIN IMMEDIATE.
+        alone = lease is None and not sets and not parts and ledger is None
         for attempt in (1, 2):
             head = self._heads.get(order_id)
             if head is None or head[0] != src or attempt == 2:
                 head = self._read_head(order_id)
                 if head[0] != src:
                     raise JournalError(f"order {order_id} is {head[0]}, not {src}: refusing event {trigger}")
+            seq = head[1] + 1
+            prev = head[2]
+            digest = chain_hash(prev, order_id, seq, at, trigger, src, dst, text)
+            row = (order_id, seq, at, trigger, src, dst, text, prev, digest)
             try:
-                with self._atomic(durable=_synced(trigger) if durable is None else durable) as db:
-                    if lease is not None:
-                        _check_lease(db, lease, at)
-                    event = self._append(db, order_id, head, at, trigger, dst, clean)
-                    if sets:
-                        db.execute(f"UPDATE orders SET {sets} WHERE order_id = ?", [*args, order_id])
-                    if parts:
-                        _write_parts(db, order_id, parts)
-                    if ledger is not None:
-                        self._apply_ledger(db, order_id, ledger, at_dt)
+                if alone:
+                    self._insert_alone(row, durable)
+                else:
+                    with self._atomic(durable=durable) as db:
+                        if lease is None:
+                            db.execute(_INSERT_EVENT, row)
+                        elif db.execute(_INSERT_LEASED, (*row, *_lease_args(lease, at))).rowcount != 1:
+                            _check_lease(db, lease, at)  # says why: no such order, or the lease passed on
+                            raise LeaseLost(lease.order_id, lease.owner, lease.epoch)
+                        if sets:
+                            db.execute(f"UPDATE orders SET {sets} WHERE order_id = ?", [*args, order_id])
+                        if parts:
+                            _write_parts(db, order_id, parts)
+                        if ledger is not None:
+                            self._apply_ledger(db, order_id, ledger, at_dt)
             except JournalError as exc:
                 self._heads.pop(order_id, None)
                 if attempt == 1 and _STALE in str(exc):
                     continue  # another writer moved the order: read its head and try once more
                 raise
-            self._heads[order_id] = (dst, event.seq, event.hash)
-            return event
+            self._heads[order_id] = (dst, seq, digest)
+            return Event(order_id, seq, at, trigger, src, dst, clean, prev, digest)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _insert_alone(self, row: tuple[Any, ...], durable: bool) -> None:
+        """Append one event as a statement of its own (its own transaction, synced when ``durable``)."""
+        conn = self._conn
+        sync = durable and self.durability == "normal" and self.path is not None
+        try:
+            if sync:
+                conn.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execute(_INSERT_EVENT, row)
+            finally:
+                if sync:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
 
     def needs_sync(self, trigger: str) -> bool:
         """True when an event with ``trigger`` must reach the disk before its effect runs.
@@ -291,18 +326,44 @@ class Journal:
         return _synced(trigger) and self.durability == "normal" and self.path is not None
 
     def sync(self) -> None:
-        """Make every commit so far durable: one synced write, whatever came before it."""
+        """Make every commit so far durable: a write of the sync mark, then the log on disk.
+
+        Safe to call from another thread while this journal writes (the store's group commit waits
+        for it in a worker thread): the mark is written on a connection of its own, and the log is
+        then flushed with an ``fsync`` of the write-ahead log file, the same flush SQLite makes at a
+        synced commit. The log holds every commit of every connection in order, so that flush makes
+        the mark and everything committed before it durable; it runs after the mark's commit has
+        given the write lock back, so the journal's own writes go on while it waits on the disk. A
+        checkpoint moves commits from the log into the database only after syncing the log, and
+        syncs the database before the log is reused, so nothing committed is ever only in a part of
+        the log this flush misses.
+        """
         if self.durability != "normal" or self.path is None:
             return  # every commit is synced already, or there is no disk
-        with self._atomic(durable=True) as db:
-            db.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
+        with self._sync_lock:
+            try:
+                conn = self._sync_conn
+                if conn is None:
+                    conn = sqlite3.connect(
+                        str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False
+                    )
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    self._sync_conn = conn
+                conn.execute("UPDATE sync_mark SET n = n + 1 WHERE id = 1")
+                log = os.open(f"{self.path}-wal", os.O_RDWR)
+                try:
+                    os.fsync(log)
+                finally:
+                    os.close(log)
+            except (sqlite3.Error, OSError) as exc:
+                raise JournalError(f"journal sync failed: {exc}") from exc
 
     def _read_head(self, order_id: str) -> tuple[str, int, str]:
-        row = self.db.execute(
-            "SELECT state, last_seq, last_hash FROM orders WHERE order_id = ?", [order_id]
-        ).fetchone()
+        row = self._conn.execute(_READ_HEAD, [order_id]).fetchone()
         if row is None:
             raise JournalError(f"no order {order_id} in the journal")
+        if row[1] is None:  # no event yet
+            return (str(row[0]), 0, GENESIS_HASH)
         return (str(row[0]), int(row[1]), str(row[2]))
 
     def _append(
@@ -320,11 +381,7 @@ class Journal:
         text = encode_clean(clean)
         seq = last_seq + 1
         digest = chain_hash(prev, order_id, seq, at, trigger, src, dst, text)
-        db.execute(
-            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [order_id, seq, at, trigger, src, dst, text, prev, digest],
-        )
+        db.execute(_INSERT_EVENT, (order_id, seq, at, trigger, src, dst, text, prev, digest))
         return Event(order_id, seq, at, trigger, src, dst, clean, prev, digest)
 
     def order(self, order_id: str) -> OrderRecord:
@@ -333,11 +390,7 @@ class Journal:
         Raises:
             JournalError: No such order.
         """
-        row = self.db.execute(
-            "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
-            "lease_owner, lease_until, lease_epoch FROM orders WHERE order_id = ?",
-            [order_id],
-        ).fetchone()
+        row = self.db.execute(f"{_ORDER_COLUMNS} WHERE order_id = ?", [order_id]).fetchone()
         if row is None:
             raise JournalError(f"no order {order_id} in the journal")
         parts = self.db.execute(
@@ -351,10 +404,7 @@ class Journal:
 
     def orders(self, states: Iterable[str] | None = None) -> list[OrderRecord]:
         """Every order (optionally only those in ``states``), oldest first."""
-        sql = (
-            "SELECT order_id, state, context, spec, pairing_id, market_order_id, created_at, updated_at, "
-            "lease_owner, lease_until, lease_epoch FROM orders"
-        )
+        sql = _ORDER_COLUMNS
         args: list[Any] = []
         if states is not None:
             wanted = list(states)
@@ -601,6 +651,64 @@ class Journal:
         return True
 
 
+class _Write:
+    """One write transaction on the journal's connection (:meth:`Journal._atomic`).
+
+    A class rather than a generator-based context manager: it is entered for nearly every write,
+    where the generator's machinery cost more than the transaction's own statements.
+    """
+
+    __slots__ = ("_conn", "_sync")
+
+    def __init__(self, conn: sqlite3.Connection, sync: bool) -> None:
+        self._conn = conn
+        self._sync = sync
+
+    def __enter__(self) -> sqlite3.Connection:
+        conn = self._conn
+        try:
+            if self._sync:
+                conn.execute("PRAGMA synchronous=FULL")
+            # IMMEDIATE takes the write lock at BEGIN, where the busy timeout waits for it. A
+            # deferred transaction that reads first (a lease, the orders to claim) and writes after
+            # fails at once with "database is locked" when another connection committed in between
+            # (WAL's snapshot rule), which two processes sharing a file would hit.
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._restore()
+            raise JournalError(f"journal write failed: {exc}") from exc
+        except BaseException:
+            self._restore()
+            raise
+        return conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        conn = self._conn
+        try:
+            try:
+                if kind is None:
+                    try:
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                elif conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            finally:
+                if self._sync:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as err:
+            raise JournalError(f"journal write failed: {err}") from err
+        if isinstance(exc, sqlite3.Error):
+            raise JournalError(f"journal write failed: {exc}") from exc
+
+    def _restore(self) -> None:
+        if self._sync:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+
+
 def _row_changes(
     context_patch: Mapping[str, Any] | None,
     pairing_id: str | None,
@@ -614,13 +722,16 @@ def _row_changes(
     event never reads, decodes and rewrites the whole context; the write-once parts
     (:data:`ORDER_PARTS`) go to their own table and leave the row small. A value that is the
     payload's own (the same object, e.g. a search's quotes) is encoded from the payload's plain
-    form (``clean``) instead of being made plain again.
+    form (``clean``) instead of being made plain again. All removals go in one ``json_remove`` and
+    all values in one ``json_set`` (the keys are distinct, so their order does not matter): each
+    call parses and writes the whole context text once, however many keys it takes.
     """
     sets: list[str] = []
     args: list[Any] = []
     parts: dict[str, Any] = {}
     if context_patch:
-        expr = "context"
+        removed: list[str] = []
+        values: list[str] = []
         for key, value in context_patch.items():
             if not _CONTEXT_KEY.fullmatch(key):
                 raise JournalError(f"context key {key!r} is not a plain name")
@@ -630,15 +741,18 @@ def _row_changes(
             if key in ORDER_PARTS:
                 # Kept apart; a copy an older row (or an import) still holds in its context goes.
                 parts[key] = value if text is None else _Encoded(text)
-                expr = f"json_remove({expr}, ?)"
-                args.append(f'$."{key}"')
-                continue
-            if value is None:
-                expr = f"json_remove({expr}, ?)"
-                args.append(f'$."{key}"')
+                removed.append(f'$."{key}"')
+            elif value is None:
+                removed.append(f'$."{key}"')
             else:
-                expr = f"json_set({expr}, ?, json(?))"
-                args.extend([f'$."{key}"', dumps(value) if text is None else text])
+                values.extend([f'$."{key}"', dumps(value) if text is None else text])
+        expr = "context"
+        if removed:
+            expr = f"json_remove({expr}{', ?' * len(removed)})"
+            args.extend(removed)
+        if values:
+            expr = f"json_set({expr}{', ?, json(?)' * (len(values) // 2)})"
+            args.extend(values)
         if expr != "context":
             sets.append(f"context = {expr}")
     if pairing_id is not None:
@@ -716,6 +830,11 @@ def _take_lease(
         [owner, until, epoch, order_id],
     )
     return Lease(order_id, owner, epoch, until)
+
+
+def _lease_args(lease: Lease, at: str) -> tuple[str, str, int, str]:
+    """The arguments of :data:`_INSERT_LEASED`'s lease condition."""
+    return (lease.order_id, lease.owner, lease.epoch, at)
 
 
 def _check_lease(db: sqlite3.Connection, lease: Lease, at: str) -> None:

@@ -185,6 +185,115 @@ def m005_sync_mark(db: Database) -> None:
     db.execute("INSERT INTO sync_mark (id, n) VALUES (1, 0)")
 
 
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m006_events_clustered(db: Database) -> None:
+    """Events stored by their key alone (``WITHOUT ROWID``), and one trigger that checks and moves the head.
+
+    An event was written twice, into the table and into the index of its ``(order_id, seq)`` key,
+    and its order row was read by one trigger and written by another: each append touched four
+    b-trees and dirtied three pages. The events now live in the key's own b-tree, and one trigger
+    moves the row's head only where it stands at the event's ``prev_hash`` and state, refusing the
+    event (``stale writer``) when nothing moved. The rules are the ones ``m002_order_head`` made: an
+    event is accepted only at its order's head and from its state, and the row moves with it.
+
+    That trigger also refuses an event of an order that does not exist, which the foreign key did;
+    ``orders_keep_events`` keeps an order with events from being deleted or renamed, the foreign
+    key's other half, so the events table needs none (a parent lookup on every append).
+    """
+    db.execute(
+        """
+        CREATE TABLE events_clustered (
+            order_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            src TEXT NOT NULL,
+            dst TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (order_id, seq)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("INSERT INTO events_clustered SELECT * FROM events ORDER BY order_id, seq")
+    # Dropping a table fires no delete trigger; the old table's triggers go with it.
+    db.execute("DROP TABLE events")
+    db.execute("ALTER TABLE events_clustered RENAME TO events")
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END"
+    )
+    # One trigger, statements in order: move the head where the event starts at it, refuse the
+    # event when no row moved (changes() counts this trigger's last statement), then the state,
+    # apart, so an effect record (src == dst) leaves the indexed state column untouched. Before the
+    # insert, so a stale writer is told so rather than hitting the key of the event already there;
+    # should the insert still fail, the statement takes the row's move back with it.
+    db.execute(
+        """
+        CREATE TRIGGER events_at_head BEFORE INSERT ON events
+        BEGIN
+            UPDATE orders SET last_seq = NEW.seq, last_hash = NEW.hash, updated_at = NEW.at
+            WHERE order_id = NEW.order_id AND state = NEW.src
+              AND last_seq + 1 = NEW.seq AND last_hash = NEW.prev_hash;
+            SELECT RAISE(ABORT, 'stale writer: the event does not start at the order''s head')
+            WHERE changes() = 0;
+            UPDATE orders SET state = NEW.dst WHERE NEW.src != NEW.dst AND order_id = NEW.order_id;
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER orders_keep_events BEFORE DELETE ON orders
+        WHEN EXISTS (SELECT 1 FROM events WHERE order_id = OLD.order_id)
+        BEGIN SELECT RAISE(ABORT, 'an order with journal events cannot be deleted'); END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER orders_keep_event_ids BEFORE UPDATE OF order_id ON orders
+        WHEN NEW.order_id != OLD.order_id AND EXISTS (SELECT 1 FROM events WHERE order_id = OLD.order_id)
+        BEGIN SELECT RAISE(ABORT, 'an order with journal events cannot be renamed'); END
+        """
+    )
+
+
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m007_head_in_events(db: Database) -> None:
+    """An order's head is its newest event; an effect record no longer writes the order row.
+
+    Moving ``last_seq``/``last_hash``/``updated_at`` on the row made every append dirty two pages
+    (the event's and the row's), which was a third of its SQL. The head check reads them instead:
+    an event is accepted only when its order exists in ``src`` and it follows that order's newest
+    event (``seq`` next, ``prev_hash`` its hash), or is an order's first event (``seq`` 1 from the
+    genesis hash); else ``stale writer``, as before. A transition still moves the row's state in
+    the same statement. ``updated_at`` is read as the newest event's time (``Journal.order``).
+    """
+    db.execute("DROP TRIGGER events_at_head")
+    db.execute(
+        f"""
+        CREATE TRIGGER events_at_head BEFORE INSERT ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'stale writer: the event does not start at the order''s head')
+            WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id = NEW.order_id AND state = NEW.src)
+               OR coalesce(
+                    (SELECT seq + 1 = NEW.seq AND hash = NEW.prev_hash FROM events
+                     WHERE order_id = NEW.order_id ORDER BY seq DESC LIMIT 1),
+                    NEW.seq = 1 AND NEW.prev_hash = '{GENESIS_HASH}'
+                  ) IS NOT 1;
+            UPDATE orders SET state = NEW.dst WHERE NEW.src != NEW.dst AND order_id = NEW.order_id;
+        END
+        """
+    )
+    # Gone rather than left behind unmaintained, where a reader would take them for the head.
+    db.execute("ALTER TABLE orders DROP COLUMN last_seq")
+    db.execute("ALTER TABLE orders DROP COLUMN last_hash")
+
+
 def migrate(db: Database) -> None:
     """Apply every pending migration, one process at a time.
 

@@ -21,38 +21,69 @@ class SqliteStore:
     """:class:`OrderStore` over a :class:`Journal`.
 
     The calls run on the event loop's thread: each is one short local transaction (tens of
-    microseconds), cheaper than handing it to a worker thread. The database enforces the head and
-    append-only rules (schema triggers); leases, the daily limit and nonces are checked inside the
-    same transaction as the write they guard, and SQLite has one writer at a time.
+    microseconds), cheaper than handing it to a worker thread. The one wait on the disk, the sync
+    that makes intents durable, runs in a worker thread while the loop goes on when it covers the
+    intents of several orders in flight. The database
+    enforces the head and append-only rules (schema triggers); leases, the daily limit and nonces
+    are checked inside the same transaction as the write they guard, and SQLite has one writer at a
+    time.
     """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        # The waiters of the next sync (not started yet), and whether one is running now.
         self._sync: asyncio.Future[None] | None = None
+        self._waiting = 0
+        self._syncing = False
 
     async def _durable(self) -> None:
         """Wait until every commit so far is on disk; concurrent callers share one sync (group commit).
 
-        The sync runs once the tasks already ready to run have had their turn, so the intents that
-        many orders in flight commit meanwhile are covered by the same write.
+        The sync starts once the tasks already ready to run have had their turn, so the intents
+        that many orders in flight commit meanwhile are covered by the same sync; one that runs
+        already started before this commit, so this waits for the next, which starts when it ends
+        and covers every intent committed meanwhile.
         """
         pending = self._sync
         if pending is None:
             loop = asyncio.get_running_loop()
             pending = self._sync = loop.create_future()
-            loop.call_soon(self._flush, pending)
+            if not self._syncing:
+                loop.call_soon(self._flush)
+        self._waiting += 1
         await asyncio.shield(pending)
 
-    def _flush(self, done: asyncio.Future[None]) -> None:
-        self._sync = None
-        try:
-            self.journal.sync()
-        except BaseException as exc:  # every waiter hears it; none runs its effect
-            if not done.done():
-                done.set_exception(exc)
+    def _flush(self) -> None:
+        done, self._sync = self._sync, None
+        if done is None:
             return
-        if not done.done():
-            done.set_result(None)
+        alone, self._waiting = self._waiting == 1, 0
+        if alone:
+            # One intent waiting, so most likely no other order has work meanwhile: the handoff to
+            # a worker thread and back would cost more (GIL switches, wake-ups) than it frees.
+            try:
+                self.journal.sync()
+            except BaseException as exc:  # the waiter hears it and does not run its effect
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+            return
+        self._syncing = True
+        loop = asyncio.get_running_loop()
+        syncing = loop.run_in_executor(None, self.journal.sync)
+
+        def finished(result: asyncio.Future[None]) -> None:
+            self._syncing = False
+            if not done.done():
+                exc = result.exception() if not result.cancelled() else asyncio.CancelledError()
+                if exc is not None:  # every waiter hears it; none runs its effect
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+            if self._sync is not None:
+                self._flush()
+
+        syncing.add_done_callback(finished)
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.label!r})"

@@ -1,24 +1,24 @@
-"""The EVM rail: ERC-20 transfers and escrow deposits, signed by an EvmSigner, sent over AsyncWeb3.
+"""The EVM rail: ERC-20 transfers and escrow deposits, signed by an EvmSigner, sent over JSON-RPC.
 
-Longer than this project's usual module (about 650 lines) on purpose: it is one implementation of the
+Longer than this project's usual module (about 700 lines) on purpose: it is one implementation of the
 Rail protocol, whose steps (funds, sign, broadcast, reconcile through drops, nonce gaps and reorgs,
 verify, prove) share the node connection, the nonce reservations and the receipts seen at depth.
 The pieces that stand alone live beside it: the ABI (``_evm_abi``), the funds rule (``_funds``), the
-node transport (``_nodes``), foreign errors (``_boundary``).
+node transport (``_evm_rpc``), foreign errors (``_boundary``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import is_address, to_checksum_address
-from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from buyer_agent._errors import PaymentMismatchError, RailError, SignerError, TransactionRevertedError
 from buyer_agent._redact import Secret
@@ -44,10 +44,9 @@ from buyer_agent.rails._evm_abi import (
     transfer_logs,
 )
 from buyer_agent.rails._evm_adopt import adopt_payment
+from buyer_agent.rails._evm_rpc import EvmRpc, NodeError, quantity
 from buyer_agent.rails._funds import native_token, require
-from buyer_agent.rails._nodes import EvmNodeProvider
 from buyer_agent.rails._nonces import MemoryNonceStore
-from buyer_agent.rails._rpc_spans import RpcSpans
 from buyer_agent.signers import EvmSigner, EvmTransaction, as_evm_signer
 
 if TYPE_CHECKING:
@@ -82,6 +81,83 @@ GAS_LIMITS: Mapping[str, int] = {
 _HEADROOM_NUM, _HEADROOM_DEN = 5, 4
 #: Receipts the rail keeps (oldest dropped first); enough for every order in flight.
 _MINED_KEPT = 4096
+#: Seconds the fees, gas limits and nonce read by ``check_funds`` stay good for the ``prepare`` of the
+#: same request (the runner calls one right after the other).
+PRICED_FOR_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """What :meth:`EvmRail.check_funds` read for a request, for the :meth:`EvmRail.prepare` after it."""
+
+    calls: tuple[tuple[str, str, bytes], ...]
+    at: float
+    max_fee: int
+    tip: int
+    gases: tuple[int, ...]
+    pending: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    """The EIP-55 form of ``address``, remembered: a payment names the same few addresses many times."""
+    return str(to_checksum_address(address))
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _hash(value: Any) -> str:
+    """A 32-byte hash the node answered (``0x`` + 64 hex digits)."""
+    if isinstance(value, str) and len(value) == 66 and value[:2] == "0x":
+        try:
+            bytes.fromhex(value[2:])
+        except ValueError:
+            pass
+        else:
+            return value
+    raise RailError(f"the EVM node answered {str(value)[:80]!r} where a transaction or block hash belongs")
+
+
+def _word(value: Any, what: str) -> int:
+    """The first 32-byte word of an ``eth_call`` result (0 when the call returned less)."""
+    if not isinstance(value, str) or value[:2] != "0x":
+        raise RailError(f"the EVM node answered {what} with {type(value).__name__}, not 0x hex")
+    try:
+        data = bytes.fromhex(value[2:])
+    except ValueError:
+        raise RailError(f"the EVM node answered {what} with malformed hex") from None
+    return int.from_bytes(data[:32], "big") if len(data) >= 32 else 0
+
+
+def _answered(outcome: Any) -> Any:
+    """A batch call's result; its :class:`NodeError` raised."""
+    if isinstance(outcome, NodeError):
+        raise outcome
+    return outcome
+
+
+def _field(value: Any, key: str, what: str) -> Any:
+    if not isinstance(value, Mapping) or key not in value:
+        raise RailError(f"the EVM node's answer for {what} has no {key!r}")
+    return value[key]
+
+
+def _block_of(receipt: Mapping[str, Any]) -> int:
+    return quantity(_field(receipt, "blockNumber", "a receipt"), "a receipt's block number")
+
+
+def _succeeded(receipt: Mapping[str, Any]) -> bool:
+    """True for a receipt with status 1 (success), False for 0 (reverted)."""
+    return quantity(_field(receipt, "status", "a receipt"), "a receipt's status") == 1
+
+
+def _logs(receipt: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    logs = _field(receipt, "logs", "a receipt")
+    if not isinstance(logs, list) or not all(isinstance(log, Mapping) for log in logs):
+        raise RailError("the EVM node's receipt holds logs that are not a list of objects")
+    return logs
 
 
 def _caip2_id(chain: str) -> int | None:
@@ -145,7 +221,7 @@ class EvmRail:
             self._signer = as_evm_signer(signer)
         except SignerError as exc:  # its message never holds the key
             raise RailError(exc.message) from None
-        self._address = to_checksum_address(self._signer.address)
+        self._address = _checksum(self._signer.address)
         self.chain = chain
         self._rpc_url = rpc_url
         self._nonces: NonceStore | SyncNonceStore = (
@@ -160,15 +236,11 @@ class EvmRail:
         # When each transaction was first seen with its nonce used and no receipt (see status()).
         self._unseen_since: dict[str, float] = {}
         # No transport retries: the rail's callers reconcile by status, and a dead node should fail fast.
-        self._w3 = AsyncWeb3(EvmNodeProvider(rpc_url, timeout_s=30, exception_retry_configuration=None))
-        # Middlewares that only cost calls here: "validation" asks the node's chain id before every
-        # gas estimate and eth_call (the rail checks the chain itself, once), a payment names
-        # addresses, never ENS names, and the gas middlewares fill fields the rail always sets.
-        for name in ("validation", "ens_name_to_address", "gas_price_strategy", "gas_estimate"):
-            self._w3.middleware_onion.remove(name)
-        # Each JSON-RPC call a client span under the order's step, when tracing is on.
-        self._w3.middleware_onion.add(RpcSpans, "buyer_agent_spans")
+        self._rpc = EvmRpc(rpc_url, timeout_s=30)
         self._chain_id: int | None = None
+        # What check_funds() read from the node for a request (fees, gas, pending nonce), taken by
+        # the prepare() that follows it at once rather than asked for again (see _sign).
+        self._priced: dict[PaymentRequest, _Priced] = {}
         # Receipts of transactions at their depth, read once by status() and reused by verify(): a
         # receipt with its confirmations is final (the rail follows reorgs only until then).
         self._mined: dict[str, Any] = {}
@@ -222,18 +294,20 @@ class EvmRail:
             RailError: wrong chain, wrong payer, bad addresses, or fees above the cap.
         """
         self._check_request(request)
-        return await self._sign(request, self._calls(request))
+        priced = self._priced.pop(request, None)
+        calls = self._calls(request) if priced is None else list(priced.calls)
+        return await self._sign(request, calls, priced)
 
     def _calls(self, request: PaymentRequest) -> list[tuple[str, str, bytes]]:
         """The calls a payment makes: ``(purpose, to, data)`` for a transfer, or approve + deposit."""
-        token = to_checksum_address(request.token)
-        payee = to_checksum_address(request.payee)
+        token = _checksum(request.token)
+        payee = _checksum(request.payee)
         amount = request.amount.amount
         calls: list[tuple[str, str, bytes]]
         if request.rail_type in ESCROW_TYPES:
             if not request.escrow_address or not is_address(request.escrow_address):
                 raise RailError(f"escrow rail {request.rail_type!r} needs an escrow address")
-            escrow = to_checksum_address(request.escrow_address)
+            escrow = _checksum(request.escrow_address)
             calls = [
                 ("approve", token, approve_data(escrow, amount)),
                 (
@@ -265,20 +339,13 @@ class EvmRail:
                 f"wrong chain: the payment is on {request.chain} but the node at this rail's RPC is "
                 f"eip155:{chain_id}; nothing was signed"
             )
-        token = to_checksum_address(request.token)
         calls = self._calls(request)
-
-        async def gas_needed() -> int:
-            return sum([await self._gas(what, to, data, i == 0) for i, (what, to, data) in enumerate(calls)])
-
-        # Four independent reads at once: against a remote node, one round trip's wait instead of four.
-        raw, native, (max_fee, _), gas = await asyncio.gather(
-            self._w3.eth.call({"to": token, "data": balance_of_data(self._address)}),
-            self._w3.eth.get_balance(self._address),
-            self._fees(request),
-            gas_needed(),
-        )
-        held = int.from_bytes(bytes(raw)[:32], "big") if len(bytes(raw)) >= 32 else 0
+        # The fees, gas limits and pending nonce are the ones prepare() signs with, when it follows.
+        priced, balances = await self._price(request, calls, balances=True)
+        assert balances is not None
+        held, native = balances
+        gas = sum(priced.gases)
+        max_fee = priced.max_fee
         money = request.amount
         require(
             held,
@@ -290,7 +357,7 @@ class EvmRail:
         )
         symbol, decimals = native_token(self._networks, request.chain, ("ETH", 18))
         require(
-            int(native),
+            native,
             gas * max_fee,
             decimals=decimals,
             symbol=symbol,
@@ -298,6 +365,9 @@ class EvmRail:
             chain=request.chain,
             why=f" for gas ({len(calls)} transaction(s), {gas} gas at up to {max_fee} wei per gas)",
         )
+        if len(self._priced) >= _MINED_KEPT:
+            self._priced.pop(next(iter(self._priced)))
+        self._priced[request] = priced
 
     @translated("reading a payment made elsewhere")
     async def adopt(self, request: PaymentRequest, tx_id: str) -> Sequence[SignedTx]:
@@ -310,7 +380,7 @@ class EvmRail:
         self._check_request(request)
         if not (isinstance(tx_id, str) and tx_id.startswith("0x") and len(tx_id) == 66):
             raise PaymentMismatchError("transaction", "a 0x-prefixed 32-byte transaction hash", tx_id)
-        return await adopt_payment(self._w3, request, tx_id, depth=self.depth_for(request.chain))
+        return await adopt_payment(self._rpc, request, tx_id, depth=self.depth_for(request.chain))
 
     @translated("preparing an escrow release")
     async def prepare_release(self, request: PaymentRequest) -> Sequence[SignedTx]:
@@ -318,9 +388,9 @@ class EvmRail:
         self._check_request(request)
         if request.rail_type not in ESCROW_TYPES or not request.escrow_address:
             raise RailError(f"{request.rail_type!r} is not an escrow rail; there is nothing to release")
-        escrow = to_checksum_address(request.escrow_address)
+        escrow = _checksum(request.escrow_address)
         return await self._sign(
-            request, [("escrow_release", escrow, escrow_release_data(order_key(request.order_id)))]
+            request, [("escrow_release", escrow, escrow_release_data(order_key(request.order_id)))], None
         )
 
     def _check_request(self, request: PaymentRequest) -> None:
@@ -344,7 +414,7 @@ class EvmRail:
 
     async def _node_chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = int(await self._w3.eth.chain_id)
+            self._chain_id = quantity(await self._rpc.call("eth_chainId"), "eth_chainId")
         return self._chain_id
 
     async def _nonce_scope(self, chain: str) -> str:
@@ -354,18 +424,54 @@ class EvmRail:
         anvil) is another ledger: reservations made on the old one must not open a nonce gap here.
         """
         if self._genesis is None:
-            block = await self._w3.eth.get_block(0)
-            self._genesis = bytes(block["hash"]).hex()[:16]
+            block = await self._rpc.call("eth_getBlockByNumber", ["0x0", False])
+            self._genesis = _hash(_field(block, "hash", "the genesis block")).removeprefix("0x")[:16]
         return f"{chain}#{self._genesis}"
 
-    async def _fees(self, request: PaymentRequest) -> tuple[int, int]:
-        """``(maxFeePerGas, maxPriorityFeePerGas)`` from the node, never above the cap."""
-        block = await self._w3.eth.get_block("latest")
-        base = int(block.get("baseFeePerGas") or 0)
-        try:
-            tip = int(await self._w3.eth.max_priority_fee)
-        except Web3RPCError:  # nodes without eth_maxPriorityFeePerGas: a small tip still gets mined
-            tip = 1
+    async def _price(
+        self, request: PaymentRequest, calls: Sequence[tuple[str, str, bytes]], *, balances: bool
+    ) -> tuple[_Priced, tuple[int, int] | None]:
+        """What signing ``calls`` takes from the node: fees, gas limits, the pending nonce.
+
+        With ``balances``, also the payer's token and gas balances. The reads do not depend on one
+        another: they go in one request (a JSON-RPC batch), one round trip for all of them.
+        """
+        purpose, to, data = calls[0]
+        reads: list[tuple[str, Sequence[Any]]] = [
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_maxPriorityFeePerGas", []),
+            ("eth_estimateGas", [{"from": self._address, "to": to, "data": _hex(data)}]),
+            ("eth_getTransactionCount", [self._address, "pending"]),
+        ]
+        if balances:
+            balance_call = {
+                "to": _checksum(request.token),
+                "data": _hex(balance_of_data(self._address)),
+            }
+            reads += [("eth_call", [balance_call, "latest"]), ("eth_getBalance", [self._address, "latest"])]
+        block, tip_answer, estimate, count, *held = await self._rpc.batch(reads)
+        block = _answered(block)
+        if not isinstance(block, Mapping):
+            raise RailError(f"the EVM node answered the latest block with {type(block).__name__}")
+        fee = block.get("baseFeePerGas")
+        base = 0 if fee is None else quantity(fee, "the base fee")  # a chain without EIP-1559
+        # Nodes without eth_maxPriorityFeePerGas: a small tip still gets mined.
+        tip = 1 if isinstance(tip_answer, NodeError) else quantity(tip_answer, "eth_maxPriorityFeePerGas")
+        max_fee, tip = self._capped(request, base, tip)
+        # Later calls depend on the transactions before them, which are not mined yet: fixed limits.
+        gases = (self._gas_limit(purpose, estimate), *(GAS_LIMITS[p] for p, _, _ in calls[1:]))
+        pending = quantity(_answered(count), "eth_getTransactionCount")
+        priced = _Priced(tuple(calls), time.monotonic(), max_fee, tip, gases, pending)
+        if not balances:
+            return priced, None
+        token_answer, native_answer = held
+        return priced, (
+            _word(_answered(token_answer), "the token balance"),
+            quantity(_answered(native_answer), "the gas balance"),
+        )
+
+    def _capped(self, request: PaymentRequest, base: int, tip: int) -> tuple[int, int]:
+        """``(maxFeePerGas, maxPriorityFeePerGas)`` for a base fee and tip, never above the cap."""
         caps = [c for c in (request.fee_cap_wei, self._fee_cap) if c is not None]
         cap = min(caps) if caps else None
         wanted = 2 * base + tip
@@ -380,31 +486,39 @@ class EvmRail:
             tip = cap - base
         return min(wanted, cap), min(tip, cap)
 
-    async def _gas(self, purpose: str, to: str, data: bytes, first: bool) -> int:
+    @staticmethod
+    def _gas_limit(purpose: str, estimate: Any) -> int:
         limit = GAS_LIMITS[purpose]
-        if not first:
-            return limit  # depends on the transactions before it, which are not mined yet
         try:
-            estimate = int(await self._w3.eth.estimate_gas({"from": self._address, "to": to, "data": data}))
-        except Exception:  # a doomed call: keep the fixed limit so it is mined and fails visibly
+            estimated = quantity(_answered(estimate), "eth_estimateGas")
+        except RailError:  # a doomed call: keep the fixed limit so it is mined and fails visibly
             return limit
-        return max(limit, estimate * _HEADROOM_NUM // _HEADROOM_DEN)
+        return max(limit, estimated * _HEADROOM_NUM // _HEADROOM_DEN)
 
-    async def _sign(self, request: PaymentRequest, calls: Sequence[tuple[str, str, bytes]]) -> list[SignedTx]:
+    async def _pending_nonce(self) -> int:
+        """The next nonce of the payer counting the node's pool (``pending``)."""
+        count = await self._rpc.call("eth_getTransactionCount", [self._address, "pending"])
+        return quantity(count, "eth_getTransactionCount")
+
+    async def _sign(
+        self, request: PaymentRequest, calls: Sequence[tuple[str, str, bytes]], priced: _Priced | None
+    ) -> list[SignedTx]:
         chain_id = await self._node_chain_id()
         if _caip2_id(request.chain) != chain_id:
             raise RailError(
                 f"wrong chain: the payment is on {request.chain} but the node at this rail's RPC is "
                 f"eip155:{chain_id}; nothing was signed"
             )
-        # The node's answers do not depend on one another: ask for them side by side.
-        estimates = (self._gas(purpose, to, data, i == 0) for i, (purpose, to, data) in enumerate(calls))
-        (max_fee, tip), gases, count = await asyncio.gather(
-            self._fees(request),
-            asyncio.gather(*estimates),
-            self._w3.eth.get_transaction_count(self._address, "pending"),
-        )
-        pending = int(count)
+        if (
+            priced is not None
+            and priced.calls == tuple(calls)
+            and time.monotonic() - priced.at <= PRICED_FOR_S
+        ):
+            # check_funds() read these for this very request a moment ago: sign with what it priced.
+            max_fee, tip, gases, pending = priced.max_fee, priced.tip, list(priced.gases), priced.pending
+        else:
+            fresh, _ = await self._price(request, calls, balances=False)
+            max_fee, tip, gases, pending = fresh.max_fee, fresh.tip, list(fresh.gases), fresh.pending
         first = await reserve_nonces(
             self._nonces, await self._nonce_scope(request.chain), self._address, pending, len(calls)
         )
@@ -450,9 +564,9 @@ class EvmRail:
             RailError: the node refused the bytes (e.g. their nonce was used by another transaction).
         """
         try:
-            await self._w3.eth.send_raw_transaction(tx.raw)
-        except Web3RPCError as exc:
-            text = str(exc).lower()
+            sent = await self._rpc.call("eth_sendRawTransaction", [_hex(tx.raw)])
+        except NodeError as exc:
+            text = exc.node_message.lower()
             if "already known" in text or "known transaction" in text or "already imported" in text:
                 return
             if "nonce too low" in text or "nonce is too low" in text:
@@ -460,16 +574,19 @@ class EvmRail:
                 # is pointless either way, and which one it was is status()'s verdict to give.
                 log.info("transaction %s not sent again: its nonce is already used", tx.tx_id)
                 return
-            raise RailError(f"the node refused transaction {tx.tx_id}: {exc}") from exc
+            raise RailError(f"the node refused transaction {tx.tx_id}: {exc.node_message}") from exc
+        _hash(sent)  # a node that took the bytes answers with their hash
 
     async def _receipt(self, tx_id: str) -> Any:
         known = self._mined.get(tx_id)
         if known is not None:
             return known
-        try:
-            return await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
-        except TransactionNotFound:
+        receipt = await self._rpc.call("eth_getTransactionReceipt", [tx_id])
+        if receipt is None:
             return None
+        if not isinstance(receipt, Mapping):
+            raise RailError(f"the EVM node answered the receipt of {tx_id} with {type(receipt).__name__}")
+        return receipt
 
     def _final(self, tx_id: str, receipt: Any) -> None:
         """Keep a receipt at its depth (oldest dropped first): it is read again by verify()."""
@@ -482,8 +599,8 @@ class EvmRail:
         """Blocks on top of the receipt's, its own included (1 = just mined)."""
         if needed == 1:
             return 1  # no need to ask: the receipt's own block is depth 1
-        head = int(await self._w3.eth.block_number)
-        return head - int(receipt["blockNumber"]) + 1
+        head = quantity(await self._rpc.call("eth_blockNumber"), "eth_blockNumber")
+        return head - _block_of(receipt) + 1
 
     @translated("reading an EVM transaction's status")
     async def status(self, tx: SignedTx) -> TxStatus:
@@ -495,7 +612,10 @@ class EvmRail:
         receipt = await self._receipt(tx.tx_id)
         if receipt is None:
             sender = str(tx.meta.get("from") or self._address)
-            mined_next = int(await self._w3.eth.get_transaction_count(to_checksum_address(sender), "latest"))
+            mined_next = quantity(
+                await self._rpc.call("eth_getTransactionCount", [_checksum(sender), "latest"]),
+                "eth_getTransactionCount",
+            )
             if mined_next <= int(tx.meta["nonce"]):
                 self._unseen_since.pop(tx.tx_id, None)
                 if self._included.pop(tx.tx_id, None) is not None:
@@ -516,10 +636,11 @@ class EvmRail:
         needed = self.depth_for(tx.chain)
         if tx.tx_id not in self._mined and await self._depth(receipt, needed) < needed:
             # Mined, not final: a reorg may still remove it (REVERTED too: re-mined, it may succeed).
-            self._included[tx.tx_id] = int(receipt["blockNumber"])
+            self._included[tx.tx_id] = _block_of(receipt)
             return TxStatus.PENDING
+        succeeded = _succeeded(receipt)
         self._final(tx.tx_id, receipt)
-        return TxStatus.CONFIRMED if int(receipt["status"]) == 1 else TxStatus.REVERTED
+        return TxStatus.CONFIRMED if succeeded else TxStatus.REVERTED
 
     async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
         """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING).
@@ -554,11 +675,10 @@ class EvmRail:
     @translated("looking up an EVM transaction")
     async def _node_knows(self, tx: SignedTx) -> bool:
         """True when the node has ``tx`` in its pool or in a block."""
-        try:
-            await self._w3.eth.get_transaction(cast(Any, tx.tx_id))
-        except TransactionNotFound:
-            return False
-        return True
+        found = await self._rpc.call("eth_getTransactionByHash", [tx.tx_id])
+        if found is not None and not isinstance(found, Mapping):
+            raise RailError(f"the EVM node answered transaction {tx.tx_id} with {type(found).__name__}")
+        return found is not None
 
     @translated("filling a nonce gap")
     async def _fill_nonce_gap(self, tx: SignedTx) -> None:
@@ -572,7 +692,7 @@ class EvmRail:
         if str(tx.meta.get("from") or self._address).lower() != self._address.lower():
             return
         nonce = int(tx.meta["nonce"])
-        pending = int(await self._w3.eth.get_transaction_count(self._address, "pending"))
+        pending = await self._pending_nonce()
         if pending >= nonce:
             return
         log.warning(
@@ -582,7 +702,10 @@ class EvmRail:
             self._address,
             tx.tx_id,
         )
-        max_fee = int(tx.meta.get("max_fee_per_gas") or await self._w3.eth.gas_price * 2)
+        max_fee = int(
+            tx.meta.get("max_fee_per_gas")
+            or quantity(await self._rpc.call("eth_gasPrice"), "eth_gasPrice") * 2
+        )
         for gap in range(pending, nonce):
             filler = await self._signer.sign_transaction(
                 EvmTransaction(
@@ -595,9 +718,9 @@ class EvmRail:
                 )
             )
             try:
-                await self._w3.eth.send_raw_transaction(filler.raw)
-            except Web3RPCError as exc:  # already filled or used meanwhile: nothing to do for this one
-                log.info("nonce %d filler not sent: %s", gap, exc)
+                await self._rpc.call("eth_sendRawTransaction", [_hex(filler.raw)])
+            except NodeError as exc:  # already filled or used meanwhile: nothing to do for this one
+                log.info("nonce %d filler not sent: %s", gap, exc.node_message)
 
     # --- checking and proving ------------------------------------------------------------------
 
@@ -613,7 +736,7 @@ class EvmRail:
             receipt = await self._receipt(tx.tx_id)
             if receipt is None:
                 raise PaymentMismatchError("receipt", tx.tx_id, None)
-            if int(receipt["status"]) != 1:
+            if not _succeeded(receipt):
                 raise TransactionRevertedError(tx.tx_id, await self._revert_reason(tx, receipt))
             expected = self._expected_transfer(request, tx)
             if expected is None:
@@ -621,7 +744,7 @@ class EvmRail:
             sender, to = expected
             moved = [
                 log
-                for log in transfer_logs(receipt["logs"])
+                for log in transfer_logs(_logs(receipt))
                 if _same(log.token, request.token) and _same(log.sender, sender) and _same(log.to, to)
             ]
             if not moved:
@@ -646,27 +769,30 @@ class EvmRail:
     async def revert_reason(self, tx: SignedTx) -> str | None:
         """Why a mined ``tx`` reverted (``Error(string)`` text, a panic, a custom error); None if unknown."""
         receipt = await self._receipt(tx.tx_id)
-        if receipt is None or int(receipt["status"]) == 1:
+        if receipt is None or _succeeded(receipt):
             return None
         return await self._revert_reason(tx, receipt)
 
     async def _revert_reason(self, tx: SignedTx, receipt: Mapping[str, Any]) -> str | None:
         """Replay the call at its block with ``eth_call`` to read the ``Error(string)`` reason."""
         call = {
-            "from": to_checksum_address(str(tx.meta.get("from") or self._address)),
-            "to": to_checksum_address(str(tx.meta["to"])),
+            "from": _checksum(str(tx.meta.get("from") or self._address)),
+            "to": _checksum(str(tx.meta["to"])),
             "data": str(tx.meta.get("data") or "0x"),
-            "gas": int(tx.meta.get("gas") or GAS_LIMITS.get(tx.purpose, 300_000)),
+            "gas": hex(int(tx.meta.get("gas") or GAS_LIMITS.get(tx.purpose, 300_000))),
         }
         try:
-            await self._w3.eth.call(cast(Any, call), block_identifier=int(receipt["blockNumber"]))
-        except ContractLogicError as exc:
+            await self._rpc.call("eth_call", [call, hex(_block_of(receipt))])
+        except NodeError as exc:
+            # A revert: the node's message, and the revert's encoded reason in ``data`` when it has one.
             data = exc.data if isinstance(exc.data, str) else None
             if data and data.startswith("0x"):
-                return decode_revert(bytes.fromhex(data[2:])) or exc.message
-            return exc.message
-        except Web3RPCError as exc:
-            return str(exc)
+                try:
+                    reason = decode_revert(bytes.fromhex(data[2:]))
+                except ValueError:
+                    reason = None
+                return reason or exc.node_message
+            return exc.node_message
         return None
 
     def proof(self, request: PaymentRequest, txs: Sequence[SignedTx]) -> dict[str, Any]:
@@ -678,9 +804,9 @@ class EvmRail:
             "verification_mode": "rpc",
             "chain": request.chain,
             "token": request.amount.currency,
-            "token_address": to_checksum_address(request.token),
+            "token_address": _checksum(request.token),
             "payer_address": str(paid[-1].meta.get("from") or self._address),
-            "payee_address": to_checksum_address(request.payee),
+            "payee_address": _checksum(request.payee),
             "amount": request.amount.to_json()["amount"],
             "raw_amount": str(request.amount.amount),
             "token_decimals": request.amount.decimals,
@@ -695,11 +821,10 @@ class EvmRail:
         return EscrowProof(
             transaction_hash=deposits[-1].tx_id,
             chain=request.chain,
-            escrow_address=to_checksum_address(request.escrow_address),
+            escrow_address=_checksum(request.escrow_address),
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP sessions of the provider."""
-        provider = self._w3.provider
+        """Close the node connections."""
         with contextlib.suppress(Exception):  # closing is best effort: nothing can be lost here
-            await provider.disconnect()
+            await self._rpc.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,9 @@ __all__ = [
 ]
 
 
+@functools.cache
 def _selector(signature: str) -> bytes:
+    # Hashed once per signature: keccak here costs more than the rest of the encoding.
     return bytes(keccak(text=signature))[:4]
 
 

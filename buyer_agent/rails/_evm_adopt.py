@@ -12,16 +12,15 @@ as the order's payment with its exact signed bytes (read from the node), so ever
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
-from web3 import AsyncWeb3
-from web3.exceptions import TransactionNotFound
 
 from buyer_agent._errors import PaymentMismatchError, RailError
 from buyer_agent.rails._base import ESCROW_RAILS, PaymentRequest, SignedTx
 from buyer_agent.rails._evm_abi import escrow_deposit_data, order_key, transfer_logs
+from buyer_agent.rails._evm_rpc import EvmRpc, quantity
 
 __all__ = ["adopt_payment"]
 
@@ -37,9 +36,7 @@ def _hex(value: Any) -> str:
     return text if text.startswith("0x") else "0x" + text
 
 
-async def adopt_payment(
-    w3: AsyncWeb3[Any], request: PaymentRequest, tx_id: str, *, depth: int
-) -> list[SignedTx]:
+async def adopt_payment(rpc: EvmRpc, request: PaymentRequest, tx_id: str, *, depth: int) -> list[SignedTx]:
     """``tx_id`` as the order's journaled payment, once the chain shows it pays ``request`` exactly.
 
     Raises:
@@ -47,15 +44,14 @@ async def adopt_payment(
             ``confirmations``, ``payer``, ``token``, ``payee``, ``amount``, ``escrow_address``,
             ``order_key``).
     """
-    try:
-        tx = await w3.eth.get_transaction(cast(Any, tx_id))
-        receipt = await w3.eth.get_transaction_receipt(cast(Any, tx_id))
-    except TransactionNotFound:
-        raise PaymentMismatchError("transaction", "a mined transaction", f"{tx_id} not found") from None
-    if int(receipt["status"]) != 1:
+    tx = await rpc.call("eth_getTransactionByHash", [tx_id])
+    receipt = await rpc.call("eth_getTransactionReceipt", [tx_id])
+    if not isinstance(tx, Mapping) or not isinstance(receipt, Mapping):
+        raise PaymentMismatchError("transaction", "a mined transaction", f"{tx_id} not found")
+    if quantity(receipt.get("status"), "a receipt's status") != 1:
         raise PaymentMismatchError("status", "succeeded", "reverted")
-    head = int(await w3.eth.block_number)
-    have = head - int(receipt["blockNumber"]) + 1
+    head = quantity(await rpc.call("eth_blockNumber"), "eth_blockNumber")
+    have = head - quantity(receipt.get("blockNumber"), "a receipt's block number") + 1
     if have < depth:
         raise PaymentMismatchError("confirmations", f"at least {depth}", have)
     sender = str(tx["from"])
@@ -65,7 +61,10 @@ async def adopt_payment(
     to = str(request.escrow_address) if escrow else request.payee
     if escrow:
         _check_deposit(request, tx)
-    moved = [t for t in transfer_logs(receipt["logs"]) if _same(t.sender, sender)]
+    logs = receipt.get("logs")
+    if not isinstance(logs, list):
+        raise RailError(f"the EVM node's receipt of {tx_id} holds no list of logs")
+    moved = [t for t in transfer_logs(logs) if _same(t.sender, sender)]
     if not any(_same(t.token, request.token) for t in moved):
         raise PaymentMismatchError("token", request.token, sorted({t.token for t in moved}) or None)
     paid = sum(t.amount for t in moved if _same(t.token, request.token) and _same(t.to, to))
@@ -74,8 +73,7 @@ async def adopt_payment(
         raise PaymentMismatchError("escrow_address" if escrow else "payee", to, others)
     if paid != request.amount.amount:
         raise PaymentMismatchError("amount", request.amount.amount, paid)
-    raw = await w3.provider.make_request(cast(Any, "eth_getRawTransactionByHash"), [tx_id])
-    signed = raw.get("result") if isinstance(raw, Mapping) else None
+    signed = await rpc.call("eth_getRawTransactionByHash", [tx_id])
     if not isinstance(signed, str) or not signed.startswith("0x"):
         raise RailError(f"the node does not serve the signed bytes of {tx_id} (eth_getRawTransactionByHash)")
     purpose = "escrow_deposit" if escrow else "transfer"
@@ -87,12 +85,14 @@ async def adopt_payment(
             raw=bytes.fromhex(signed[2:]),
             purpose=purpose,
             meta={
-                "nonce": int(tx["nonce"]),
+                "nonce": quantity(tx.get("nonce"), "a transaction's nonce"),
                 "from": to_checksum_address(sender),
                 "to": to_checksum_address(str(tx["to"])),
                 "purpose": purpose,
-                "gas": int(tx["gas"]),
-                "max_fee_per_gas": int(tx.get("maxFeePerGas") or tx.get("gasPrice") or 0),
+                "gas": quantity(tx.get("gas"), "a transaction's gas"),
+                "max_fee_per_gas": quantity(
+                    tx.get("maxFeePerGas") or tx.get("gasPrice") or "0x0", "a transaction's fee"
+                ),
                 "data": data,
                 "adopted": True,
             },

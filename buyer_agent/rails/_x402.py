@@ -17,7 +17,7 @@ import contextlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
@@ -29,9 +29,8 @@ from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import translated
 from buyer_agent.rails._evm_abi import balance_of_data, transfer_logs
+from buyer_agent.rails._evm_rpc import EvmRpc, quantity
 from buyer_agent.rails._funds import require
-from buyer_agent.rails._nodes import EvmNodeProvider
-from buyer_agent.rails._rpc_spans import RpcSpans
 from buyer_agent.rails._x402_wire import MIN_VALIDITY_S, Authorization, Challenge, Requirements, typed_data
 from buyer_agent.signers import EvmSigner, as_evm_signer
 from buyer_agent.signers._verify import checked_typed_signature
@@ -119,12 +118,7 @@ class X402Rail:
         self._confirmations = confirmations
         self._networks = networks
         self._chain_id: int | None = None
-        from web3 import AsyncWeb3
-
-        self._w3 = AsyncWeb3(EvmNodeProvider(rpc_url, timeout_s=30, exception_retry_configuration=None))
-        for name in ("validation", "ens_name_to_address", "gas_price_strategy", "gas_estimate"):
-            self._w3.middleware_onion.remove(name)
-        self._w3.middleware_onion.add(RpcSpans, "buyer_agent_spans")
+        self._rpc = EvmRpc(rpc_url, timeout_s=30)
 
     def __repr__(self) -> str:
         return f"X402Rail(rpc_url={self._rpc_url!r}, address={self._address!r}, chain={self.chain!r})"
@@ -153,7 +147,7 @@ class X402Rail:
     async def node_chain(self) -> str:
         """The CAIP-2 id of the chain the rail's node is on (asked once)."""
         if self._chain_id is None:
-            self._chain_id = int(await self._w3.eth.chain_id)
+            self._chain_id = quantity(await self._rpc.call("eth_chainId"), "eth_chainId")
         return f"eip155:{self._chain_id}"
 
     async def _check_chain(self, chain: str) -> None:
@@ -174,8 +168,12 @@ class X402Rail:
         self._check_request(request)
         await self._check_chain(request.chain)
         token = to_checksum_address(request.token)
-        raw = await self._w3.eth.call({"to": token, "data": balance_of_data(self._address)})
-        held = int.from_bytes(bytes(raw)[:32], "big") if len(bytes(raw)) >= 32 else 0
+        raw = _data(
+            await self._rpc.call(
+                "eth_call", [{"to": token, "data": _hex(balance_of_data(self._address))}, "latest"]
+            )
+        )
+        held = int.from_bytes(raw[:32], "big") if len(raw) >= 32 else 0
         money = request.amount
         require(
             held,
@@ -226,7 +224,7 @@ class X402Rail:
                 f"minimum of {MIN_VALIDITY_S} s; nothing was signed"
             )
         await self._check_chain(request.chain)
-        head = int(await self._w3.eth.block_number)
+        head = await self._head()
         nonce = secrets.token_bytes(32)
         typed = typed_data(req, self._address, valid_after=0, valid_before=valid_before, nonce=nonce)
         signature = _canonical_v(await self._signer.sign_typed_data(typed))
@@ -246,16 +244,22 @@ class X402Rail:
     @translated("reading an x402 authorization's state")
     async def state(self, auth: Authorization) -> AuthorizationState:
         """``authorizationState(from, nonce)`` and the time at the chain's head (one block for both)."""
-        block = await self._w3.eth.get_block("latest")
-        number = int(block["number"])
+        block = await self._rpc.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict):
+            raise RailError("the EVM node answered no latest block")
+        number = quantity(block.get("number"), "the latest block's number")
         data = _AUTHORIZATION_STATE + encode(
             ["address", "bytes32"], [to_checksum_address(auth.payer), bytes.fromhex(auth.nonce[2:])]
         )
-        raw = await self._w3.eth.call(
-            {"to": to_checksum_address(auth.asset), "data": data}, block_identifier=number
+        raw = _data(
+            await self._rpc.call(
+                "eth_call", [{"to": to_checksum_address(auth.asset), "data": _hex(data)}, hex(number)]
+            )
         )
-        (used,) = decode(["bool"], bytes(raw))
-        return AuthorizationState(bool(used), int(block["timestamp"]), number)
+        (used,) = decode(["bool"], raw)
+        return AuthorizationState(
+            bool(used), quantity(block.get("timestamp"), "the block's timestamp"), number
+        )
 
     @translated("looking for an x402 settlement")
     async def settlement(self, auth: Authorization) -> Settlement | None:
@@ -265,19 +269,23 @@ class X402Rail:
         remove it). A transaction that used the nonce without that transfer is not a settlement.
         """
         token = to_checksum_address(auth.asset)
-        logs = await self._w3.eth.get_logs(
-            {
-                "address": token,
-                "topics": [AUTHORIZATION_USED_TOPIC, _topic(auth.payer), auth.nonce.lower()],
-                "fromBlock": max(auth.from_block, 0),
-                "toBlock": "latest",
-            }
+        logs = await self._rpc.call(
+            "eth_getLogs",
+            [
+                {
+                    "address": token,
+                    "topics": [AUTHORIZATION_USED_TOPIC, _topic(auth.payer), auth.nonce.lower()],
+                    "fromBlock": hex(max(auth.from_block, 0)),
+                    "toBlock": "latest",
+                }
+            ],
         )
+        if not isinstance(logs, list):
+            raise RailError("the EVM node's eth_getLogs answer is not a list")
         for log in logs:
-            tx = bytes(log["transactionHash"]).hex()
-            tx_id = tx if tx.startswith("0x") else "0x" + tx
-            receipt = await self._w3.eth.get_transaction_receipt(cast(Any, tx_id))
-            if int(receipt["status"]) != 1:
+            tx_id = str(log.get("transactionHash") if isinstance(log, dict) else "")
+            receipt = await self._rpc.call("eth_getTransactionReceipt", [tx_id])
+            if not isinstance(receipt, dict) or quantity(receipt.get("status"), "a receipt's status") != 1:
                 continue
             moved = [
                 t
@@ -286,8 +294,8 @@ class X402Rail:
             ]
             if sum(t.amount for t in moved) != auth.value or not moved:
                 continue
-            block = int(receipt["blockNumber"])
-            head = int(await self._w3.eth.block_number)
+            block = quantity(receipt.get("blockNumber"), "a receipt's block number")
+            head = await self._head()
             return Settlement(tx_id, block, head - block + 1 >= self.depth_for(auth.network))
         return None
 
@@ -331,10 +339,26 @@ class X402Rail:
         raise self._no_transaction()
 
     async def aclose(self) -> None:
-        """Close the provider's HTTP session."""
-        provider = self._w3.provider
+        """Close the node transport's HTTP client."""
         with contextlib.suppress(Exception):  # closing is best effort: nothing can be lost here
-            await provider.disconnect()
+            await self._rpc.aclose()
+
+    async def _head(self) -> int:
+        return quantity(await self._rpc.call("eth_blockNumber"), "eth_blockNumber")
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _data(value: Any) -> bytes:
+    """An ``eth_call`` result (``0x`` hex) as bytes."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise RailError(f"the EVM node's eth_call answer is not 0x hex: {str(value)[:80]!r}")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise RailError(f"the EVM node's eth_call answer is not 0x hex: {value[:80]!r}") from None
 
 
 def challenge_mismatch(request: PaymentRequest, req: Requirements) -> PaymentMismatchError | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,45 @@ def test_a_journal_that_syncs_every_commit_or_lives_in_memory_needs_no_group_syn
     finally:
         full.close()
         memory.close()
+
+
+def test_the_shared_sync_flushes_the_log_off_the_event_loop_and_intents_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "t.db")
+    store = SqliteStore(journal)
+    flushed: list[str] = []
+    real_fsync = os.fsync
+    release = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else "?")
+        assert release.wait(10)  # the disk is slow: held until the loop has shown it runs
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def go() -> None:
+        for order_id in ("o1", "o2", "o3"):
+            await store.create_order(order_id, {})
+        # Two orders' intents in one sync: it goes to a worker thread (one alone syncs in line).
+        intents = asyncio.gather(
+            *(store.record(o, "intent:create_market_order", "created", "created", {}) for o in ("o1", "o3"))
+        )
+        for _ in range(500):
+            if flushed:
+                break
+            await asyncio.sleep(0.01)
+        assert flushed, "the shared sync never flushed the log"
+        # The sync waits on the disk; meanwhile the loop runs and another order journals.
+        note = await store.record("o2", "note:x", "created", "created", {})
+        assert note.seq == 2 and not intents.done()
+        release.set()
+        assert [e.seq for e in await intents] == [2, 2]
+
+    try:
+        asyncio.run(go())
+        if flushed != ["?"]:
+            assert flushed == [f"{tmp_path / 't.db'}-wal"]
+    finally:
+        journal.close()

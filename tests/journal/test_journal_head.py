@@ -139,3 +139,100 @@ def test_intents_are_synced_before_their_effect_and_other_events_are_not(tmp_pat
     seen.clear()
     full.record("o1", "intent:x", "created", "created", {})
     assert not [s for s in seen if s.startswith("PRAGMA")]  # every commit is synced there already
+
+
+def test_an_event_the_table_refuses_leaves_the_head_where_it_was(tmp_path: Path) -> None:
+    # The head moves inside the insert's own statement: an event refused after the head check (here
+    # by the payload's NOT NULL) takes the row's move back with it.
+    journal = Journal(tmp_path / "j.db")
+    first = journal.create_order("o1", {})
+    at = "2026-01-01T00:00:00.000000Z"
+    digest = event_hash(
+        first.hash, order_id="o1", seq=2, at=at, trigger="x", src="created", dst="paired", payload={}
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        journal.db.execute(
+            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+            "VALUES ('o1', 2, ?, 'x', 'created', 'paired', NULL, ?, ?)",
+            [at, first.hash, digest],
+        )
+    row = journal.db.execute("SELECT state FROM orders WHERE order_id = 'o1'").fetchone()
+    assert tuple(row) == ("created",)
+    assert [e.hash for e in journal.events("o1")] == [first.hash]
+    assert journal.record("o1", "pair", "created", "paired", {}).seq == 2
+
+
+def test_the_database_refuses_events_of_unknown_orders_and_keeps_orders_that_have_events(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.create_order("o1", {})
+    at = "2026-01-01T00:00:00.000000Z"
+    digest = event_hash(
+        GENESIS_HASH, order_id="o2", seq=1, at=at, trigger="submit", src="created", dst="created", payload={}
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="stale writer"):
+        journal.db.execute(
+            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+            "VALUES ('o2', 1, ?, 'submit', 'created', 'created', '{}', ?, ?)",
+            [at, GENESIS_HASH, digest],
+        )
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):
+        journal.db.execute("DELETE FROM orders WHERE order_id = 'o1'")
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be renamed"):
+        journal.db.execute("UPDATE orders SET order_id = 'o9' WHERE order_id = 'o1'")
+    assert journal.verify("o1") == 1
+
+
+def test_events_written_before_the_clustered_table_are_moved_into_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(path, isolation_level=None))
+    MIGRATIONS.apply(db, stop_before="m006_events_clustered")
+    db.close()
+    hashes = []
+    conn = sqlite3.connect(path, isolation_level=None)
+    at = "2026-01-01T00:00:00.000000Z"
+    conn.execute(
+        "INSERT INTO orders (order_id, state, context, spec, created_at, updated_at) "
+        "VALUES ('o1', 'created', '{}', '{}', ?, ?)",
+        [at, at],
+    )
+    prev = GENESIS_HASH
+    for seq, (trigger, src, dst) in enumerate(
+        [("submit", "created", "created"), ("pair", "created", "paired")], 1
+    ):
+        digest = event_hash(
+            prev, order_id="o1", seq=seq, at=at, trigger=trigger, src=src, dst=dst, payload={}
+        )
+        conn.execute(
+            "INSERT INTO events (order_id, seq, at, trigger, src, dst, payload, prev_hash, hash) "
+            "VALUES ('o1', ?, ?, ?, ?, ?, '{}', ?, ?)",
+            [seq, at, trigger, src, dst, prev, digest],
+        )
+        hashes.append(digest)
+        prev = digest
+    conn.close()
+    journal = Journal(path)
+    table = journal.db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    assert "WITHOUT ROWID" in table
+    assert [e.hash for e in journal.events("o1")] == hashes
+    assert journal.order("o1").state == "paired"
+    assert journal.record("o1", "search", "paired", "searched", {}).prev_hash == hashes[-1]
+    assert journal.verify("o1") == 3
+
+
+def test_the_head_is_the_newest_event_and_an_effect_record_leaves_the_row_alone(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.create_order("o1", {})
+    row_before = journal.db.execute("SELECT * FROM orders WHERE order_id = 'o1'").fetchone()
+    effect = journal.record("o1", "result:x", "created", "created", {"n": 1})
+    assert journal.db.execute("SELECT * FROM orders WHERE order_id = 'o1'").fetchone() == row_before
+    assert journal.order("o1").updated_at == effect.at  # read as the newest event's time
+    assert journal.orders()[0].updated_at == effect.at
+    # A second writer that has not seen the effect is refused at the old head, then appends after it.
+    other = Journal(tmp_path / "j.db")
+    moved = other.record("o1", "pair", "created", "paired", {})
+    assert (moved.seq, moved.prev_hash) == (3, effect.hash)
+    with pytest.raises(JournalError, match="is paired, not created"):
+        journal.record("o1", "result:y", "created", "created", {})
+    assert journal.verify("o1") == 3
