@@ -54,11 +54,14 @@ def test_every_order_completes_once_under_20_percent_market_faults(
         assert (final["code"], final_states(report)) == (0, ["confirmed"]), final["stderr"][-1500:]
         assert paid.get(wallet, 0) == 1, f"{report['state_dir']}: {paid.get(wallet, 0)} payments"
         verify_journals(report)
+    # The faults really happened: the sandbox counts every kind it injected. Then they stop, so the
+    # test's own reads of the market below are not dropped (its counts are never reset).
+    platform = {"x-api-key": faulted["api_key"]}
+    counts = httpx.get(faulted["url"] + "/sandbox/faults", headers=platform)
+    injected = counts.json()["injected"]
+    assert all(injected[kind] > 0 for kind in ("5xx", "429", "timeout", "drop_after_commit")), injected
+    assert httpx.post(faulted["url"] + "/sandbox/faults", headers=platform, json={}).status_code == 200
     # 0 duplicate market orders: the market's own list holds exactly the journaled order per agent,
     # and the market ran each service once.
     assert market_problems(faulted, reports, wallets) == []
     assert_no_secrets(faulted, reports, [o["key"] for o in orders])
-    # The faults really happened: the sandbox counts every kind it injected.
-    counts = httpx.get(faulted["url"] + "/sandbox/faults", headers={"x-api-key": faulted["api_key"]})
-    injected = counts.json()["injected"]
-    assert all(injected[kind] > 0 for kind in ("5xx", "429", "timeout", "drop_after_commit")), injected
