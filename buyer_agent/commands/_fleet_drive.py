@@ -21,6 +21,7 @@ from buyer_agent._errors import BuyerAgentError, StateError
 from buyer_agent._progress import progress_printer
 from buyer_agent._urls import normalise_market_url, same_market
 from buyer_agent.commands._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code, print_json, worst
+from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.fleet import MARKET_META, fleet_agent, fleet_connection
 from buyer_agent.history import named_candidates
 from buyer_agent.journal import OrderStore, open_store
@@ -46,7 +47,9 @@ def run_on_store(
     async def go() -> tuple[OrderSummary, dict[str, Any]]:
         store = await open_store(target, create=True, field="--store")
         try:
-            async with fleet_connection(agent, store, on_progress=progress_printer()) as conn:
+            async with fleet_connection(
+                agent, store, on_progress=progress_printer(), observer=observer_for(args)
+            ) as conn:
                 async with asyncio.timeout(args.timeout):
                     order_id = await conn.runner.submit(task.spec)
                     started.append(order_id)
@@ -89,7 +92,9 @@ def resume_on_store(args: argparse.Namespace, target: str, *, describe: Callable
             summaries: list[OrderSummary] = []
             elsewhere: dict[str, str] = {}
             for market, order_ids in markets.items():
-                got, why = await _drive(store, market, order_ids, elsewhere, one=args.order_id is not None)
+                got, why = await _drive(
+                    store, market, order_ids, elsewhere, one=args.order_id is not None, args=args
+                )
                 summaries += got
                 stuck += why
             return summaries, stuck, elsewhere
@@ -148,13 +153,19 @@ async def _plan(
 
 
 async def _drive(
-    store: OrderStore, market: str, order_ids: list[str], elsewhere: dict[str, str], *, one: bool
+    store: OrderStore,
+    market: str,
+    order_ids: list[str],
+    elsewhere: dict[str, str],
+    *,
+    one: bool,
+    args: argparse.Namespace,
 ) -> tuple[list[OrderSummary], list[tuple[str, str]]]:
     agent = fleet_agent(None, market, field="--market")
     async with contextlib.AsyncExitStack() as stack:
         try:
             conn = await stack.enter_async_context(
-                fleet_connection(agent, store, on_progress=progress_printer())
+                fleet_connection(agent, store, on_progress=progress_printer(), observer=observer_for(args))
             )
         except BuyerAgentError as exc:  # the market or its keys: these orders cannot go on here
             return [], [(o, f"{market}: {exc}") for o in order_ids]

@@ -20,6 +20,7 @@ from buyer_agent.commands._common import (
     print_json,
 )
 from buyer_agent.commands._store_write import add_write_store, number, opened, whole_number, write_target
+from buyer_agent.commands._telemetry import observer_for
 from buyer_agent.fleet import Worker, WorkerReport, fleet_agent, fleet_connection
 from buyer_agent.task import load_task
 from buyer_agent.workflow import OrderState
@@ -103,7 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     async def go() -> tuple[WorkerReport, str, str]:
         async with opened(target) as store:
             progress = progress_printer()
-            async with fleet_connection(agent, store, on_progress=progress, lease_ttl=lease_ttl) as conn:
+            async with fleet_connection(
+                agent, store, on_progress=progress, lease_ttl=lease_ttl, observer=observer_for(args)
+            ) as conn:
                 worker = Worker(
                     conn.runner,
                     store,

@@ -17,7 +17,7 @@ from buyer_agent.agent import BuyerAgent
 from buyer_agent.fleet._worker import MARKET_META
 from buyer_agent.journal import OrderStore
 from buyer_agent.task import Task
-from buyer_agent.workflow import PairingSession, ProgressEvent, Runner
+from buyer_agent.workflow import DriveObserver, PairingSession, ProgressEvent, Runner
 
 __all__ = ["SANDBOX_REFUSED", "fleet_agent", "fleet_connection", "submit_orders"]
 
@@ -51,9 +51,19 @@ async def fleet_connection(
     *,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     lease_ttl: float | None = None,
+    observer: DriveObserver | None = None,
 ) -> AsyncIterator[Connection]:
-    """The agent's parts over the shared ``store`` (nonces reserved there, the pairing shared there)."""
-    conn = await connect(agent._settings(), store, on_progress=on_progress, lease_ttl=lease_ttl)
+    """The agent's parts over the shared ``store`` (nonces reserved there, the pairing shared there).
+
+    ``observer`` hears the orders driven here (the CLI's log context, metrics and traces); one with
+    a ``watch_store`` hook (the metrics' ledger gauges) is lent the store.
+    """
+    conn = await connect(
+        agent._settings(), store, on_progress=on_progress, lease_ttl=lease_ttl, observer=observer
+    )
+    watch = getattr(observer, "watch_store", None)
+    if callable(watch):
+        watch(store)
     try:
         yield conn
     finally:

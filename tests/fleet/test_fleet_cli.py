@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import cli, fleet_env, fund_wallets, store_orders, task_file
+from fleet_support import cli, fleet_env, fund_wallets, store_orders, submit, task_file
 
 from buyer_agent.journal import open_store
 
@@ -71,3 +71,35 @@ def test_run_resume_submit_and_a_draining_worker_on_a_store(
     # orders --store lists all three.
     proc = cli("orders", "--store", postgres_url, "--json", env=env)
     assert proc.returncode == 0 and len(json.loads(proc.stdout)) == 3
+
+
+def _steps_of_market_calls(stderr: str) -> set[tuple[str | None, str | None]]:
+    """(order id, step) of each market call the JSON log lines show (every stderr line is JSON)."""
+    docs = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    return {
+        (d["order_id"], d["step"])
+        for d in docs
+        if d["logger"] == "buyer_agent.market" and " -> " in d["message"]
+    }
+
+
+@pytest.mark.timeout(600)
+def test_orders_driven_on_a_store_are_heard_by_the_observers(
+    served: dict[str, Any], postgres_url: str, tmp_path: Path
+) -> None:
+    """``run --store`` and ``worker`` drive with the CLI's observer: lines inside a step name it."""
+    [(_address, key)] = fund_wallets(served, 1, usdc=20 * 10**6)
+    env = fleet_env(served, key)
+    task = task_file(tmp_path / "task.yaml", served["url"])
+
+    proc = cli("-v", "--log-format", "json", "run", str(task), "--store", postgres_url, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    order_id = json.loads(proc.stdout)["order_id"]
+    assert {(order_id, "search"), (order_id, "execute"), (order_id, "confirm")} <= _steps_of_market_calls(
+        proc.stderr
+    )
+
+    (queued,) = submit(postgres_url, task, 1, env)
+    proc = cli("-v", "--log-format", "json", "worker", "--store", postgres_url, "--once", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert {(queued, "search"), (queued, "execute")} <= _steps_of_market_calls(proc.stderr)
