@@ -44,7 +44,16 @@ from buyer_agent.rails._evm_abi import (
     transfer_logs,
 )
 from buyer_agent.rails._evm_adopt import adopt_payment
-from buyer_agent.rails._evm_rpc import EvmRpc, NodeError, quantity
+from buyer_agent.rails._evm_rpc import (
+    EvmRpc,
+    NodeError,
+    answer_field,
+    block_of,
+    quantity,
+    receipt_logs,
+    succeeded,
+    word,
+)
 from buyer_agent.rails._funds import native_token, require
 from buyer_agent.rails._nonces import MemoryNonceStore
 from buyer_agent.signers import EvmSigner, EvmTransaction, as_evm_signer
@@ -120,44 +129,11 @@ def _hash(value: Any) -> str:
     raise RailError(f"the EVM node answered {str(value)[:80]!r} where a transaction or block hash belongs")
 
 
-def _word(value: Any, what: str) -> int:
-    """The first 32-byte word of an ``eth_call`` result (0 when the call returned less)."""
-    if not isinstance(value, str) or value[:2] != "0x":
-        raise RailError(f"the EVM node answered {what} with {type(value).__name__}, not 0x hex")
-    try:
-        data = bytes.fromhex(value[2:])
-    except ValueError:
-        raise RailError(f"the EVM node answered {what} with malformed hex") from None
-    return int.from_bytes(data[:32], "big") if len(data) >= 32 else 0
-
-
 def _answered(outcome: Any) -> Any:
     """A batch call's result; its :class:`NodeError` raised."""
     if isinstance(outcome, NodeError):
         raise outcome
     return outcome
-
-
-def _field(value: Any, key: str, what: str) -> Any:
-    if not isinstance(value, Mapping) or key not in value:
-        raise RailError(f"the EVM node's answer for {what} has no {key!r}")
-    return value[key]
-
-
-def _block_of(receipt: Mapping[str, Any]) -> int:
-    return quantity(_field(receipt, "blockNumber", "a receipt"), "a receipt's block number")
-
-
-def _succeeded(receipt: Mapping[str, Any]) -> bool:
-    """True for a receipt with status 1 (success), False for 0 (reverted)."""
-    return quantity(_field(receipt, "status", "a receipt"), "a receipt's status") == 1
-
-
-def _logs(receipt: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    logs = _field(receipt, "logs", "a receipt")
-    if not isinstance(logs, list) or not all(isinstance(log, Mapping) for log in logs):
-        raise RailError("the EVM node's receipt holds logs that are not a list of objects")
-    return logs
 
 
 def _caip2_id(chain: str) -> int | None:
@@ -425,7 +401,7 @@ class EvmRail:
         """
         if self._genesis is None:
             block = await self._rpc.call("eth_getBlockByNumber", ["0x0", False])
-            self._genesis = _hash(_field(block, "hash", "the genesis block")).removeprefix("0x")[:16]
+            self._genesis = _hash(answer_field(block, "hash", "the genesis block")).removeprefix("0x")[:16]
         return f"{chain}#{self._genesis}"
 
     async def _price(
@@ -466,7 +442,7 @@ class EvmRail:
             return priced, None
         token_answer, native_answer = held
         return priced, (
-            _word(_answered(token_answer), "the token balance"),
+            word(_answered(token_answer), "the token balance"),
             quantity(_answered(native_answer), "the gas balance"),
         )
 
@@ -600,7 +576,7 @@ class EvmRail:
         if needed == 1:
             return 1  # no need to ask: the receipt's own block is depth 1
         head = quantity(await self._rpc.call("eth_blockNumber"), "eth_blockNumber")
-        return head - _block_of(receipt) + 1
+        return head - block_of(receipt) + 1
 
     @translated("reading an EVM transaction's status")
     async def status(self, tx: SignedTx) -> TxStatus:
@@ -636,11 +612,11 @@ class EvmRail:
         needed = self.depth_for(tx.chain)
         if tx.tx_id not in self._mined and await self._depth(receipt, needed) < needed:
             # Mined, not final: a reorg may still remove it (REVERTED too: re-mined, it may succeed).
-            self._included[tx.tx_id] = _block_of(receipt)
+            self._included[tx.tx_id] = block_of(receipt)
             return TxStatus.PENDING
-        succeeded = _succeeded(receipt)
+        mined_ok = succeeded(receipt)
         self._final(tx.tx_id, receipt)
-        return TxStatus.CONFIRMED if succeeded else TxStatus.REVERTED
+        return TxStatus.CONFIRMED if mined_ok else TxStatus.REVERTED
 
     async def wait(self, tx: SignedTx, timeout: float) -> TxStatus:
         """Poll :meth:`status` until it is final or ``timeout`` seconds pass (then PENDING).
@@ -736,7 +712,7 @@ class EvmRail:
             receipt = await self._receipt(tx.tx_id)
             if receipt is None:
                 raise PaymentMismatchError("receipt", tx.tx_id, None)
-            if not _succeeded(receipt):
+            if not succeeded(receipt):
                 raise TransactionRevertedError(tx.tx_id, await self._revert_reason(tx, receipt))
             expected = self._expected_transfer(request, tx)
             if expected is None:
@@ -744,7 +720,7 @@ class EvmRail:
             sender, to = expected
             moved = [
                 log
-                for log in transfer_logs(_logs(receipt))
+                for log in transfer_logs(receipt_logs(receipt))
                 if _same(log.token, request.token) and _same(log.sender, sender) and _same(log.to, to)
             ]
             if not moved:
@@ -769,7 +745,7 @@ class EvmRail:
     async def revert_reason(self, tx: SignedTx) -> str | None:
         """Why a mined ``tx`` reverted (``Error(string)`` text, a panic, a custom error); None if unknown."""
         receipt = await self._receipt(tx.tx_id)
-        if receipt is None or _succeeded(receipt):
+        if receipt is None or succeeded(receipt):
             return None
         return await self._revert_reason(tx, receipt)
 
@@ -782,7 +758,7 @@ class EvmRail:
             "gas": hex(int(tx.meta.get("gas") or GAS_LIMITS.get(tx.purpose, 300_000))),
         }
         try:
-            await self._rpc.call("eth_call", [call, hex(_block_of(receipt))])
+            await self._rpc.call("eth_call", [call, hex(block_of(receipt))])
         except NodeError as exc:
             # A revert: the node's message, and the revert's encoded reason in ``data`` when it has one.
             data = exc.data if isinstance(exc.data, str) else None

@@ -20,7 +20,7 @@ from eth_utils.address import to_checksum_address
 from buyer_agent._errors import PaymentMismatchError, RailError
 from buyer_agent.rails._base import ESCROW_RAILS, PaymentRequest, SignedTx
 from buyer_agent.rails._evm_abi import escrow_deposit_data, order_key, transfer_logs
-from buyer_agent.rails._evm_rpc import EvmRpc, quantity
+from buyer_agent.rails._evm_rpc import EvmRpc, block_of, quantity, receipt_logs, succeeded
 
 __all__ = ["adopt_payment"]
 
@@ -48,10 +48,10 @@ async def adopt_payment(rpc: EvmRpc, request: PaymentRequest, tx_id: str, *, dep
     receipt = await rpc.call("eth_getTransactionReceipt", [tx_id])
     if not isinstance(tx, Mapping) or not isinstance(receipt, Mapping):
         raise PaymentMismatchError("transaction", "a mined transaction", f"{tx_id} not found")
-    if quantity(receipt.get("status"), "a receipt's status") != 1:
+    if not succeeded(receipt):
         raise PaymentMismatchError("status", "succeeded", "reverted")
     head = quantity(await rpc.call("eth_blockNumber"), "eth_blockNumber")
-    have = head - quantity(receipt.get("blockNumber"), "a receipt's block number") + 1
+    have = head - block_of(receipt) + 1
     if have < depth:
         raise PaymentMismatchError("confirmations", f"at least {depth}", have)
     sender = str(tx["from"])
@@ -61,10 +61,7 @@ async def adopt_payment(rpc: EvmRpc, request: PaymentRequest, tx_id: str, *, dep
     to = str(request.escrow_address) if escrow else request.payee
     if escrow:
         _check_deposit(request, tx)
-    logs = receipt.get("logs")
-    if not isinstance(logs, list):
-        raise RailError(f"the EVM node's receipt of {tx_id} holds no list of logs")
-    moved = [t for t in transfer_logs(logs) if _same(t.sender, sender)]
+    moved = [t for t in transfer_logs(receipt_logs(receipt)) if _same(t.sender, sender)]
     if not any(_same(t.token, request.token) for t in moved):
         raise PaymentMismatchError("token", request.token, sorted({t.token for t in moved}) or None)
     paid = sum(t.amount for t in moved if _same(t.token, request.token) and _same(t.to, to))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -33,7 +33,18 @@ from buyer_agent._spans import http_client_span
 from buyer_agent._waits import SlowAnswer
 from buyer_agent.rails._nodes import MAX_NODE_ANSWER_BYTES
 
-__all__ = ["MAX_IN_FLIGHT", "EvmRpc", "NodeError", "quantity"]
+__all__ = [
+    "MAX_IN_FLIGHT",
+    "EvmRpc",
+    "NodeError",
+    "answer_field",
+    "block_of",
+    "call_result",
+    "quantity",
+    "receipt_logs",
+    "succeeded",
+    "word",
+]
 
 #: Requests sent to the node at once (the rest wait their turn in order), and the connections kept
 #: to it. Few: a node answers one call at a time per core, and httpcore's pool checks every idle
@@ -67,6 +78,47 @@ def quantity(value: Any, what: str) -> int:
         except ValueError:
             pass
     raise RailError(f"the EVM node answered {what} with {_shown(value)}, not a hex quantity")
+
+
+def call_result(value: Any, what: str) -> bytes:
+    """An ``eth_call`` result (``0x`` hex) as bytes; anything else is a :class:`RailError` naming ``what``."""
+    if not isinstance(value, str) or value[:2] != "0x":
+        raise RailError(f"the EVM node answered {what} with {type(value).__name__}, not 0x hex")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise RailError(f"the EVM node answered {what} with malformed hex") from None
+
+
+def word(value: Any, what: str) -> int:
+    """The first 32-byte word of an ``eth_call`` result (0 when the call returned less)."""
+    data = call_result(value, what)
+    return int.from_bytes(data[:32], "big") if len(data) >= 32 else 0
+
+
+def answer_field(value: Any, key: str, what: str) -> Any:
+    """``value[key]`` of a node's answer (an object), or a :class:`RailError` naming ``what``."""
+    if not isinstance(value, Mapping) or key not in value:
+        raise RailError(f"the EVM node's answer for {what} has no {key!r}")
+    return value[key]
+
+
+def block_of(receipt: Mapping[str, Any]) -> int:
+    """The block a receipt was mined in."""
+    return quantity(answer_field(receipt, "blockNumber", "a receipt"), "a receipt's block number")
+
+
+def succeeded(receipt: Mapping[str, Any]) -> bool:
+    """True for a receipt with status 1 (success), False for 0 (reverted)."""
+    return quantity(answer_field(receipt, "status", "a receipt"), "a receipt's status") == 1
+
+
+def receipt_logs(receipt: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A receipt's logs, each an object."""
+    logs = answer_field(receipt, "logs", "a receipt")
+    if not isinstance(logs, list) or not all(isinstance(log, Mapping) for log in logs):
+        raise RailError("the EVM node's receipt holds logs that are not a list of objects")
+    return logs
 
 
 def _shown(value: Any) -> str:

@@ -29,7 +29,7 @@ from buyer_agent._urls import check_port
 from buyer_agent.rails._base import EscrowProof, PaymentRequest, SignedTx, TxStatus
 from buyer_agent.rails._boundary import translated
 from buyer_agent.rails._evm_abi import balance_of_data, transfer_logs
-from buyer_agent.rails._evm_rpc import EvmRpc, quantity
+from buyer_agent.rails._evm_rpc import EvmRpc, block_of, call_result, quantity, receipt_logs, succeeded, word
 from buyer_agent.rails._funds import require
 from buyer_agent.rails._x402_wire import MIN_VALIDITY_S, Authorization, Challenge, Requirements, typed_data
 from buyer_agent.signers import EvmSigner, as_evm_signer
@@ -168,12 +168,8 @@ class X402Rail:
         self._check_request(request)
         await self._check_chain(request.chain)
         token = to_checksum_address(request.token)
-        raw = _data(
-            await self._rpc.call(
-                "eth_call", [{"to": token, "data": _hex(balance_of_data(self._address))}, "latest"]
-            )
-        )
-        held = int.from_bytes(raw[:32], "big") if len(raw) >= 32 else 0
+        call = {"to": token, "data": _hex(balance_of_data(self._address))}
+        held = word(await self._rpc.call("eth_call", [call, "latest"]), "the x402 token balance")
         money = request.amount
         require(
             held,
@@ -251,12 +247,9 @@ class X402Rail:
         data = _AUTHORIZATION_STATE + encode(
             ["address", "bytes32"], [to_checksum_address(auth.payer), bytes.fromhex(auth.nonce[2:])]
         )
-        raw = _data(
-            await self._rpc.call(
-                "eth_call", [{"to": to_checksum_address(auth.asset), "data": _hex(data)}, hex(number)]
-            )
-        )
-        (used,) = decode(["bool"], raw)
+        call = {"to": to_checksum_address(auth.asset), "data": _hex(data)}
+        answer = await self._rpc.call("eth_call", [call, hex(number)])
+        (used,) = decode(["bool"], call_result(answer, "authorizationState"))
         return AuthorizationState(
             bool(used), quantity(block.get("timestamp"), "the block's timestamp"), number
         )
@@ -285,16 +278,16 @@ class X402Rail:
         for log in logs:
             tx_id = str(log.get("transactionHash") if isinstance(log, dict) else "")
             receipt = await self._rpc.call("eth_getTransactionReceipt", [tx_id])
-            if not isinstance(receipt, dict) or quantity(receipt.get("status"), "a receipt's status") != 1:
+            if not isinstance(receipt, dict) or not succeeded(receipt):
                 continue
             moved = [
                 t
-                for t in transfer_logs(receipt["logs"])
+                for t in transfer_logs(receipt_logs(receipt))
                 if _same(t.token, token) and _same(t.sender, auth.payer) and _same(t.to, auth.pay_to)
             ]
             if sum(t.amount for t in moved) != auth.value or not moved:
                 continue
-            block = quantity(receipt.get("blockNumber"), "a receipt's block number")
+            block = block_of(receipt)
             head = await self._head()
             return Settlement(tx_id, block, head - block + 1 >= self.depth_for(auth.network))
         return None
@@ -349,16 +342,6 @@ class X402Rail:
 
 def _hex(data: bytes) -> str:
     return "0x" + data.hex()
-
-
-def _data(value: Any) -> bytes:
-    """An ``eth_call`` result (``0x`` hex) as bytes."""
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise RailError(f"the EVM node's eth_call answer is not 0x hex: {str(value)[:80]!r}")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise RailError(f"the EVM node's eth_call answer is not 0x hex: {value[:80]!r}") from None
 
 
 def challenge_mismatch(request: PaymentRequest, req: Requirements) -> PaymentMismatchError | None:
