@@ -36,7 +36,14 @@ from buyer_agent.market._models import (
     MarketService,
 )
 from buyer_agent.market._retry import RetryPolicy, call_with_retries
-from buyer_agent.market._transport import PLATFORM, Auth, RequestOptions, Transport, check_base_url
+from buyer_agent.market._transport import (
+    PLATFORM,
+    Auth,
+    RequestOptions,
+    Transport,
+    check_base_url,
+    new_http_client,
+)
 
 __all__ = ["ENV_API_KEY", "ENV_URL", "LIST_MAX_LIMIT", "AsyncMarketClient", "Params", "env_settings"]
 
@@ -118,7 +125,7 @@ class AsyncMarketClient:
         url = check_base_url(base_url)
         key = (api_key if isinstance(api_key, Secret) else Secret(api_key)) if api_key else None
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(follow_redirects=False)
+        self._http = http_client or new_http_client()
         self._transport = Transport(url, key, self._http)
         self._retry = retry or RetryPolicy()
         self.base_url = url
