@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -65,29 +66,46 @@ def _unknown(name: str) -> StrategyError:
     )
 
 
-def _accepted(factory: Callable[..., Any]) -> list[str]:
+def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
+    """``factory``'s signature, or None when it has none to read (a builtin callable).
+
+    Remembered per factory: every order's choice loads its strategy from the task's spec, and
+    reading a class's signature (its ``__init__`` through the metaclass) cost more than the choice.
+    """
     try:
-        sig = inspect.signature(factory)
+        return _remembered_signature(factory)
+    except TypeError:  # an unhashable callable object: read it each time
+        return _read_signature(factory)
+
+
+def _read_signature(factory: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(factory)
     except (TypeError, ValueError):
+        return None
+
+
+_remembered_signature = functools.lru_cache(maxsize=256)(_read_signature)
+
+
+def _accepted(factory: Callable[..., Any]) -> list[str]:
+    sig = _signature(factory)
+    if sig is None:
         return []
     return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _build(label: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> BaseStrategy:
     """Call ``factory(**params)`` after checking the params against its signature."""
-    accepted = _accepted(factory)
-    shown = ", ".join(sorted(accepted)) or "none"
+    sig = _signature(factory)
     try:
-        inspect.signature(factory).bind(**params)
-    except TypeError as exc:
-        raise StrategyError(f"bad params for strategy {label}: {exc}; accepted params: {shown}") from exc
-    except ValueError:
-        pass  # no signature to check against (a builtin callable): let the call say
-    try:
+        if sig is not None:  # without one, let the call say
+            sig.bind(**params)
         built = factory(**params)
     except StrategyError:
         raise
     except (TypeError, ValueError) as exc:
+        shown = ", ".join(sorted(_accepted(factory))) or "none"
         raise StrategyError(f"bad params for strategy {label}: {exc}; accepted params: {shown}") from exc
     return as_strategy(built)
 
@@ -169,9 +187,8 @@ def load_strategy(spec: Any) -> BaseStrategy:
 
 def _is_rank_function(fn: Callable[..., Any]) -> bool:
     """True for a plain ``(quotes, ctx) -> Decision`` function (two arguments, no factory params)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
+    sig = _signature(fn)
+    if sig is None:
         return False
     try:
         sig.bind()

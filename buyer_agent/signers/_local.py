@@ -34,16 +34,20 @@ class LocalEvmSigner:
         SignerError: the key is not a valid 32-byte hex key (its value is never shown).
     """
 
-    def __init__(self, private_key: str | Secret) -> None:
-        self._key = _secret(private_key)
-        self._address = str(self._account().address)
+    __slots__ = ("__account", "_address")
 
-    def _account(self) -> LocalAccount:
+    def __init__(self, private_key: str | Secret) -> None:
         try:
-            account: LocalAccount = Account.from_key(self._key.reveal())
+            account: LocalAccount = Account.from_key(_secret(private_key).reveal())
         except Exception:  # the message (and its cause) could echo the key: say nothing about its value
             raise SignerError("the EVM private key is not a valid 32-byte hex key") from None
-        return account
+        # Built once: deriving the account (public key, checksummed address) on every signature cost
+        # as much as the signature. Name-mangled and slotted, it shows in no repr, vars() or error.
+        self.__account = account
+        self._address = str(account.address)
+
+    def _account(self) -> LocalAccount:
+        return self.__account
 
     def __repr__(self) -> str:
         return f"LocalEvmSigner(address={self._address!r}, key={REDACTED})"
