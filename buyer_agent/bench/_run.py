@@ -45,7 +45,7 @@ def run_benchmarks(
         progress("starting the sandbox (market, anvil, Solana RPC)")
         sandbox = ServedSandbox(workdir / "sandbox.log")
         try:
-            orders = 4 * sizes.overhead_orders + 2 * sum(sizes.in_flight) + sizes.resume_orders + 30
+            orders = 4 * sizes.overhead_orders + 3 * sum(sizes.in_flight) + sizes.resume_orders + 30
             sandbox.mint(orders * _MINT_PER_ORDER)
             overhead = asyncio.run(bench_overhead(sandbox, workdir, sizes.overhead_orders, progress))
             tracing = asyncio.run(bench_tracing(sandbox, workdir, sizes.overhead_orders, progress))
