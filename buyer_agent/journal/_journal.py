@@ -574,12 +574,7 @@ class Journal:
         Released reservations do not count. ``day`` defaults to the journal clock's today.
         """
         when = (day or self._clock()).astimezone(UTC).date().isoformat()
-        rows = self.db.execute(
-            "SELECT amount FROM ledger WHERE pairing_id = ? AND day = ? AND currency = ? AND decimals = ? "
-            "AND status IN ('committed', 'spent')",
-            [pairing_id, when, currency, decimals],
-        ).fetchall()
-        return Money(sum(int(r[0]) for r in rows), decimals, currency)
+        return Money(_day_total(self._conn, pairing_id, when, currency, decimals), decimals, currency)
 
     # --- nonces (the rails' NonceStore) ------------------------------------------------------
 
@@ -860,18 +855,47 @@ def _check_daily_limit(
             rule="daily_limit",
         )
     day = at.astimezone(UTC).date().isoformat()
-    rows = db.execute(
-        "SELECT amount FROM ledger WHERE pairing_id = ? AND day = ? AND currency = ? AND decimals = ? "
-        "AND status IN ('committed', 'spent') AND order_id != ?",
-        [pairing_id, day, amount.currency, amount.decimals, order_id],
-    ).fetchall()
-    spent = Money(sum(int(r[0]) for r in rows), amount.decimals, amount.currency)
+    total = _day_total(db, pairing_id, day, amount.currency, amount.decimals, but=order_id)
+    spent = Money(total, amount.decimals, amount.currency)
     if spent + amount > limit:
         raise BudgetExceeded(
             f"the pairing's daily limit is {limit}: {spent} already committed or spent today, "
             f"this order needs {amount}",
             rule="daily_limit",
         )
+
+
+# What a pairing holds on a day: its commitments and spends in one currency, but one order's.
+_DAY_WHERE = (
+    "FROM ledger WHERE pairing_id = ? AND day = ? AND currency = ? AND decimals = ? "
+    "AND status IN ('committed', 'spent') AND order_id IS NOT ?"
+)
+
+
+def _day_total(
+    db: sqlite3.Connection, pairing_id: str, day: str, currency: str, decimals: int, *, but: str | None = None
+) -> int:
+    """The sum of the day's amounts (base units, kept as text so no size is lost), summed by SQLite.
+
+    Amounts of up to 18 digits are summed in SQL (one row back, where reading every row of the day
+    into Python made each commitment cost more the more orders the pairing had made that day); a
+    longer amount, or a sum past SQLite's 64-bit integers (it says "integer overflow", never wraps),
+    is summed exactly in Python instead.
+    """
+    args = [pairing_id, day, currency, decimals, but]
+    try:
+        small, long = db.execute(
+            "SELECT sum(CASE WHEN length(amount) <= 18 THEN CAST(amount AS INTEGER) END), "
+            f"sum(length(amount) > 18) {_DAY_WHERE}",
+            args,
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "integer overflow" not in str(exc):
+            raise
+        long = 1
+    if long:
+        return sum(int(r[0]) for r in db.execute(f"SELECT amount {_DAY_WHERE}", args))
+    return int(small or 0)
 
 
 def _order(row: Any, parts: Iterable[tuple[str, str]] = ()) -> OrderRecord:

@@ -303,6 +303,36 @@ def test_the_daily_limit_is_checked_inside_the_commitment(factory: StoreFactory)
     run(factory, body)
 
 
+def test_the_days_spend_is_exact_past_64_bit_integers(factory: StoreFactory) -> None:
+    """18-decimal tokens: amounts of 19+ digits, and sums of 18-digit ones past 2**63, count exactly."""
+
+    def eth(base_units: int) -> Money:
+        return Money(base_units, 18, "ETH")
+
+    async def body(store: OrderStore, _clock: Clock) -> None:
+        long = [5 * 10**18, 123_456_789 * 10**18 + 1]  # 19 digits and more
+        small = [9 * 10**17, 9 * 10**17] + [10**18 - 1] * 9  # 18 digits or fewer, summing past 2**63
+        assert sum(small) > 2**63
+        for i, amount in enumerate(long + small):
+            await _new(store, f"ord_{i}")
+            commit = LedgerChange(LedgerStatus.COMMITTED, "p1", eth(amount), daily_limit=eth(10**30))
+            await store.record(f"ord_{i}", "note:c", "created", "created", {}, ledger=commit)
+        assert await store.spent_today("p1", "ETH", 18) == eth(sum(long + small))
+        for i in range(len(long)):
+            released = LedgerChange(LedgerStatus.RELEASED)
+            await store.record(f"ord_{i}", "note:r", "created", "created", {}, ledger=released)
+        assert await store.spent_today("p1", "ETH", 18) == eth(sum(small))
+        # The limit check sums the same way: one wei past the limit is refused.
+        await _new(store, "ord_x")
+        over = LedgerChange(LedgerStatus.COMMITTED, "p1", eth(2), daily_limit=eth(sum(small) + 1))
+        with pytest.raises(BudgetExceeded, match="daily limit"):
+            await store.record("ord_x", "note:c", "created", "created", {}, ledger=over)
+        fits = LedgerChange(LedgerStatus.COMMITTED, "p1", eth(1), daily_limit=eth(sum(small) + 1))
+        await store.record("ord_x", "note:c", "created", "created", {}, ledger=fits)
+
+    run(factory, body)
+
+
 def test_concurrent_commitments_never_exceed_the_daily_limit(factory: StoreFactory) -> None:
     async def body(store: OrderStore, _clock: Clock) -> list[Any]:
         for i in range(8):
