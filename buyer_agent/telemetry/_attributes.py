@@ -108,14 +108,23 @@ def server_of(url: str) -> tuple[str | None, int | None, str | None]:
     return parts.hostname, port, parts.scheme or None
 
 
-@functools.lru_cache(maxsize=256)
 def endpoint_of(url: str) -> tuple[tuple[tuple[str, str | int], ...], str]:
     """A URL's server attributes (``server.address``, ``server.port``, ``url.scheme``) and its origin.
 
-    Read once per endpoint (the market's, a node's), not per call; never the user info, path or query.
+    Read once per endpoint (the market's, a node's), not per call: the market's URLs name an order
+    each, so they are reduced to their scheme and authority before the lookup, which is remembered;
+    never the user info, path or query.
     """
-    host, port, scheme = server_of(url)
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return _endpoint(f"{scheme}{sep}{authority}")
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint(origin: str) -> tuple[tuple[tuple[str, str | int], ...], str]:
+    host, port, scheme = server_of(origin)
     attrs = tuple(
         (k, v) for k, v in (("server.address", host), ("server.port", port), ("url.scheme", scheme)) if v
     )
-    return attrs, f"{scheme}://{host}{f':{port}' if port else ''}"
+    shown = f"[{host}]" if host and ":" in host else host  # an IPv6 address keeps its brackets
+    return attrs, f"{scheme}://{shown}{f':{port}' if port else ''}"
