@@ -70,7 +70,8 @@ def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
     """``factory``'s signature, or None when it has none to read (a builtin callable).
 
     Remembered per factory: every order's choice loads its strategy from the task's spec, and
-    reading a class's signature (its ``__init__`` through the metaclass) cost more than the choice.
+    reading a class's signature (its ``__init__`` through the metaclass) cost about as much as the
+    choice itself.
     """
     try:
         return _remembered_signature(factory)

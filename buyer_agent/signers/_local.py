@@ -41,8 +41,8 @@ class LocalEvmSigner:
             account: LocalAccount = Account.from_key(_secret(private_key).reveal())
         except Exception:  # the message (and its cause) could echo the key: say nothing about its value
             raise SignerError("the EVM private key is not a valid 32-byte hex key") from None
-        # Built once: deriving the account (public key, checksummed address) on every signature cost
-        # as much as the signature. Name-mangled and slotted, it shows in no repr, vars() or error.
+        # Built once: deriving the account (public key, checksummed address) again for every signature
+        # was a quarter of its time. Name-mangled and slotted, it shows in no repr, vars() or error.
         self.__account = account
         self._address = str(account.address)
 
