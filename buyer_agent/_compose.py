@@ -16,6 +16,7 @@ built from its settings (and from the environment variables in :data:`ENV`), in 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,8 @@ class Connection:
     market_label: str
     machine_id: str
     pairing: PairingSession
+    #: Told ``watch_store`` / ``forget_store`` when this connects and disconnects, if it has them.
+    observer: DriveObserver | None = None
 
 
 async def connect(
@@ -194,11 +197,14 @@ async def connect(
         observer=observer,
         lease_ttl=lease_ttl,
     )
-    return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id, pairing)
+    # An observer that reads the store (the metrics' ledger gauges) reads this runner's.
+    _tell(observer, "watch_store", runner.store)
+    return Connection(runner, market, owns, rails, sandbox, label, pairing.machine_id, pairing, observer)
 
 
 async def disconnect(conn: Connection) -> None:
     """Close the rails, the market client (if :func:`connect` made it) and the sandbox."""
+    _tell(conn.observer, "forget_store", conn.runner.store)
     for rail in conn.rails:
         close = getattr(rail, "aclose", None)
         if close is not None:
@@ -207,6 +213,17 @@ async def disconnect(conn: Connection) -> None:
         await conn.market.aclose()
     if conn.sandbox is not None:
         await asyncio.to_thread(conn.sandbox.stop)
+
+
+def _tell(observer: DriveObserver | None, hook: str, store: Any) -> None:
+    """Call an observer's optional store hook (``watch_store`` / ``forget_store``), if it has one."""
+    call = getattr(observer, hook, None)
+    if call is None:
+        return
+    try:
+        call(store)
+    except Exception:  # an observer must never stop the agent
+        logging.getLogger(__name__).warning("the observer failed in %s; ignored", hook, exc_info=True)
 
 
 def reader(journal: Journal, machine_id: str | None) -> Runner:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -286,7 +285,6 @@ class BuyerAgent:
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
-                _tell(self._observer, "forget_store", conn.runner.store)
                 await disconnect(conn)
         finally:
             if self._journal is not None:
@@ -313,8 +311,6 @@ class BuyerAgent:
             observer=self._observer,
         )
         self.machine_id = conn.machine_id
-        # An observer that reads the store (the metrics' ledger gauges) reads the agent's own.
-        _tell(self._observer, "watch_store", conn.runner.store)
         return conn
 
     def _settings(self) -> Settings:
@@ -573,17 +569,6 @@ class BuyerAgent:
                 return self.order(order_id)
 
         return list(await asyncio.gather(*(drive_or_leave(order_id) for order_id in mine)))
-
-
-def _tell(observer: DriveObserver | None, hook: str, store: Any) -> None:
-    """Call an observer's optional store hook (``watch_store`` / ``forget_store``), if it has one."""
-    call = getattr(observer, hook, None)
-    if call is None:
-        return
-    try:
-        call(store)
-    except Exception:  # an observer must never stop the agent
-        logging.getLogger(__name__).warning("the observer failed in %s; ignored", hook, exc_info=True)
 
 
 def _task_signer(task: Task) -> EvmSigner | str | None:

@@ -56,14 +56,11 @@ async def fleet_connection(
     """The agent's parts over the shared ``store`` (nonces reserved there, the pairing shared there).
 
     ``observer`` hears the orders driven here (the CLI's log context, metrics and traces); one with
-    a ``watch_store`` hook (the metrics' ledger gauges) is lent the store.
+    a ``watch_store`` hook (the metrics' ledger gauges) is lent the store (see :func:`connect`).
     """
     conn = await connect(
         agent._settings(), store, on_progress=on_progress, lease_ttl=lease_ttl, observer=observer
     )
-    watch = getattr(observer, "watch_store", None)
-    if callable(watch):
-        watch(store)
     try:
         yield conn
     finally:
