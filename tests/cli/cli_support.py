@@ -1,4 +1,4 @@
-"""Shared by the CLI tests: run the command line in a subprocess, an external sandbox, chain reads."""
+"""Shared by the CLI tests: the command line (forked: `cli_fork.py`), an external sandbox, chain reads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cli_fork
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,15 +27,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m buyer_agent ARGS`` in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "buyer_agent", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env if env is not None else clean_env(),
-        timeout=timeout,
-    )
+    """``python -m buyer_agent ARGS``, forked off a process that imported it once (``tests/cli_fork.py``)."""
+    return cli_fork.run(*args, env=env if env is not None else clean_env(), timeout=timeout)
 
 
 @pytest.fixture(scope="session")

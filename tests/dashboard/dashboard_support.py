@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import cli_fork
 from loopback_proxy import LoopbackProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,15 +43,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m buyer_agent ARGS`` in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "buyer_agent", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env if env is not None else clean_env(),
-        timeout=timeout,
-    )
+    """``python -m buyer_agent ARGS``, forked off a process that imported it once (``tests/cli_fork.py``)."""
+    return cli_fork.run(*args, env=env if env is not None else clean_env(), timeout=timeout)
 
 
 @contextmanager

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+import cli_fork
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
 from reliability_support import (
@@ -74,14 +76,8 @@ def fleet_env(info: dict[str, Any], evm_key: str) -> dict[str, str]:
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "buyer_agent", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-    )
+    """``python -m buyer_agent ARGS``, forked off a process that imported it once (``tests/cli_fork.py``)."""
+    return cli_fork.run(*args, env=env, timeout=timeout)
 
 
 def submit(store: str, task: Path, count: int, env: dict[str, str]) -> list[str]:

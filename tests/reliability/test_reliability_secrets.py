@@ -14,13 +14,12 @@ import asyncio
 import json
 import logging
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import cli_fork
 import pytest
 from reliability_support import (
-    ROOT,
     clean_env,
     fund_wallets,
     journal_text,
@@ -37,14 +36,8 @@ pytestmark = pytest.mark.chains
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "buyer_agent", "-v", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=180,
-    )
+    """``python -m buyer_agent ARGS``, forked off a process that imported it once (``tests/cli_fork.py``)."""
+    return cli_fork.run("-v", *args, env=env, timeout=180)
 
 
 def _secrets(info: dict[str, Any], keys: list[str]) -> dict[str, str]:

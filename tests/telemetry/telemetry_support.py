@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import cli_fork
+
 from buyer_agent.journal import Event, open_journal_file
 from buyer_agent.workflow import DriveObserver
 
@@ -106,15 +108,8 @@ def market_env(info: Mapping[str, Any], **extra: str) -> dict[str, str]:
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """``python -m buyer_agent ARGS`` in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "buyer_agent", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-    )
+    """``python -m buyer_agent ARGS``, forked off a process that imported it once (``tests/cli_fork.py``)."""
+    return cli_fork.run(*args, env=env, timeout=timeout)
 
 
 @contextmanager
