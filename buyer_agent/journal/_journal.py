@@ -413,9 +413,20 @@ class Journal:
         sql += " ORDER BY created_at, order_id"
         rows = self.db.execute(sql, args).fetchall()
         parts: dict[str, list[Any]] = {}
-        if rows:
-            for order_id, name, value in self.db.execute("SELECT order_id, name, value FROM order_parts"):
-                parts.setdefault(order_id, []).append((name, value))
+        if states is None and rows:
+            found = self.db.execute("SELECT order_id, name, value FROM order_parts").fetchall()
+        else:  # the parts of these orders only (the open ones of a resume, not every order's)
+            ids = [row[0] for row in rows]
+            found = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found += self.db.execute(
+                    "SELECT order_id, name, value FROM order_parts "
+                    f"WHERE order_id IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                ).fetchall()
+        for order_id, name, value in found:
+            parts.setdefault(order_id, []).append((name, value))
         return [_order(row, parts.get(row[0], ())) for row in rows]
 
     def events(self, order_id: str) -> list[Event]:

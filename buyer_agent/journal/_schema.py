@@ -9,8 +9,23 @@ from buyer_agent.journal._canonical import GENESIS_HASH
 
 __all__ = ["MIGRATIONS", "ORDER_PARTS", "migrate"]
 
-#: Context keys kept in ``order_parts`` rather than in the order row (large, written once or twice).
-ORDER_PARTS = ("quotes", "candidates")
+#: The parts of an order's context kept out of its row (``order_parts``), each written when it
+#: changes: a search's quotes and candidates (m004), and the other large values an order learns once
+#: (its choice, limits, policy, payment request and intent, proof, outcome, transactions; m008).
+#: What is left in the row (keys, times, ids, statuses) stays small, so a state move or a context
+#: patch rewrites about a kilobyte (the keys and times), not five.
+ORDER_PARTS = (
+    "quotes",
+    "candidates",
+    "choice",
+    "limits",
+    "policy",
+    "request",
+    "intent",
+    "proof",
+    "outcome",
+    "txs",
+)
 
 MIGRATIONS = Migrations("buyer_agent.journal")
 
@@ -164,14 +179,23 @@ def m004_order_parts(db: Database) -> None:
         ) WITHOUT ROWID
         """
     )
-    for name in ORDER_PARTS:
+    _move_to_parts(db, ("quotes", "candidates"))
+
+
+def _move_to_parts(db: Database, names: tuple[str, ...]) -> None:
+    """Move the context keys ``names`` of every order row into ``order_parts``."""
+    for name in names:
         path = f'$."{name}"'
         db.execute(
             "INSERT INTO order_parts (order_id, name, value) "
-            f"SELECT order_id, '{name}', json_extract(context, '{path}') FROM orders "
+            # json_quote: a string value comes back from json_extract as SQL text, not JSON.
+            f"SELECT order_id, '{name}', json_quote(json_extract(context, '{path}')) FROM orders "
             f"WHERE json_type(context, '{path}') IS NOT NULL AND json_type(context, '{path}') != 'null'"
         )
-        db.execute(f"UPDATE orders SET context = json_remove(context, '{path}')")
+        db.execute(
+            f"UPDATE orders SET context = json_remove(context, '{path}') "
+            f"WHERE json_type(context, '{path}') IS NOT NULL"
+        )
 
 
 @MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
@@ -292,6 +316,17 @@ def m007_head_in_events(db: Database) -> None:
     # Gone rather than left behind unmaintained, where a reader would take them for the head.
     db.execute("ALTER TABLE orders DROP COLUMN last_seq")
     db.execute("ALTER TABLE orders DROP COLUMN last_hash")
+
+
+@MIGRATIONS()  # type: ignore[untyped-decorator,unused-ignore]
+def m008_more_order_parts(db: Database) -> None:
+    """The other large values an order learns once out of its row too (see :data:`ORDER_PARTS`).
+
+    After m007 an order's row is still rewritten whole by every state move and context patch, and
+    an order's choice, limits, policy, payment request and intent, proof, outcome and transactions
+    made it about 5 KB by the end (past one page, so each rewrite also copied overflow pages).
+    """
+    _move_to_parts(db, ORDER_PARTS[2:])
 
 
 def migrate(db: Database) -> None:

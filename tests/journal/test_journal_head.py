@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -236,3 +237,38 @@ def test_the_head_is_the_newest_event_and_an_effect_record_leaves_the_row_alone(
     with pytest.raises(JournalError, match="is paired, not created"):
         journal.record("o1", "result:y", "created", "created", {})
     assert journal.verify("o1") == 3
+
+
+def test_an_orders_large_values_move_out_of_its_row_and_read_back_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(path, isolation_level=None))
+    MIGRATIONS.apply(db, stop_before="m008_more_order_parts")
+    db.close()
+    context = {
+        "choice": {"service_id": "svc_ü", "price": {"amount": "0.80", "currency": "USDC"}},
+        "txs": [{"tx_id": "0xabc", "purpose": "transfer"}],
+        "outcome": "completed",  # a plain string too: read back as JSON, not as SQL text
+        "order_key": "k-1",
+    }
+    at = "2026-01-01T00:00:00.000000Z"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "INSERT INTO orders (order_id, state, context, spec, created_at, updated_at) "
+        "VALUES ('o1', 'created', ?, '{}', ?, ?)",
+        [dumps({**context, "limits": None}), at, at],
+    )
+    conn.close()
+    journal = Journal(path)
+    # Read back as before (a null part is no value: gone, as a patch setting None removes a key) ...
+    assert journal.order("o1").context == context
+    assert journal.orders()[0].context == context
+    assert journal.orders(["created"])[0].context == context  # the parts of the orders asked for
+    assert journal.orders(["confirmed"]) == []
+    # ... from a row that keeps only the small keys.
+    row = journal.db.execute("SELECT context FROM orders WHERE order_id = 'o1'").fetchone()[0]
+    assert json.loads(row) == {"order_key": "k-1"}
+    # A later patch replaces a part, removes one, and sets a row key; the row stays small.
+    journal.record("o1", "submit", "created", "created", {}, {"txs": [], "outcome": None, "order_key": "k-2"})
+    assert journal.order("o1").context == {"choice": context["choice"], "txs": [], "order_key": "k-2"}
+    row = journal.db.execute("SELECT context FROM orders WHERE order_id = 'o1'").fetchone()[0]
+    assert json.loads(row) == {"order_key": "k-2"}
