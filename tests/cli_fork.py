@@ -83,7 +83,6 @@ def _child(request: dict[str, Any]) -> None:
     """In the forked child: become ``python -m buyer_agent ARGS`` and exit with its code."""
     code = 1
     try:
-        signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.chdir(request["cwd"])
         sys.path[0] = request["cwd"]  # what ``python -m`` puts first: the working directory
@@ -147,11 +146,13 @@ def serve(path: str) -> None:
                     conn.close()
                     continue
                 pid = os.fork()
-                if pid == 0:
-                    listener.close()
-                    conn.close()
-                    for other in waiting.values():
-                        other.close()
+                if pid == 0:  # nothing of the server's stays open in the command's process
+                    signal.set_wakeup_fd(-1)
+                    selector.close()
+                    for sock in (listener, conn, *waiting.values()):
+                        sock.close()
+                    os.close(wake_r)
+                    os.close(wake_w)
                     _child(request)
                 waiting[pid] = conn
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
