@@ -141,10 +141,15 @@ def serve(path: str) -> None:
         for key, _ in selector.select(timeout=1.0):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                request = _Lines(conn).read()
+                conn.settimeout(10.0)  # a caller that connects and never asks holds up no one else
+                try:
+                    request = _Lines(conn).read()
+                except (OSError, ValueError):
+                    request = None
                 if request is None:
                     conn.close()
                     continue
+                conn.settimeout(None)
                 pid = os.fork()
                 if pid == 0:  # nothing of the server's stays open in the command's process
                     signal.set_wakeup_fd(-1)
