@@ -141,7 +141,7 @@ def serve(path: str) -> None:
         for key, _ in selector.select(timeout=1.0):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                conn.settimeout(10.0)  # a caller that connects and never asks holds up no one else
+                conn.settimeout(10.0)  # a caller that connects and never asks holds others up 10 s at most
                 try:
                     request = _Lines(conn).read()
                 except (OSError, ValueError):
