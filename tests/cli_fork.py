@@ -48,6 +48,13 @@ PRELOAD = (
 )
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any PEAQOS_ / BUYER_AGENT_ variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
+    env.update(extra)
+    return env
+
+
 class _Lines:
     """The JSON lines a socket sends, read one at a time (``None`` once it closes)."""
 
@@ -180,14 +187,13 @@ class _Zygote:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="cli-fork-")
         self.path = os.path.join(self.dir, "zygote.sock")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
         self.proc = subprocess.Popen(
             [sys.executable, __file__, self.path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            env=env,
+            env=clean_env(),
         )
         assert self.proc.stdout is not None
         ready = self.proc.stdout.readline()

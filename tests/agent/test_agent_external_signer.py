@@ -8,7 +8,6 @@ Three processes: the sandbox (this test process, reached over HTTP and JSON-RPC)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_fork import clean_env
 
 from buyer_agent.journal import Journal
 from buyer_agent.testing.signer import SignerProcess
@@ -46,12 +46,6 @@ acceptance:
     type: object
     required: [sha256]
 """
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,16 +11,10 @@ from typing import Any
 
 import cli_fork
 import pytest
+from cli_fork import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any PEAQOS_ / BUYER_AGENT_ variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
-    env.update(extra)
-    return env
 
 
 def cli(

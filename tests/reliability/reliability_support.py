@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from cli_fork import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -101,13 +102,6 @@ def secret_hits(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
         if JWT.search(text):
             hits.append(f"{where} holds a JWT-shaped token")
     return hits
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any PEAQOS_ / BUYER_AGENT_ variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
-    env.update(extra)
-    return env
 
 
 def market_env(
