@@ -14,8 +14,6 @@ from typing import Any
 
 from buyer_agent.commands._common import EXIT_OK, EXIT_USAGE
 from buyer_agent.commands._output import OutputError, write_atomically
-from buyer_agent.sandbox import Sandbox
-from buyer_agent.sandbox.market import parse_fault_spec
 
 __all__ = ["register", "run"]
 
@@ -82,6 +80,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit code."""
+    # Imported here, not at the top: the sandbox brings web3 and its chains (~0.3 s), which every other
+    # command would pay for too, as the command line builds every command's parser.
+    from buyer_agent.sandbox import Sandbox
+    from buyer_agent.sandbox.market import parse_fault_spec
+
     if not any(isinstance(h, logging.StreamHandler) for h in logging.getLogger().handlers):
         logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     logging.getLogger("buyer_agent.sandbox").setLevel(logging.INFO)
