@@ -343,8 +343,10 @@ async def _solana_caip2(rpc_url: str) -> str:
     """``solana:<first 32 chars of the genesis hash>`` (CAIP-2), asked of the RPC node."""
     import httpx
 
+    from buyer_agent._tls import tls_context
+
     try:
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(verify=tls_context(), timeout=10.0) as client:
             resp = await client.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getGenesisHash"})
             resp.raise_for_status()
             genesis = str(resp.json()["result"])

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES
+from buyer_agent._tls import tls_context
 from buyer_agent.rails._evm_abi import transfer_logs
 
 __all__ = ["ChainCheck", "Payment", "check_payments", "payments_of"]
@@ -140,7 +141,7 @@ def payments_of(events: Sequence[Mapping[str, Any]]) -> list[Payment]:
 class _Rpc:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._client = httpx.Client(timeout=_TIMEOUT)
+        self._client = httpx.Client(verify=tls_context(), timeout=_TIMEOUT)
         self._id = 0
 
     def call(self, method: str, params: list[Any]) -> Any:

@@ -29,6 +29,7 @@ from buyer_agent._errors import (
 from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES, human
 from buyer_agent._redact import REDACTED, Secret, redact
 from buyer_agent._spans import http_client_span
+from buyer_agent._tls import tls_context
 from buyer_agent._urls import check_port
 from buyer_agent._version import __version__
 from buyer_agent._waits import SlowAnswer
@@ -170,6 +171,7 @@ class _Answer:
 def new_http_client() -> httpx.AsyncClient:
     """The HTTP client a market client makes for itself: :data:`MAX_IN_FLIGHT` connections, all kept alive."""
     return httpx.AsyncClient(
+        verify=tls_context(),
         follow_redirects=False,
         limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
     )

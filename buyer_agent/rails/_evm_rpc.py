@@ -30,6 +30,7 @@ import httpx
 from buyer_agent._errors import RailError
 from buyer_agent._limits import human
 from buyer_agent._spans import http_client_span
+from buyer_agent._tls import tls_context
 from buyer_agent._waits import SlowAnswer
 from buyer_agent.rails._nodes import MAX_NODE_ANSWER_BYTES
 
@@ -158,6 +159,7 @@ class EvmRpc:
             http = self._given
         else:
             http = httpx.AsyncClient(
+                verify=tls_context(),
                 timeout=self._timeout_s,
                 limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
             )

@@ -17,9 +17,7 @@ must be the one asked for and recover to the signer's address.
 
 from __future__ import annotations
 
-import functools
 import json
-import ssl
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +26,7 @@ import httpx
 from eth_utils.address import is_address, to_checksum_address
 
 from buyer_agent._errors import SignerError
+from buyer_agent._tls import tls_context
 from buyer_agent.signers._protocol import EvmTransaction, SignedEvmTransaction
 from buyer_agent.signers._verify import (
     checked_message_signature,
@@ -39,12 +38,6 @@ __all__ = ["JsonRpcEvmSigner"]
 
 _METHOD_NOT_FOUND = -32601
 _MAX_DETAIL = 200
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context per process: building one costs ~100 ms, a client over it ~0.1 ms."""
-    return httpx.create_ssl_context()
 
 
 def _public_url(url: str) -> str:
@@ -212,7 +205,7 @@ class JsonRpcEvmSigner:
             if self._client is not None:
                 resp = await self._client.post(self._url, json=body, timeout=self._timeout)
             else:
-                async with httpx.AsyncClient(verify=_tls(), timeout=self._timeout) as client:
+                async with httpx.AsyncClient(verify=tls_context(), timeout=self._timeout) as client:
                     resp = await client.post(self._url, json=body)
         except httpx.TransportError as exc:
             raise SignerError(
