@@ -75,7 +75,11 @@ class _Lines:
 # --- the zygote ---------------------------------------------------------------------------------
 
 
-def _preload() -> None:
+def preload() -> None:
+    """Import what a command imports, and do the work a process does once, so forked children skip both.
+
+    Also used by the crash suite's fork servers (``crash_worker.py``, ``fleet_killer.py``).
+    """
     import importlib
     import pkgutil
 
@@ -84,6 +88,15 @@ def _preload() -> None:
         if name == "buyer_agent.commands":
             for info in pkgutil.iter_modules(module.__path__, name + "."):
                 importlib.import_module(info.name)
+    import httpcore  # noqa: F401 - httpx imports it when the first client is made
+
+    from buyer_agent._tls import tls_context
+    from buyer_agent.cli import build_parser
+    from buyer_agent.networks._profiles import builtin_networks
+
+    tls_context()  # the certificate store, loaded once
+    builtin_networks()  # the packaged profiles, read once
+    build_parser()
 
 
 def _child(request: dict[str, Any]) -> None:
@@ -130,7 +143,7 @@ def _child(request: dict[str, Any]) -> None:
 
 def serve(path: str) -> None:
     """Preload, listen on ``path``, fork a child per request, answer its pid and then its exit code."""
-    _preload()
+    preload()
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)

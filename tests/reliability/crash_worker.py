@@ -119,7 +119,12 @@ def main() -> None:
     """Read the config, run the loop, print one JSON line per order."""
     cfg = json.load(sys.stdin)
     os.environ.update(cfg["env"])
-    from buyer_agent import cli  # noqa: F401 - imported once, before any fork
+    import buyer_agent.cli  # noqa: F401 - first: the top-level ``strategies`` it imports, tests/ would shadow
+
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for cli_fork
+    from cli_fork import preload
+
+    preload()  # what every child would import and build first, done once before any fork
 
     rng = random.Random(cfg.get("seed", 0))
     max_delay: float = cfg.get("max_delay", 0.0)

@@ -118,15 +118,16 @@ def main() -> None:
     cfg = json.load(sys.stdin)
     os.environ.update(cfg["env"])
     # Everything a worker imports, imported once here so each forked life starts at once.
-    import buyer_agent.cli
-    import buyer_agent.commands.worker
-    import buyer_agent.fleet
-    import buyer_agent.journal._postgres
-    import buyer_agent.market
-    import buyer_agent.rails
-    import buyer_agent.rails._solana
+    import importlib
 
-    buyer_agent.cli.build_parser()  # imports every command's module
+    for name in ("buyer_agent.fleet", "buyer_agent.journal._postgres", "buyer_agent.rails._solana"):
+        importlib.import_module(name)
+    import buyer_agent.cli  # noqa: F401 - first: the top-level ``strategies`` it imports, tests/ would shadow
+
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for cli_fork
+    from cli_fork import preload
+
+    preload()  # the command line, every command's module, and the work a process does once
 
     rng = random.Random(cfg["seed"])
     landed, n = 0, 0

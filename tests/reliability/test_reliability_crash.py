@@ -33,6 +33,7 @@ from reliability_support import (
     assert_no_secrets,
     fork_cli,
     fund_wallets,
+    market_env,
     market_problems,
     orders_in,
     payments_by_sender,
@@ -59,6 +60,8 @@ def run_worker(
     return fork_cli(
         info,
         orders,
+        # EVM only, as every order pays on EVM: without a Solana key no run builds a Solana rail.
+        env={k: v for k, v in market_env(info).items() if not k.startswith("BUYER_AGENT_SOLANA_")},
         kill=True,
         seed=seed,
         early=EARLY,
