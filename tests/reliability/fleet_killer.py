@@ -117,13 +117,12 @@ def _life(cfg: dict[str, Any], n: int, rng: random.Random) -> dict[str, Any]:
 def main() -> None:
     cfg = json.load(sys.stdin)
     os.environ.update(cfg["env"])
-    # Everything a worker imports, imported once here so each forked life starts at once.
+    # Everything a worker imports, imported once here so each forked life starts at once; the framework
+    # before tests/ goes on the path, where tests/strategies would shadow the top-level ``strategies``.
     import importlib
 
     for name in ("buyer_agent.fleet", "buyer_agent.journal._postgres", "buyer_agent.rails._solana"):
         importlib.import_module(name)
-    import buyer_agent.cli  # noqa: F401 - first: the top-level ``strategies`` it imports, tests/ would shadow
-
     sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for cli_fork
     from cli_fork import preload
 

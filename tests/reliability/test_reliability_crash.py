@@ -95,8 +95,8 @@ def final_state(report: dict[str, Any]) -> str:
 
 
 # The default 200 kills take ~45 s alone, ~2 minutes in the suite; --crash-runs 1000 may need more than
-# the suite's 300 s limit. A
-# stuck child is killed by the worker after HANG_S and reported, so this limit never hides a hang.
+# the suite's 300 s limit. A stuck child is killed by the worker after HANG_S and reported, so this
+# limit never hides a hang.
 @pytest.mark.timeout(3600)
 def test_seeded_sigkills_then_resume_pay_exactly_once(
     served: dict[str, Any], crash_runs: int, tmp_path: Path
