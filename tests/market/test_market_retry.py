@@ -27,7 +27,9 @@ from buyer_agent._errors import (
     OrchestrationOutcomeUnknown,
     OrchestrationServerError,
 )
+from buyer_agent._waits import ATTEMPT
 from buyer_agent.market import AsyncMarketClient, RetryPolicy, _transport
+from buyer_agent.market._retry import call_with_retries
 
 Call = Callable[[AsyncMarketClient], Awaitable[Any]]
 
@@ -355,3 +357,47 @@ def test_an_unreadable_retry_after_falls_back_to_the_backoff(frozen_clock: None)
     market = ms.Market(busy, (200, ms.item(ms.ORDER_ITEM)))
     attempt(market, GET_ORDER, RetryPolicy(initial=0.5, jitter=0.0, sleep=sleeps))
     assert sleeps.waits == [0.5]
+
+
+# --- the first try, and the clock ----------------------------------------------------------------
+
+
+def test_no_try_starts_after_max_elapsed_counting_the_first_tries_own_time() -> None:
+    sleeps = ms.Sleeps()
+    tries: list[int | None] = []
+    down = OrchestrationNetworkError("connection refused")
+
+    async def slow_then_refused() -> None:
+        tries.append(ATTEMPT.get())
+        await asyncio.sleep(0.05)
+        raise down
+
+    policy = RetryPolicy(attempts=4, max_elapsed=0.04, sleep=sleeps)
+    with pytest.raises(OrchestrationNetworkError) as caught:
+        asyncio.run(call_with_retries(policy, True, slow_then_refused))
+    assert caught.value is down
+    assert tries == [1] and sleeps.waits == []
+
+
+def test_each_try_knows_its_number_and_the_last_error_is_raised_as_it_was() -> None:
+    sleeps = ms.Sleeps()
+    tries: list[int | None] = []
+    errors = [OrchestrationNetworkError(f"refused {n}") for n in range(3)]
+
+    async def refused() -> None:
+        tries.append(ATTEMPT.get())
+        raise errors[len(tries) - 1]
+
+    with pytest.raises(OrchestrationNetworkError) as caught:
+        asyncio.run(call_with_retries(RetryPolicy(attempts=3, jitter=0.0, sleep=sleeps), True, refused))
+    assert caught.value is errors[-1]
+    assert tries == [1, 2, 3] and sleeps.waits == [0.25, 0.5]
+
+    tries.clear()
+
+    async def answered() -> str:
+        tries.append(ATTEMPT.get())
+        return "ok"
+
+    assert asyncio.run(call_with_retries(RetryPolicy(sleep=sleeps), False, answered)) == "ok"
+    assert tries == [1]
