@@ -79,14 +79,20 @@ def _plain_entries(entries: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
     return out
 
 
+# Values that are kept as they are: no call into :func:`_map_keys` for each of them (most of a
+# search's values are these).
+_LEAVES = frozenset({str, int, bool, float, Decimal, type(None)})
+
+
 def _map_keys(value: Any, key_fn: Any, opaque: frozenset[str]) -> Any:
     if isinstance(value, Mapping):
-        return {
-            key_fn(str(k)): (v if str(k) in opaque else _map_keys(v, key_fn, opaque))
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            name = str(k)
+            out[key_fn(name)] = v if name in opaque or type(v) in _LEAVES else _map_keys(v, key_fn, opaque)
+        return out
     if isinstance(value, list | tuple):
-        return [_map_keys(v, key_fn, opaque) for v in value]
+        return [v if type(v) in _LEAVES else _map_keys(v, key_fn, opaque) for v in value]
     return value
 
 
