@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import httpx
 
 from buyer_agent._limits import MAX_MARKET_ANSWER_BYTES, human
+from buyer_agent._tls import tls_context
 from buyer_agent._waits import EVERY_S, SLOW_ANSWER_S, report_wait
 
 __all__ = ["WatchedTransport"]
@@ -72,7 +73,7 @@ class WatchedTransport(httpx.BaseTransport):
     """``httpx.HTTPTransport`` with slow answers reported and answers bounded in size."""
 
     def __init__(self, timeout_s: float, limit: int = MAX_MARKET_ANSWER_BYTES) -> None:
-        self._inner = httpx.HTTPTransport()
+        self._inner = httpx.HTTPTransport(verify=tls_context())
         self._timeout_s = timeout_s
         self._limit = limit
 
