@@ -83,6 +83,8 @@ def jsonable(value: Any) -> Any:
         return value
     if kind is dict:
         return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:  # before the isinstance checks below, the slowest of them an ABC's
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -126,14 +128,19 @@ def loads(text: str | None) -> Any:
 
 def format_at(at: datetime) -> str:
     """ISO-8601 UTC with microseconds and a ``Z``: ``2026-01-02T03:04:05.000006Z``."""
-    if at.tzinfo is None:
+    zone = at.tzinfo
+    if zone is None:
         raise ValueError("journal times must be timezone-aware")
-    utc = at if at.tzinfo is UTC else at.astimezone(UTC)
-    if utc.year < 1000:  # isoformat pads the year to four digits; strftime's %Y does not
+    utc = at if zone is UTC else at.astimezone(UTC)
+    year = utc.year
+    if year < 1000:  # strftime's %Y does not pad these years to four digits, and never did here
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # isoformat is several times faster than strftime, and identical for these years; in UTC it
-    # ends in "+00:00", which becomes the "Z".
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+    # Every event is stamped with this: %-formatting of the fields is twice as fast as isoformat
+    # (and several times strftime), and the same text for these years.
+    return _AT % (year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
+
+
+_AT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def event_hash(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from buyer_agent.journal._canonical import GENESIS_HASH, dumps, encode_clean, event_hash
+from buyer_agent.journal._canonical import GENESIS_HASH, dumps, encode_clean, event_hash, format_at, jsonable
 
 # Format 0 carried no hashes (replay migrates it); every later format is hash-chained.
 GOLDEN = [
@@ -82,3 +85,30 @@ def test_nan_and_infinity_are_refused() -> None:
     for bad in ("NaN", "Infinity", "-Infinity"):
         with pytest.raises(TypeError):
             dumps({"x": Decimal(bad)})
+
+
+# A day inside datetime's range at each end, so moving to UTC cannot leave it.
+@given(moment=st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.timezones()))
+def test_event_times_keep_their_one_text_form(moment: datetime) -> None:
+    """Every journaled time is UTC with six fraction digits and a Z, as the journals already hold them.
+
+    The hash of every event covers this text, so the form may not drift with how it is made.
+    """
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        expected = utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        expected = utc.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
+    assert format_at(moment) == expected
+
+
+def test_a_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        format_at(datetime(2026, 1, 2, 3, 4, 5))
+
+
+def test_plain_lists_and_dicts_come_out_equal_and_floats_in_them_are_still_refused() -> None:
+    value = {"quotes": [{"price": Decimal("1.5"), "tags": ["a", ("b", 1)]}, None]}
+    assert jsonable(value) == {"quotes": [{"price": Decimal("1.5"), "tags": ["a", ["b", 1]]}, None]}
+    with pytest.raises(TypeError, match="float"):
+        jsonable({"quotes": [1.5]})
