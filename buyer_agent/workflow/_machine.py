@@ -96,11 +96,12 @@ def is_legal(src: str, trigger: str, dst: str) -> bool:
     if trigger == SUBMIT:
         return src == dst == S.CREATED.value
     if trigger.startswith(EFFECT_PREFIXES):
-        return src == dst and src in _VALUES and OrderState(src) not in TERMINAL
+        return src == dst and src in _OPEN_VALUES
     return (src, trigger, dst) in _LEGAL
 
 
-_VALUES = frozenset(s.value for s in OrderState)
+# The states an effect record may be written in (every state but the terminal ones).
+_OPEN_VALUES = frozenset(s.value for s in OrderState if s not in TERMINAL)
 
 
 def next_triggers(state: str) -> list[str]:

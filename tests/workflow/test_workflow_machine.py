@@ -101,6 +101,7 @@ def test_effect_records_and_the_first_event() -> None:
     assert is_legal("ordered", "result:create_payment_intent", "ordered")
     assert not is_legal("ordered", "result:x", "paying")
     assert not is_legal("confirmed", "note:x", "confirmed")
+    assert not is_legal("no_such_state", "note:x", "no_such_state")
 
 
 def test_every_state_is_reachable_and_every_non_terminal_state_has_an_exit() -> None:
