@@ -182,24 +182,22 @@ def _event_lines(
     prev = GENESIS_HASH
     for line_no, raw in enumerate(lines, start=start):
         text = raw.rstrip("\r\n")
-        if not text.strip():
+        if not text or text.isspace():
             continue
         try:
             obj = _decode_line(text)
         except ValueError:
             yield line_no, text, None
             continue
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             yield line_no, text, None
-            continue
-        if migrate is not None:
-            obj = migrate(obj, prev)
-            # A migrated line is no longer the bytes that were hashed: verify it by its fields.
-            text_out: str | None = None
+        elif migrate is None:
+            yield line_no, text, obj
         else:
-            text_out = text
-        prev = str(obj.get("hash") or "")
-        yield line_no, text_out, obj
+            obj = migrate(obj, prev)
+            prev = str(obj.get("hash") or "")
+            # A migrated line is no longer the bytes that were hashed: verify it by its fields.
+            yield line_no, None, obj
 
 
 def open_journal_file(path: str | Path, lines: Iterable[str] | None = None) -> JournalFile:
