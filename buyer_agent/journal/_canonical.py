@@ -133,10 +133,10 @@ def format_at(at: datetime) -> str:
         raise ValueError("journal times must be timezone-aware")
     utc = at if zone is UTC else at.astimezone(UTC)
     year = utc.year
-    if year < 1000:  # strftime's %Y does not pad these years to four digits, and never did here
+    if year < 1000:  # strftime's %Y leaves these years unpadded; journals have always held them so
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # Every event is stamped with this: %-formatting of the fields is twice as fast as isoformat
-    # (and several times strftime), and the same text for these years.
+    # Every event is stamped with this: %-formatting the fields gives the same text as isoformat
+    # for these years, faster (0.8 against 1.3 µs in one micro-run; strftime is slower still).
     return _AT % (year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 

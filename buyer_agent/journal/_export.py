@@ -49,7 +49,7 @@ def _decode_line(text: str) -> Any:
     """``_DECODE(text)``: the same values and the same refusals, for a line that starts with a value.
 
     ``decode`` runs two regular expressions and two Python calls around the scanner for every line,
-    a fifth of a replay's time; an event line starts with its ``{`` and ends with its ``}``.
+    about a sixth of a replay's time; an event line starts with its ``{`` and ends with its ``}``.
     """
     if text[:1] in _JSON_SPACE:  # leading blanks (or an empty line): the decoder's own way
         return _DECODE(text)
