@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,7 +12,7 @@ from buyer_agent._errors import JournalError
 from buyer_agent._limits import MAX_JOURNAL_FILE_BYTES, MAX_JOURNAL_LINE_BYTES, TooLarge, bounded_lines
 from buyer_agent._redact import Secret
 from buyer_agent._version import __version__
-from buyer_agent.journal._canonical import GENESIS_HASH, dumps, format_at, loads
+from buyer_agent.journal._canonical import GENESIS_HASH, JOURNAL_DECODER, dumps, format_at, loads
 from buyer_agent.journal._journal import Journal, utc_now
 from buyer_agent.journal._records import Event, OrderRecord
 from buyer_agent.journal._signature import sign_head
@@ -37,11 +36,10 @@ FORMAT = "buyer-agent-journal"
 #: The version this code writes. Older files are migrated on read (see :data:`MIGRATIONS`).
 FORMAT_VERSION = 1
 
-# One decoder for every line (json.loads with options builds a new one per call); no floats.
-_DECODER = json.JSONDecoder(parse_float=Decimal)
-_DECODE = _DECODER.decode
-# The scanner ``decode`` calls (set by JSONDecoder.__init__; typeshed leaves it out).
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+# The journal's one decoder (no floats), and the scanner its ``decode`` calls (set by
+# JSONDecoder.__init__; typeshed leaves it out).
+_DECODE = JOURNAL_DECODER.decode
+_SCAN: Callable[[str, int], tuple[Any, int]] = JOURNAL_DECODER.scan_once  # type: ignore[attr-defined]
 _JSON_SPACE = " \t\n\r"
 
 
