@@ -115,30 +115,49 @@ def test_the_endpoint_listens_on_loopback_only_and_stops_with_its_block() -> Non
         _scrape(f"http://127.0.0.1:{port}/metrics")
 
 
-def test_metrics_port_serves_the_endpoint_while_a_command_runs(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a free port for the flag (the endpoint is made by the command)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def _sandbox_with_metrics_port(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """``sandbox --metrics-port N`` up (its line read), N a port that was free a moment before.
+
+    The port is probed, let go, and then bound by the command: another test's server may take it in
+    between, and the command then exits 2 at once saying so. Only then is another port tried.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEAQOS_", "BUYER_AGENT_"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "buyer_agent",
-            "--metrics-port",
-            str(port),
-            "sandbox",
-            "--state-dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-    )
+    for attempt in range(5):
+        with socket.socket() as probe:  # a free port for the flag (the endpoint is made by the command)
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        errors = tmp_path / f"stderr-{attempt}.txt"
+        with errors.open("w") as stderr:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "buyer_agent",
+                    "--metrics-port",
+                    str(port),
+                    "sandbox",
+                    "--state-dir",
+                    str(tmp_path / f"state-{attempt}"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                cwd=Path(__file__).resolve().parents[2],
+                env=env,
+            )
+        assert proc.stdout is not None
+        if proc.stdout.readline():  # the sandbox is up, so is the endpoint
+            return proc, port
+        proc.stdout.close()
+        code = proc.wait(timeout=30)
+        said = errors.read_text(encoding="utf-8")
+        assert code == 2 and "Address already in use" in said, (code, said[-2000:])
+    raise AssertionError("five ports in a row were taken before the command could listen on them")
+
+
+def test_metrics_port_serves_the_endpoint_while_a_command_runs(tmp_path: Path) -> None:
+    proc, port = _sandbox_with_metrics_port(tmp_path)
     try:
-        assert proc.stdout is not None and proc.stdout.readline()  # the sandbox is up, so is the endpoint
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
             assert answer.status == 200
             assert answer.headers["Content-Type"].startswith("text/plain")
